@@ -1,0 +1,184 @@
+"""The ``hpctf`` command.
+
+Options before the entry script belong to hpctf; everything after it goes to the script,
+as with ``srun`` and ``mpirun``::
+
+    hpctf render --backend mpi --nodes 2 --procs-per-node 4 train.py --epochs 3
+
+Only jinja2 and click are imported to render; submitit, TensorFlow and Horovod never are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .errors import HpctfError, SpecError
+
+EXIT_USAGE = 2  # bad input: same code click uses for usage errors
+
+
+# ---------------------------------------------------------------------------------------
+# The job options, declared once and shared by every command that builds a spec.
+# ---------------------------------------------------------------------------------------
+
+
+def _key_value(flag: str, allow_bare: bool = False) -> Callable:
+    def convert(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
+        out: dict[str, Any] = {}
+        for item in values:
+            key, sep, value = item.partition("=")
+            if not sep and not allow_bare:
+                raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx, param)
+            out[key] = value if sep else None
+        return out
+
+    return convert
+
+
+JOB_OPTIONS = [
+    click.option("--backend", type=click.Choice(["single", "none", "mpi", "ps"]), default="single", show_default=True, help="single process, Horovod over MPI, or parameter server"),
+    click.option("--nodes", "node_count", type=int, default=1, show_default=True, help="nodes to allocate"),
+    click.option("--procs-per-node", "process_count_per_node", type=int, default=1, show_default=True, help="MPI processes per node"),
+    click.option("--gpus-per-node", type=int, default=None, help="GPUs per node (--gres=gpu:N); implies --use-gpu"),
+    click.option("--gpu-type", default=None, help="GPU type in gres.conf (--gres=gpu:TYPE:N)"),
+    click.option("--use-gpu", is_flag=True, default=False, help="one GPU per process"),
+    click.option("--workers", "worker_count", type=int, default=1, show_default=True, help="ps backend: workers"),
+    click.option("--ps", "parameter_server_count", type=int, default=1, show_default=True, help="ps backend: parameter servers (0: workers only)"),
+    click.option("--chief", is_flag=True, default=False, help="ps backend: add a chief task"),
+    click.option("--port-base", type=int, default=2222, show_default=True, help="ps backend: first task port"),
+    click.option("--launcher", type=click.Choice(["srun", "mpirun"]), default="srun", show_default=True, help="mpi backend: how ranks start"),
+    click.option("--pmi", default="pmix", show_default=True, help="mpi backend: srun --mpi flavour"),
+    click.option("--partition", "-p", default=None),
+    click.option("--account", "-A", default=None),
+    click.option("--qos", default=None),
+    click.option("--time", "-t", default=None, help="time limit, e.g. 30, 1:00:00, 2-00:00:00"),
+    click.option("--job-name", "-J", default=None),
+    click.option("--cpus-per-task", type=int, default=None),
+    click.option("--mem", "memory", default=None, help="memory per node, e.g. 16G"),
+    click.option("--constraint", default=None),
+    click.option("--exclusive", is_flag=True, default=False),
+    click.option("--source-dir", default=None, help="folder with the code [default: the entry script's folder]"),
+    click.option("--pip", "pip_packages", multiple=True, help="pip package (repeatable)"),
+    click.option("--conda", "conda_packages", multiple=True, help="conda package (repeatable)"),
+    click.option("--env", "environment_variables", multiple=True, callback=_key_value("--env"), help="KEY=VALUE for every task (repeatable)"),
+    click.option("--sbatch", "sbatch_options", multiple=True, callback=_key_value("--sbatch", allow_bare=True), help="extra sbatch FLAG=VALUE or FLAG (repeatable)"),
+    click.option("--setup", multiple=True, help="shell line run before the launch (repeatable)"),
+    click.option("--python", default=None, help="interpreter on the compute nodes [default: this one]"),
+    click.option("--log-dir", default=None, help="folder for the job's logs [default: SOURCE_DIR/hpctf-logs]"),
+    click.option("--templates", "template_dir", default=None, type=click.Path(file_okay=False), help="folder whose templates override the built-in ones"),
+    click.argument("entry_script"),
+    click.argument("script_args", nargs=-1, type=click.UNPROCESSED),
+]
+
+# Options that shape the command line but are not fields of the estimator.
+NON_SPEC = ("backend", "source_dir", "script_args", "log_dir", "template_dir")
+
+
+def job_options(command: Callable) -> Callable:
+    for option in reversed(JOB_OPTIONS):
+        command = option(command)
+    return command
+
+
+def spec_from_options(options: dict[str, Any]):
+    """The estimator the command line describes (validated by its constructor)."""
+    from .spec import TensorFlow
+
+    entry = options["entry_script"]
+    source_dir = options["source_dir"]
+    if source_dir is None:  # `hpctf render examples/single/train.py`: that folder is the code
+        source_dir = os.path.dirname(entry) or "."
+        entry = os.path.basename(entry)
+    fields = {k: v for k, v in options.items() if k not in NON_SPEC}
+    fields.update(
+        source_directory=source_dir,
+        entry_script=entry,
+        arguments=list(options["script_args"]),
+        distributed_backend=options["backend"],
+        pip_packages=list(options["pip_packages"]),
+        conda_packages=list(options["conda_packages"]),
+        setup=list(options["setup"]),
+    )
+    return TensorFlow(**fields)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"hpctf: {message}", err=True)
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------
+
+# Everything after the entry script belongs to the script: stop parsing options there.
+SCRIPT_STYLE = {"allow_interspersed_args": False}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hpctf")
+def cli() -> None:
+    """Train TensorFlow on Slurm: render, submit and track estimator jobs."""
+
+
+@cli.command(context_settings=SCRIPT_STYLE)
+@job_options
+@click.option("--output", "-o", "output_file", type=click.Path(dir_okay=False, writable=True), default=None, help="write the script to FILE instead of stdout")
+def render(output_file: str | None, **options: Any) -> None:
+    """Print the sbatch script for ENTRY_SCRIPT [SCRIPT_ARGS]..."""
+    from .render import JobPaths, render_script
+
+    try:
+        spec = spec_from_options(options)
+        paths = JobPaths.for_spec(spec, options["log_dir"])
+        templates = [options["template_dir"]] if options["template_dir"] else []
+        script = render_script(spec, paths, template_dirs=templates)
+    except (SpecError, HpctfError) as err:
+        fail(str(err))
+    if output_file:
+        Path(output_file).write_text(script)
+        os.chmod(output_file, 0o755)
+        click.echo(f"wrote {output_file}", err=True)
+    else:
+        click.echo(script, nl=False)
+    if not paths.log_dir.is_dir():
+        click.echo(f"note: the job writes its logs to {paths.log_dir}: create it before sbatch (mkdir -p)", err=True)
+
+
+@cli.command("tf-config")
+@click.option("--ps", type=int, default=1, show_default=True, help="parameter servers (0: workers only)")
+@click.option("--workers", type=int, default=1, show_default=True)
+@click.option("--chief", is_flag=True, default=False)
+@click.option("--port-base", type=int, default=2222, show_default=True)
+@click.option("--indent", type=int, default=None, help="pretty-print with this indent")
+def tf_config(ps: int, workers: int, chief: bool, port_base: int, indent: int | None) -> None:
+    """Print this Slurm task's TF_CONFIG, derived from the job's node list.
+
+    Run it inside a job step (srun), e.g. in your own sbatch script:
+
+        srun bash -c 'TF_CONFIG=$(hpctf tf-config --ps 1 --workers 2) python train.py'
+    """
+    from .runtime import RuntimeSetupError, tf_config_for_task
+
+    if ps < 0 or workers < 1:
+        fail(f"--ps={ps} --workers={workers}: need --ps >= 0 and --workers >= 1")
+    try:
+        config = tf_config_for_task(os.environ, ps, workers, chief, port_base)
+    except (RuntimeSetupError, ValueError) as err:
+        fail(str(err))
+    click.echo(json.dumps(config, indent=indent))
+
+
+def main() -> None:
+    cli(prog_name="hpctf")
+
+
+if __name__ == "__main__":
+    main()

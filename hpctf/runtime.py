@@ -1,0 +1,369 @@
+"""What runs *inside* a job, in every task: node list -> task layout -> TF_CONFIG and GPU.
+
+Every rendered script starts its training processes through this module::
+
+    srun ... python -m hpctf.runtime [--ps N --workers M --chief] [--bind-gpu] -- python train.py
+
+It reads what Slurm (or Open MPI's ``mpirun``) tells the task about itself, exports
+``TF_CONFIG`` / ``CUDA_VISIBLE_DEVICES`` / ``HPCTF_RANK`` ..., then ``exec``s the training
+command, so the process tree is exactly what it would be without hpctf.
+
+This module is on the start-up path of every task: it imports only the standard library
+and ``hostlist`` (a single small module), never TensorFlow, Horovod or submitit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import hostlist
+
+DEFAULT_PORT_BASE = 2222
+
+# TF's SlurmClusterResolver assigns roles to blocks of ranks in sorted(job names) order;
+# using the same order means a job placed by hpctf looks the same as one placed by TF.
+ROLE_ORDER = ("chief", "ps", "worker")
+
+
+class RuntimeSetupError(RuntimeError):
+    """The task's environment does not describe a layout hpctf can use."""
+
+
+# ---------------------------------------------------------------------------------------
+# Node lists
+# ---------------------------------------------------------------------------------------
+
+_NODELIST_CHARS = re.compile(r"^[A-Za-z0-9_.\-\[\],]+$")
+
+
+def expand_nodelist(nodelist: str) -> list[str]:
+    """Expand a Slurm node list (``r[1-2]n[08-10],gpu-a.b``) in Slurm's own order.
+
+    Agrees with ``scontrol show hostnames``: several bracket groups per name are
+    expanded left to right, zero padding is kept, duplicates are kept in order.
+    """
+    text = nodelist.strip()
+    if not text or not _NODELIST_CHARS.match(text):
+        raise RuntimeSetupError(f"malformed Slurm node list {nodelist!r}")
+    try:
+        return hostlist.expand_hostlist(text, allow_duplicates=True)
+    except hostlist.BadHostlist as err:
+        raise RuntimeSetupError(f"malformed Slurm node list {nodelist!r}: {err}") from None
+
+
+_TASK_COUNT = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
+
+
+def expand_tasks_per_node(spec: str) -> list[int]:
+    """Expand ``SLURM_TASKS_PER_NODE`` / ``SLURM_STEP_TASKS_PER_NODE`` (``2(x3),1``)."""
+    counts: list[int] = []
+    for part in spec.strip().split(","):
+        match = _TASK_COUNT.match(part.strip())
+        if not match:
+            raise RuntimeSetupError(f"malformed Slurm tasks-per-node value {spec!r}")
+        counts.extend([int(match.group(1))] * int(match.group(2) or 1))
+    return counts
+
+
+def task_hosts(nodelist: str, tasks_per_node: str) -> list[str]:
+    """Host of every task, by task id, for Slurm's default *block* distribution.
+
+    Block distribution (``srun --distribution=block``, the default) gives consecutive
+    task ids to a node until its share is used, then moves to the next node.
+    """
+    hosts = expand_nodelist(nodelist)
+    counts = expand_tasks_per_node(tasks_per_node)
+    if len(counts) != len(hosts):
+        raise RuntimeSetupError(
+            f"node list {nodelist!r} has {len(hosts)} nodes but tasks per node "
+            f"{tasks_per_node!r} describes {len(counts)}"
+        )
+    return [host for host, count in zip(hosts, counts) for _ in range(count)]
+
+
+# ---------------------------------------------------------------------------------------
+# Roles and TF_CONFIG
+# ---------------------------------------------------------------------------------------
+
+
+def cluster_roles(ps: int, workers: int, chief: bool = False) -> list[tuple[str, int]]:
+    """(type, index) of every task, by task id."""
+    sizes = {"chief": int(chief), "ps": ps, "worker": workers}
+    return [(role, index) for role in ROLE_ORDER for index in range(sizes[role])]
+
+
+@dataclass(frozen=True)
+class TaskLayout:
+    """Where every task of a ps/worker job runs and which address it listens on."""
+
+    roles: list[tuple[str, int]]
+    hosts: list[str]
+    port_base: int = DEFAULT_PORT_BASE
+
+    def address(self, task_id: int) -> str:
+        # One port per task id, unique across the whole job: tasks that share a node
+        # never collide, and neither do tasks of different "nodes" that share a network
+        # namespace (containers, the test cluster, the local target).
+        return f"{self.hosts[task_id]}:{self.port_base + task_id}"
+
+    def cluster(self) -> dict[str, list[str]]:
+        spec: dict[str, list[str]] = {}
+        for task_id, (role, _) in enumerate(self.roles):
+            spec.setdefault(role, []).append(self.address(task_id))
+        return spec
+
+    def tf_config(self, task_id: int) -> dict:
+        role, index = self.roles[task_id]
+        return {
+            "cluster": self.cluster(),
+            "task": {"type": role, "index": index},
+            "environment": "cloud",
+        }
+
+    def gpu_slot(self, task_id: int) -> int | None:
+        """Which of its node's GPUs a task uses; ``None`` for parameter servers.
+
+        Parameter servers hold variables in host memory and get no GPU; the other tasks
+        on a node take the node's GPUs in task-id order.
+        """
+        if self.roles[task_id][0] == "ps":
+            return None
+        host = self.hosts[task_id]
+        return sum(
+            1
+            for other in range(task_id)
+            if self.hosts[other] == host and self.roles[other][0] != "ps"
+        )
+
+
+def layout_from_slurm(
+    env: Mapping[str, str], ps: int, workers: int, chief: bool, port_base: int
+) -> TaskLayout:
+    """The layout of the current job step, from the variables ``srun`` sets per task."""
+    nodelist = _first(env, "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
+    per_node = _first(env, "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE")
+    roles = cluster_roles(ps, workers, chief)
+    hosts = task_hosts(nodelist, per_node)
+    if len(hosts) != len(roles):
+        raise RuntimeSetupError(
+            f"the step has {len(hosts)} tasks but the cluster needs {len(roles)} "
+            f"({ps} ps + {workers} worker{'s' if workers != 1 else ''}"
+            f"{' + chief' if chief else ''}); launch it with srun --ntasks={len(roles)}"
+        )
+    return TaskLayout(roles=roles, hosts=hosts, port_base=port_base)
+
+
+def tf_config_for_task(
+    env: Mapping[str, str],
+    ps: int,
+    workers: int,
+    chief: bool = False,
+    port_base: int = DEFAULT_PORT_BASE,
+) -> dict:
+    """The ``TF_CONFIG`` of the current Slurm task (``SLURM_PROCID``)."""
+    layout = layout_from_slurm(env, ps, workers, chief, port_base)
+    return layout.tf_config(task_rank(env))
+
+
+# ---------------------------------------------------------------------------------------
+# Rank and GPU binding
+# ---------------------------------------------------------------------------------------
+
+
+def task_rank(env: Mapping[str, str]) -> int:
+    # Under mpirun the application inherits the SLURM_PROCID of the orted step that
+    # started it (the node's index, not the rank): Open MPI's own variables win.
+    return int(_first(env, "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID", default="0"))
+
+
+def task_local_rank(env: Mapping[str, str]) -> int:
+    return int(_first(env, "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", default="0"))
+
+
+def task_world_size(env: Mapping[str, str]) -> int:
+    return int(
+        _first(env, "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS", default="1")
+    )
+
+
+def pick_gpu(visible: str | None, slot: int | None) -> str:
+    """The ``CUDA_VISIBLE_DEVICES`` value for a task using GPU ``slot`` of its node.
+
+    Slurm sets ``CUDA_VISIBLE_DEVICES`` to every GPU the job holds on the node (with
+    ``--gres=gpu:N``, all tasks of a node see the same N); each task keeps one of them.
+    """
+    if slot is None:
+        return ""
+    devices = [d for d in (visible or "").split(",") if d.strip()]
+    if not devices:
+        raise RuntimeSetupError(
+            "a GPU was requested but Slurm gave this task no CUDA_VISIBLE_DEVICES "
+            "(does the partition's gres.conf declare the GPUs?)"
+        )
+    return devices[slot % len(devices)]
+
+
+# ---------------------------------------------------------------------------------------
+# Servers that never return: stop them when the tasks driving training are done
+# ---------------------------------------------------------------------------------------
+
+
+def driver_roles(ps: int, chief: bool) -> set[str]:
+    """Roles whose exit ends the job; the others serve until told to stop.
+
+    With ParameterServerStrategy the chief drives and ps/workers run
+    ``tf.distribute.Server(...).join()``, which never returns.  Without a chief the
+    workers drive; without parameter servers (MultiWorkerMirroredStrategy) every task
+    drives and nothing needs stopping.
+    """
+    if ps == 0:
+        return {"chief", "worker"}
+    return {"chief"} if chief else {"worker"}
+
+
+SERVER_STOP_GRACE_S = 10.0
+
+
+def run_supervised(command: list[str], rank: int, role: str, drivers: list[int], done_dir: str) -> int:
+    """Run ``command`` as a child; drivers leave a marker, servers stop at all markers."""
+    child = subprocess.Popen(command)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, lambda s, _f: child.send_signal(s))
+    if rank in drivers:
+        code = child.wait()
+        _write_marker(os.path.join(done_dir, str(rank)), code)
+        return code
+    markers = [os.path.join(done_dir, str(r)) for r in drivers]
+    while child.poll() is None:
+        if all(os.path.exists(m) for m in markers):
+            child.terminate()
+            try:
+                child.wait(SERVER_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            print(f"hpctf.runtime: {role} task {rank} stopped: training finished", file=sys.stderr)
+            return 0
+        time.sleep(0.2)
+    return child.returncode
+
+
+def _write_marker(path: str, code: int) -> None:
+    # Written then renamed, so a server polling on another node never sees half a file.
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{code}\n")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------
+# Entry point: python -m hpctf.runtime [options] -- command ...
+# ---------------------------------------------------------------------------------------
+
+
+def task_environment(
+    env: Mapping[str, str],
+    *,
+    ps: int | None = None,
+    workers: int | None = None,
+    chief: bool = False,
+    port_base: int = DEFAULT_PORT_BASE,
+    bind_gpu: bool = False,
+) -> dict[str, str]:
+    """The variables hpctf adds to one task's environment (pure: reads ``env`` only)."""
+    rank, local_rank = task_rank(env), task_local_rank(env)
+    out = {
+        "HPCTF_RANK": str(rank),
+        "HPCTF_LOCAL_RANK": str(local_rank),
+        "HPCTF_WORLD_SIZE": str(task_world_size(env)),
+    }
+    slot: int | None = local_rank
+    if workers is not None:
+        layout = layout_from_slurm(env, ps or 0, workers, chief, port_base)
+        out["TF_CONFIG"] = json.dumps(layout.tf_config(rank), separators=(",", ":"))
+        slot = layout.gpu_slot(rank)
+        if slot is None:  # parameter servers never take GPU memory
+            out["CUDA_VISIBLE_DEVICES"] = ""
+    if bind_gpu and slot is not None:
+        out["CUDA_VISIBLE_DEVICES"] = pick_gpu(env.get("CUDA_VISIBLE_DEVICES"), slot)
+    return out
+
+
+def _first(env: Mapping[str, str], *names: str, default: str | None = None) -> str:
+    for name in names:
+        value = env.get(name)
+        if value not in (None, ""):
+            return value
+    if default is not None:
+        return default
+    raise RuntimeSetupError(f"none of {', '.join(names)} is set: is this running inside a Slurm job step?")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m hpctf.runtime",
+        description="Set TF_CONFIG / CUDA_VISIBLE_DEVICES for this Slurm task, then exec COMMAND.",
+    )
+    add_cluster_arguments(parser)
+    parser.add_argument("--bind-gpu", action="store_true", help="keep one GPU per task")
+    parser.add_argument("--print", action="store_true", help="print the variables, run nothing")
+    parser.add_argument("--done-dir", help="shared folder for end-of-training markers (ps jobs)")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    return parser
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ps", type=int, default=None, help="parameter servers")
+    parser.add_argument("--workers", type=int, default=None, help="workers")
+    parser.add_argument("--chief", action="store_true", help="one chief task")
+    parser.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if args.ps is not None and args.workers is None:
+        args.workers = 0
+    try:
+        extra = task_environment(
+            os.environ,
+            ps=args.ps,
+            workers=args.workers,
+            chief=args.chief,
+            port_base=args.port_base,
+            bind_gpu=args.bind_gpu,
+        )
+    except (RuntimeSetupError, ValueError) as err:
+        print(f"hpctf.runtime: {err}", file=sys.stderr)
+        return 2
+    if args.print or not command:
+        for key, value in extra.items():
+            print(f"{key}={value}")
+        return 0
+    os.environ.update(extra)
+    if args.done_dir and args.workers is not None and (args.ps or 0) > 0:
+        rank = int(extra["HPCTF_RANK"])
+        roles = cluster_roles(args.ps, args.workers, args.chief)
+        drivers = driver_roles(args.ps, args.chief)
+        driver_ranks = [r for r, (role, _) in enumerate(roles) if role in drivers]
+        return run_supervised(command, rank, roles[rank][0], driver_ranks, args.done_dir)
+    try:
+        os.execvp(command[0], command)
+    except OSError as err:
+        print(f"hpctf.runtime: cannot run {command[0]!r}: {err}", file=sys.stderr)
+        return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,490 @@
+"""The estimator: what the user asked for, typed and validated once, when it is built.
+
+``hpctf.TensorFlow`` takes every parameter of the Azure ML SDK ``TensorFlow`` estimator
+(same names, same defaults) plus what a Slurm user needs.  Construction either returns a
+complete, consistent spec or raises :class:`~hpctf.errors.SpecError` listing every problem.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .errors import Problem, SpecError
+
+BACKENDS = (None, "mpi", "ps")
+LAUNCHERS = ("srun", "mpirun")
+
+# Flags hpctf writes itself; setting them through ``sbatch_options`` would contradict
+# the spec, so the escape hatch refuses them and names the field to use instead.
+MANAGED_SBATCH_FLAGS = {
+    "job-name": "job_name", "J": "job_name",
+    "nodes": "node_count", "N": "node_count",
+    "ntasks": "process_count_per_node", "n": "process_count_per_node",
+    "ntasks-per-node": "process_count_per_node",
+    "cpus-per-task": "cpus_per_task", "c": "cpus_per_task",
+    "gres": "gpus_per_node", "gpus": "gpus_per_node", "G": "gpus_per_node",
+    "gpus-per-node": "gpus_per_node", "gpus-per-task": "gpus_per_node",
+    "partition": "partition", "p": "partition",
+    "account": "account", "A": "account",
+    "qos": "qos", "q": "qos",
+    "time": "time", "t": "time",
+    "mem": "memory",
+    "constraint": "constraint", "C": "constraint",
+    "exclusive": "exclusive",
+    "output": "(hpctf's run folder)", "o": "(hpctf's run folder)",
+    "error": "(hpctf's run folder)", "e": "(hpctf's run folder)",
+    "open-mode": "(hpctf's run folder)",
+    "chdir": "source_directory", "D": "source_directory",
+    "wrap": "entry_script",
+}
+
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_NAME_LIST = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SBATCH_FLAG = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+_MEMORY = re.compile(r"^[1-9][0-9]*[KMGT]?$")
+_CONSTRAINT = re.compile(r"^[A-Za-z0-9_.\-&|\[\]*:()!,]+$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_LINE_BREAK = re.compile(r"[\r\n]")
+# sbatch --time forms: "M", "M:S", "H:M:S", "D-H", "D-H:M", "D-H:M:S".
+_TIME = re.compile(
+    r"^(?:(?P<days>\d+)-(?P<dh>\d{1,2})(?::(?P<dm>\d{1,2})(?::(?P<ds>\d{1,2}))?)?"
+    r"|(?P<a>\d+)(?::(?P<b>\d{1,2})(?::(?P<c>\d{1,2}))?)?)$"
+)
+_RESERVED_ENV_PREFIXES = ("SLURM_", "HPCTF_", "OMPI_", "PMIX_")
+_RESERVED_ENV = {"TF_CONFIG", "CUDA_VISIBLE_DEVICES"}
+_SCALAR = (str, int, float)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorFlow:
+    """A TensorFlow training job for Slurm, as the Azure ML SDK estimator describes one.
+
+    The seed's parameters come first, with its names and defaults; Slurm parameters follow.
+    """
+
+    # -- the Azure ML SDK estimator's parameters ------------------------------------------
+    source_directory: str | os.PathLike
+    entry_script: str
+    script_params: Mapping[str, Any] = field(default_factory=dict)
+    compute_target: str | None = None
+    conda_packages: Sequence[str] = ()
+    pip_packages: Sequence[str] = ()
+    use_gpu: bool = False
+    node_count: int = 1
+    process_count_per_node: int = 1
+    distributed_backend: str | None = None
+    worker_count: int = 1
+    parameter_server_count: int = 1
+
+    # -- what a Slurm user needs ----------------------------------------------------------
+    arguments: Sequence[str] = ()  # extra argv after script_params, passed as given
+    job_name: str | None = None  # default: the entry script's stem
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str | None = None  # sbatch --time: "30", "1:00:00", "2-00:00:00"
+    cpus_per_task: int | None = None
+    memory: str | None = None  # sbatch --mem, per node: "16G"
+    gpus_per_node: int | None = None  # default with use_gpu: one per GPU-using process
+    gpu_type: str | None = None  # --gres=gpu:<type>:N
+    constraint: str | None = None
+    exclusive: bool = False
+    environment_variables: Mapping[str, str] = field(default_factory=dict)
+    setup: Sequence[str] = ()  # shell lines run once before the launch (module load ...)
+    sbatch_options: Mapping[str, Any] = field(default_factory=dict)  # escape hatch
+    python: str | None = None  # interpreter for the job; default: the submitting one
+
+    # -- 'mpi' ---------------------------------------------------------------------------
+    launcher: str = "srun"  # "srun" (srun --mpi=<pmi>) or "mpirun" (Open MPI)
+    pmi: str = "pmix"  # srun --mpi flavour
+
+    # -- 'ps' ----------------------------------------------------------------------------
+    chief: bool = False
+    port_base: int = 2222
+
+    def __post_init__(self) -> None:
+        _normalise(self)
+        problems = _validate(self)
+        if problems:
+            raise SpecError(problems)
+
+    # -- derived values (pure, no I/O) ----------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        return self.distributed_backend or "single"
+
+    @property
+    def task_count(self) -> int:
+        """Processes the job starts, over all nodes."""
+        if self.distributed_backend == "ps":
+            return self.parameter_server_count + self.worker_count + int(self.chief)
+        return self.node_count * self.process_count_per_node
+
+    def tasks_on_node(self) -> list[int]:
+        """Tasks per node as Slurm's block distribution places ``task_count`` tasks."""
+        base, extra = divmod(self.task_count, self.node_count)
+        return [base + (1 if i < extra else 0) for i in range(self.node_count)]
+
+    @property
+    def gpu_tasks_per_node(self) -> int:
+        """The most GPU-using processes any one node runs (parameter servers use none)."""
+        if self.distributed_backend != "ps":
+            return self.process_count_per_node
+        from .runtime import cluster_roles
+
+        roles = cluster_roles(self.parameter_server_count, self.worker_count, self.chief)
+        most, task_id = 0, 0
+        for count in self.tasks_on_node():
+            most = max(most, sum(1 for r, _ in roles[task_id : task_id + count] if r != "ps"))
+            task_id += count
+        return most
+
+    @property
+    def gpus(self) -> int:
+        """GPUs requested per node (``--gres=gpu:N``)."""
+        if not self.use_gpu:
+            return 0
+        if self.gpus_per_node is not None:
+            return self.gpus_per_node
+        return max(1, self.gpu_tasks_per_node)
+
+    @property
+    def name(self) -> str:
+        return self.job_name or Path(self.entry_script).stem or "hpctf"
+
+    @property
+    def entry_path(self) -> Path:
+        return Path(self.source_directory) / self.entry_script
+
+    def command_arguments(self) -> list[str]:
+        """The entry script's argv after its name: script_params, then arguments."""
+        argv: list[str] = []
+        for key, value in self.script_params.items():
+            if value is None or value is False:
+                continue
+            argv.append(key)
+            if value is True:
+                continue
+            values = value if isinstance(value, (list, tuple)) else [value]
+            argv.extend(_format_scalar(v) for v in values)
+        argv.extend(self.arguments)
+        return argv
+
+    def with_changes(self, **changes: Any) -> "TensorFlow":
+        """A copy with some fields changed, validated again."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+
+def _format_scalar(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return repr(value)  # keep "1.0" a float for argparse type=float
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------
+# Normalisation: the forms users pass (lists, PathLikes, "none") become one canonical form.
+# ---------------------------------------------------------------------------------------
+
+
+def _normalise(spec: TensorFlow) -> None:
+    def put(name: str, value: Any) -> None:
+        object.__setattr__(spec, name, value)
+
+    if isinstance(spec.source_directory, (str, os.PathLike)) and str(spec.source_directory):
+        put("source_directory", Path(spec.source_directory).expanduser().absolute())
+    for name in ("conda_packages", "pip_packages", "arguments", "setup"):
+        value = getattr(spec, name)
+        if isinstance(value, (list, tuple)):
+            put(name, tuple(value))
+    for name in ("script_params", "environment_variables", "sbatch_options"):
+        value = getattr(spec, name)
+        if value is None:
+            put(name, {})
+        elif isinstance(value, Mapping):
+            put(name, dict(value))
+    if isinstance(spec.distributed_backend, str):
+        lowered = spec.distributed_backend.strip().lower()
+        put("distributed_backend", None if lowered in ("none", "single", "") else lowered)
+    # Asking for GPUs per node means using GPUs (hpctf render --gpus-per-node 4).
+    if _is_int(spec.gpus_per_node) and spec.gpus_per_node > 0 and spec.use_gpu is False:
+        put("use_gpu", True)
+
+
+# ---------------------------------------------------------------------------------------
+# Validation: every rule adds a Problem; all are reported together.
+# ---------------------------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _Checks:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, name: str, value: Any, allowed: str) -> None:
+        self.problems.append(Problem(name, value, allowed))
+
+    def count(self, name: str, value: Any, minimum: int = 1, optional: bool = False) -> bool:
+        if optional and value is None:
+            return True
+        if not _is_int(value) or value < minimum:
+            self.add(name, value, f"must be an integer >= {minimum}")
+            return False
+        return True
+
+    def boolean(self, name: str, value: Any) -> None:
+        if not isinstance(value, bool):
+            self.add(name, value, "must be True or False")
+
+    def text(self, name: str, value: Any, optional: bool = True, one_line: bool = True) -> bool:
+        """A free-form string that will be quoted: no control characters, no line breaks."""
+        if value is None and optional:
+            return True
+        if not isinstance(value, str) or not value:
+            self.add(name, value, "must be a non-empty string")
+            return False
+        if _CONTROL.search(value) or (one_line and _LINE_BREAK.search(value)):
+            self.add(name, value, "must not contain control characters or line breaks")
+            return False
+        return True
+
+    def pattern(self, name: str, value: Any, regex: re.Pattern, allowed: str) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str) or not regex.match(value):
+            self.add(name, value, allowed)
+
+    def strings(self, name: str, value: Any) -> bool:
+        if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+            self.add(name, value, "must be a list of strings")
+            return False
+        return True
+
+    def mapping(self, name: str, value: Any) -> bool:
+        if not isinstance(value, dict):
+            self.add(name, value, "must be a dict")
+            return False
+        return True
+
+
+def _validate(spec: TensorFlow) -> list[Problem]:
+    c = _Checks()
+    _check_code(c, spec)
+    _check_shape(c, spec)
+    _check_slurm(c, spec)
+    _check_environment(c, spec)
+    return c.problems
+
+
+def _check_code(c: _Checks, spec: TensorFlow) -> None:
+    source = spec.source_directory
+    if not isinstance(source, Path):
+        c.add("source_directory", source, "must be the path of a folder")
+        source = None
+    elif not source.is_dir():
+        c.add("source_directory", str(source), "must be an existing folder")
+        source = None
+
+    entry = spec.entry_script
+    if not isinstance(entry, str) or not entry.strip() or _CONTROL.search(entry) or _LINE_BREAK.search(entry):
+        c.add("entry_script", entry, "must be a file name relative to source_directory")
+    elif Path(entry).is_absolute() or ".." in Path(entry).parts:
+        c.add("entry_script", entry, "must be relative to source_directory, without '..'")
+    elif source is not None:
+        path = source / entry
+        inside = path.resolve().is_relative_to(source.resolve())
+        if not inside:
+            c.add("entry_script", entry, "must stay inside source_directory (it is a link out of it)")
+        elif not path.is_file():
+            c.add("entry_script", entry, f"must be an existing file in {source}")
+
+    if c.mapping("script_params", spec.script_params):
+        for key, value in spec.script_params.items():
+            if not isinstance(key, str) or not key or _CONTROL.search(key) or _LINE_BREAK.search(key):
+                c.add("script_params", key, "keys must be non-empty one-line strings such as '--epochs'")
+                continue
+            if not _param_value_ok(value):
+                c.add(
+                    f"script_params[{key!r}]",
+                    value,
+                    "must be a str, int, float, bool, None, or a list of str/int/float "
+                    "(no NUL characters, finite numbers)",
+                )
+    if c.strings("arguments", spec.arguments):
+        for arg in spec.arguments:
+            if "\x00" in arg:
+                c.add("arguments", arg, "must not contain NUL characters")
+    if spec.python is not None:
+        c.text("python", spec.python)
+
+
+def _param_value_ok(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return True
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, _SCALAR):
+            return False
+        if isinstance(v, str) and "\x00" in v:
+            return False
+        if isinstance(v, float) and not math.isfinite(v):
+            return False
+    return True
+
+
+def _check_shape(c: _Checks, spec: TensorFlow) -> None:
+    backend = spec.distributed_backend
+    if backend not in BACKENDS:
+        c.add("distributed_backend", backend, "must be None (one process), 'mpi' (Horovod) or 'ps' (parameter server)")
+        return
+    nodes_ok = c.count("node_count", spec.node_count)
+    ppn_ok = c.count("process_count_per_node", spec.process_count_per_node)
+    c.boolean("use_gpu", spec.use_gpu)
+    c.boolean("chief", spec.chief)
+    gpus_ok = c.count("gpus_per_node", spec.gpus_per_node, minimum=0, optional=True)
+    if spec.launcher not in LAUNCHERS:
+        c.add("launcher", spec.launcher, "must be 'srun' (srun --mpi=pmix) or 'mpirun' (Open MPI)")
+    c.pattern("pmi", spec.pmi, re.compile(r"^[a-z][a-z0-9_]*$"), "must be an srun --mpi plugin name such as 'pmix', 'pmix_v4' or 'pmi2'")
+    if not (_is_int(spec.port_base) and 1024 <= spec.port_base <= 65000):
+        c.add("port_base", spec.port_base, "must be an integer port between 1024 and 65000")
+
+    if backend is None:
+        if nodes_ok and ppn_ok and spec.node_count * spec.process_count_per_node > 1:
+            c.add(
+                "process_count_per_node" if spec.process_count_per_node > 1 else "node_count",
+                spec.process_count_per_node if spec.process_count_per_node > 1 else spec.node_count,
+                f"{spec.node_count * spec.process_count_per_node} processes need a distributed "
+                "backend: set distributed_backend='mpi' (Horovod) or 'ps' (parameter server), "
+                "or use node_count=1 and process_count_per_node=1",
+            )
+    if backend == "ps":
+        workers_ok = c.count("worker_count", spec.worker_count)
+        ps_ok = c.count("parameter_server_count", spec.parameter_server_count, minimum=0)
+        if ppn_ok and spec.process_count_per_node != 1:
+            c.add(
+                "process_count_per_node",
+                spec.process_count_per_node,
+                "must be 1 with distributed_backend='ps': the tasks are "
+                "parameter_server_count + worker_count (+ chief), spread over node_count nodes",
+            )
+        if workers_ok and ps_ok and nodes_ok and spec.task_count < spec.node_count:
+            c.add(
+                "node_count",
+                spec.node_count,
+                f"cannot place {spec.task_count} ps/worker/chief tasks on {spec.node_count} "
+                f"nodes (every node needs a task): use node_count <= {spec.task_count} "
+                "or add workers",
+            )
+    if spec.use_gpu is True and backend is not None and nodes_ok and ppn_ok and gpus_ok:
+        if backend == "ps" and not (_is_int(spec.worker_count) and _is_int(spec.parameter_server_count)):
+            return
+        if spec.task_count < spec.node_count:
+            return
+        needed = spec.gpu_tasks_per_node
+        if spec.gpus_per_node is not None and spec.gpus_per_node < needed:
+            c.add(
+                "gpus_per_node",
+                spec.gpus_per_node,
+                f"must be >= {needed}: each GPU process gets a GPU of its own and up to "
+                f"{needed} run on one node",
+            )
+    if spec.use_gpu is True and spec.gpus_per_node == 0:
+        c.add("gpus_per_node", 0, "must be >= 1 when use_gpu=True (or set use_gpu=False)")
+
+
+def _check_slurm(c: _Checks, spec: TensorFlow) -> None:
+    if c.text("job_name", spec.job_name) and spec.job_name is not None and len(spec.job_name) > 200:
+        c.add("job_name", spec.job_name, "must be at most 200 characters")
+    c.pattern("partition", spec.partition, _NAME_LIST, "must be a partition name (letters, digits, '_', '-', '.'; several separated by ',')")
+    c.pattern("account", spec.account, _NAME, "must be an account name (letters, digits, '_', '-', '.')")
+    c.pattern("qos", spec.qos, _NAME, "must be a QOS name (letters, digits, '_', '-', '.')")
+    c.pattern("gpu_type", spec.gpu_type, _NAME, "must be a GPU type as in gres.conf, such as 'a100' or 'v100_32gb'")
+    c.pattern("constraint", spec.constraint, _CONSTRAINT, "must be a Slurm constraint expression such as 'ib&v100'")
+    c.pattern("memory", spec.memory, _MEMORY, "must be a size such as '16G', '4000M' or '4000' (MB)")
+    c.pattern("compute_target", spec.compute_target, _NAME, "must be a target name (letters, digits, '_', '-', '.')")
+    if spec.time is not None and not _valid_time(spec.time):
+        c.add(
+            "time",
+            spec.time,
+            "must be a Slurm time: 'MM', 'MM:SS', 'HH:MM:SS', 'D-HH', 'D-HH:MM' or 'D-HH:MM:SS'",
+        )
+    c.count("cpus_per_task", spec.cpus_per_task, optional=True)
+    c.boolean("exclusive", spec.exclusive)
+    if spec.gpu_type is not None and spec.use_gpu is False:
+        c.add("gpu_type", spec.gpu_type, "needs use_gpu=True or gpus_per_node >= 1")
+    if c.mapping("sbatch_options", spec.sbatch_options):
+        for flag, value in spec.sbatch_options.items():
+            shown = f"sbatch_options[{flag!r}]"
+            if not isinstance(flag, str) or not _SBATCH_FLAG.match(flag.lstrip("-")):
+                c.add("sbatch_options", flag, "keys must be sbatch flag names such as 'mail-type' or 'reservation'")
+            elif flag.lstrip("-") in MANAGED_SBATCH_FLAGS:
+                c.add(shown, value, f"is set by hpctf: use the estimator's {MANAGED_SBATCH_FLAGS[flag.lstrip('-')]} instead")
+            elif value is None or value is True:
+                continue  # a bare flag such as --requeue
+            elif isinstance(value, bool) or not isinstance(value, (str, int)):
+                c.add(shown, value, "must be a string, an integer, True or None (a bare flag)")
+            elif isinstance(value, str):
+                c.text(shown, value)
+
+
+def _valid_time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value.lower() in ("infinite", "unlimited"):
+        return True
+    m = _TIME.match(value)
+    if not m:
+        return False
+    parts = m.groupdict()
+    if parts["days"] is not None:
+        return int(parts["dh"]) < 24 and all(int(parts[k] or 0) < 60 for k in ("dm", "ds"))
+    # "M", "M:S" or "H:M:S": every field after the first is below 60.
+    if parts["c"] is not None:
+        return int(parts["b"]) < 60 and int(parts["c"]) < 60
+    return parts["b"] is None or int(parts["b"]) < 60
+
+
+def _check_environment(c: _Checks, spec: TensorFlow) -> None:
+    for name in ("pip_packages", "conda_packages"):
+        value = getattr(spec, name)
+        if c.strings(name, value):
+            for requirement in value:
+                if not c.text(name, requirement, optional=False):
+                    continue
+                if requirement.startswith("-") or requirement.strip() != requirement:
+                    c.add(name, requirement, "each entry must be a package requirement such as 'numpy>=1.24', not an option")
+    if c.mapping("environment_variables", spec.environment_variables):
+        for key, value in spec.environment_variables.items():
+            if not isinstance(key, str) or not _ENV_NAME.match(key):
+                c.add("environment_variables", key, "names must be shell variable names: letters, digits, '_', not starting with a digit")
+            elif key in _RESERVED_ENV or key.startswith(_RESERVED_ENV_PREFIXES):
+                c.add(f"environment_variables[{key!r}]", value, "is set by Slurm or hpctf per task and cannot be overridden")
+            elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                c.add(f"environment_variables[{key!r}]", value, "must be a string or a number")
+            elif isinstance(value, str) and "\x00" in value:
+                c.add(f"environment_variables[{key!r}]", value, "must not contain NUL characters")
+    if c.strings("setup", spec.setup):
+        for line in spec.setup:
+            c.text("setup", line, optional=False)
