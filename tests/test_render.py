@@ -1,0 +1,109 @@
+"""Every template, rendered: snapshot (syrupy) + `bash -n` + shellcheck. The Slurm suite
+sends the same scripts to `sbatch --test-only` and runs each backend for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+import hpctf
+from hpctf.render import JobPaths, render_script
+
+from .cases import RENDER_CASES
+from .conftest import SNAPSHOT_PATHS, bash_n, shellcheck
+
+
+def render_case(make_spec, name: str) -> str:
+    return render_script(make_spec(**RENDER_CASES[name]), SNAPSHOT_PATHS)
+
+
+def test_cover_each_backend_device_size_and_launcher():
+    assert len(RENDER_CASES) >= 12
+    specs = RENDER_CASES.values()
+    for backend in (None, "mpi", "ps"):
+        of = [s for s in specs if s.get("distributed_backend") == backend]
+        assert any(s.get("use_gpu") or s.get("gpus_per_node") for s in of), backend
+        assert any(not (s.get("use_gpu") or s.get("gpus_per_node")) for s in of), backend
+    mpi = [s for s in specs if s.get("distributed_backend") == "mpi"]
+    for launcher in ("srun", "mpirun"):
+        shapes = {s.get("node_count", 1) > 1 for s in mpi if s.get("launcher", "srun") == launcher}
+        assert shapes == {True, False}, launcher
+
+
+@pytest.mark.parametrize("name", sorted(RENDER_CASES))
+def test_rendered_script_snapshot(make_spec, snapshot, name):
+    assert render_case(make_spec, name) == snapshot
+
+
+@pytest.mark.parametrize("name", sorted(RENDER_CASES))
+def test_rendered_script_is_valid_bash_and_shellcheck_clean(make_spec, name):
+    script = render_case(make_spec, name)
+    assert bash_n(script).returncode == 0, bash_n(script).stderr
+    result = shellcheck(script)
+    assert result.returncode == 0, result.stdout
+
+
+def test_issue_example_mpi(make_spec):
+    spec = make_spec(distributed_backend="mpi", node_count=2, process_count_per_node=4, gpus_per_node=4, script_params={"--epochs": 3})
+    script = render_script(spec, SNAPSHOT_PATHS)
+    assert "#SBATCH --nodes=2\n" in script
+    assert "#SBATCH --ntasks-per-node=4\n" in script
+    assert "#SBATCH --gres=gpu:4\n" in script
+    assert "srun --mpi=pmix --ntasks=8" in script
+    assert '"$PYTHON" train.py --epochs 3' in script
+
+
+def test_user_values_are_literal_arguments_when_the_script_runs(make_spec, tmp_path):
+    """Run the rendered launch with stand-ins for srun: the hostile values reach the
+    program as literal arguments and nothing they contain is executed."""
+    marker = tmp_path / "pwned"
+    evil = [f"$(touch {marker})", f"; touch {marker}", f"`touch {marker}`", f"' ; touch {marker} ; '", "a\nb", "*"]
+    spec = make_spec(
+        script_params={"--x": evil[0], "--y": evil[1]},
+        arguments=evil[2:],
+        job_name=f"$(touch {marker})",
+        environment_variables={"EVIL": f"$(touch {marker})"},
+    )
+    src = spec.source_directory
+    (src / "train.py").write_text("import json, os, sys; print(json.dumps([sys.argv[1:], os.environ['EVIL']]))\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    script = render_script(spec.with_changes(python="python3"), JobPaths(src, logs))
+    fakebin = tmp_path / "bin"
+    fakebin.mkdir()
+    # srun stand-in: drop srun's own flags, run the task command once as task 0.
+    (fakebin / "srun").write_text('#!/bin/bash\nwhile [[ "$1" == --* ]]; do shift; done\nexec "$@"\n')
+    (fakebin / "srun").chmod(0o755)
+    env = dict(os.environ, PATH=f"{fakebin}:{os.environ['PATH']}", SLURM_JOB_ID="1", SLURM_PROCID="0",
+               PYTHONPATH=str(__import__("pathlib").Path(hpctf.__file__).parent.parent))
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    argv, evil_env = json.loads(done.stdout.strip().splitlines()[-1])
+    assert argv == ["--x", evil[0], "--y", evil[1], *evil[2:]]
+    assert evil_env == f"$(touch {marker})"
+    assert not marker.exists()
+
+
+def test_user_template_folder_overrides_one_template(make_spec, tmp_path):
+    (tmp_path / "single.sbatch.j2").write_text(
+        '{% extends "base.sbatch.j2" %}{% block launch %}echo site launch {{ command | shjoin }}\n{% endblock %}'
+    )
+    script = render_script(make_spec(), SNAPSHOT_PATHS, template_dirs=[tmp_path])
+    assert "echo site launch train.py" in script and "#SBATCH --nodes=1" in script
+
+
+def test_misspelt_template_variable_is_an_error(make_spec, tmp_path):
+    import jinja2
+
+    (tmp_path / "single.sbatch.j2").write_text("{{ not_a_variable }}")
+    with pytest.raises(jinja2.UndefinedError):
+        render_script(make_spec(), SNAPSHOT_PATHS, template_dirs=[tmp_path])
+
+
+def test_percent_in_log_dir_is_literal_for_slurm(make_spec):
+    script = render_script(make_spec(), JobPaths(SNAPSHOT_PATHS.workdir, SNAPSHOT_PATHS.workdir / "100%"))
+    assert "#SBATCH --output=/shared/project/100%%/%j_0_log.out" in script

@@ -1,0 +1,126 @@
+"""TF_CONFIG for ps/worker/chief layouts over 1-3 nodes: derived from Slurm's variables
+alone, every task agrees on one cluster, addresses sit on the task's own node, no port
+is shared."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hpctf.runtime import (
+    RuntimeSetupError,
+    cluster_roles,
+    driver_roles,
+    layout_from_slurm,
+    task_environment,
+    tf_config_for_task,
+)
+
+
+def slurm_env(nodelist: str, per_node: str, procid: int, **extra) -> dict[str, str]:
+    env = {"SLURM_STEP_NODELIST": nodelist, "SLURM_STEP_TASKS_PER_NODE": per_node, "SLURM_PROCID": str(procid)}
+    env.update(extra)
+    return env
+
+
+LAYOUTS = [
+    # (node list, tasks per node, ps, workers, chief)
+    ("node1", "2", 1, 1, False),
+    ("node1", "4", 1, 2, True),
+    ("node[1-2]", "2(x2)", 2, 2, False),
+    ("node[1-3]", "2,1(x2)", 1, 2, True),
+    ("node[1-3]", "1(x3)", 1, 2, False),
+    ("node[1-3]", "3(x3)", 3, 6, False),
+    ("n[009-010]", "2,1", 0, 3, False),
+    ("node[1-2]", "2(x2)", 0, 3, True),
+]
+
+
+@pytest.mark.parametrize("nodelist, per_node, ps, workers, chief", LAYOUTS)
+def test_every_task_agrees_and_is_placed_once(nodelist, per_node, ps, workers, chief):
+    from hpctf.runtime import task_hosts
+
+    hosts = task_hosts(nodelist, per_node)
+    configs = [tf_config_for_task(slurm_env(nodelist, per_node, rank), ps, workers, chief) for rank in range(len(hosts))]
+
+    clusters = {json.dumps(c["cluster"], sort_keys=True) for c in configs}
+    assert len(clusters) == 1, "all tasks must see the same cluster"
+    cluster = configs[0]["cluster"]
+    assert set(cluster) == {r for r, n in (("ps", ps), ("worker", workers), ("chief", int(chief))) if n}
+    assert len(cluster.get("ps", [])) == ps and len(cluster["worker"]) == workers
+
+    pairs = [(c["task"]["type"], c["task"]["index"]) for c in configs]
+    assert sorted(pairs) == sorted((role, i) for role, addrs in cluster.items() for i in range(len(addrs)))
+
+    addresses = [cluster[t][i] for t, i in pairs]
+    assert len(set(addresses)) == len(addresses), "two tasks share an address"
+    ports = [a.rsplit(":", 1)[1] for a in addresses]
+    assert len(set(ports)) == len(ports), "two tasks share a port"
+    for rank, address in enumerate(addresses):
+        assert address.rsplit(":", 1)[0] == hosts[rank], "a task's address must be on its own node"
+    assert all(c["environment"] == "cloud" for c in configs)
+
+
+def test_seed_shape():
+    env = slurm_env("node[1-3]", "2,1(x2)", 1)
+    config = tf_config_for_task(env, ps=1, workers=2, chief=True, port_base=2222)
+    assert config == {
+        "cluster": {"chief": ["node1:2222"], "ps": ["node1:2223"], "worker": ["node2:2224", "node3:2225"]},
+        "task": {"type": "ps", "index": 0},
+        "environment": "cloud",
+    }
+
+
+def test_roles_follow_tf_slurm_cluster_resolver_order():
+    assert cluster_roles(2, 2, True) == [("chief", 0), ("ps", 0), ("ps", 1), ("worker", 0), ("worker", 1)]
+
+
+def test_step_variables_win_over_job_variables():
+    env = slurm_env("node[2-3]", "1(x2)", 0, SLURM_JOB_NODELIST="node[1-3]", SLURM_TASKS_PER_NODE="1(x3)")
+    assert tf_config_for_task(env, 1, 1)["cluster"] == {"ps": ["node2:2222"], "worker": ["node3:2223"]}
+
+
+def test_task_count_mismatch_says_what_to_do():
+    with pytest.raises(RuntimeSetupError, match="srun --ntasks=4"):
+        layout_from_slurm(slurm_env("node[1-2]", "1(x2)", 0), 1, 2, True, 2222)
+
+
+def test_outside_slurm_is_a_clear_error():
+    with pytest.raises(RuntimeSetupError, match="inside a Slurm job step"):
+        tf_config_for_task({}, 1, 1)
+
+
+@pytest.mark.parametrize("rank, expected", [(0, "5"), (1, ""), (2, ""), (3, "5"), (4, "6"), (5, "7")])
+def test_gpu_binding_ps_get_none_others_one_each(rank, expected):
+    # node[1-2], 3 tasks each: node1 = chief, ps0, ps1; node2 = worker0, worker1, worker2
+    env = slurm_env("node[1-2]", "3(x2)", rank, CUDA_VISIBLE_DEVICES="5,6,7")
+    assert task_environment(env, ps=2, workers=3, chief=True, bind_gpu=True)["CUDA_VISIBLE_DEVICES"] == expected
+
+
+def test_parameter_servers_never_see_a_gpu_even_without_bind():
+    env = slurm_env("node1", "2", 0, CUDA_VISIBLE_DEVICES="0")
+    assert task_environment(env, ps=1, workers=1)["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_mpi_rank_binding_uses_local_rank():
+    env = {"SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_NTASKS": "4", "CUDA_VISIBLE_DEVICES": "0,1"}
+    out = task_environment(env, bind_gpu=True)
+    assert out == {"HPCTF_RANK": "3", "HPCTF_LOCAL_RANK": "1", "HPCTF_WORLD_SIZE": "4", "CUDA_VISIBLE_DEVICES": "1"}
+
+
+def test_mpirun_rank_variables_win_over_inherited_slurm_procid():
+    env = {"SLURM_PROCID": "0", "SLURM_LOCALID": "0", "OMPI_COMM_WORLD_RANK": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_SIZE": "4"}
+    out = task_environment(env)
+    assert (out["HPCTF_RANK"], out["HPCTF_LOCAL_RANK"], out["HPCTF_WORLD_SIZE"]) == ("2", "1", "4")
+
+
+def test_gpu_requested_but_none_visible_is_a_clear_error():
+    with pytest.raises(RuntimeSetupError, match="no CUDA_VISIBLE_DEVICES"):
+        task_environment({"SLURM_PROCID": "0"}, bind_gpu=True)
+
+
+def test_driver_roles():
+    assert driver_roles(ps=1, chief=True) == {"chief"}
+    assert driver_roles(ps=1, chief=False) == {"worker"}
+    assert driver_roles(ps=0, chief=False) == {"chief", "worker"}
