@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 from .errors import HpctfError, SpecError  # noqa: E402
 from .spec import TensorFlow  # noqa: E402
 
-__all__ = ["TensorFlow", "SpecError", "HpctfError", "render_script", "__version__"]
+__all__ = ["TensorFlow", "SpecError", "HpctfError", "render_script", "submit", "attach", "__version__"]
 
 
 def render_script(spec, paths=None, **kwargs):
@@ -18,3 +18,17 @@ def render_script(spec, paths=None, **kwargs):
     from .render import render_script as _render
 
     return _render(spec, paths, **kwargs)
+
+
+def submit(estimator, **kwargs):
+    """Submit ``estimator`` to Slurm; a submitit job handle (see :func:`hpctf.api.submit`)."""
+    from .api import submit as _submit
+
+    return _submit(estimator, **kwargs)
+
+
+def attach(job_id, **kwargs):
+    """The handle of an earlier job, by id (see :func:`hpctf.api.attach`)."""
+    from .api import attach as _attach
+
+    return _attach(job_id, **kwargs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -174,6 +175,200 @@ def tf_config(ps: int, workers: int, chief: bool, port_base: int, indent: int | 
     except (RuntimeSetupError, ValueError) as err:
         fail(str(err))
     click.echo(json.dumps(config, indent=indent))
+
+
+# ---------------------------------------------------------------------------------------
+# Submit and track
+# ---------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=SCRIPT_STYLE)
+@job_options
+@click.option("--wait", is_flag=True, help="follow the job until it ends; exit with its exit code")
+@click.option("--json", "as_json", is_flag=True, help="print the submission as JSON")
+@click.option("--dry-run", is_flag=True, help="show what would be submitted; submit nothing")
+@click.option("--snapshot-limit-mb", type=float, default=None, help="largest code snapshot [default: 300, or $HPCTF_SNAPSHOT_LIMIT_MB]")
+def submit(wait: bool, as_json: bool, dry_run: bool, snapshot_limit_mb: float | None, **options: Any) -> None:
+    """Snapshot the code and submit ENTRY_SCRIPT [SCRIPT_ARGS]... to Slurm."""
+    from . import submit as submission
+
+    try:
+        spec = spec_from_options(options)
+        templates = [options["template_dir"]] if options["template_dir"] else []
+        the_plan = submission.plan(spec, template_dirs=templates, snapshot_limit_mb=snapshot_limit_mb)
+        if dry_run:
+            _print_dry_run(the_plan, as_json)
+            return
+        record = submission.schedule(the_plan)
+    except (SpecError, HpctfError) as err:
+        fail(str(err))
+    if as_json:
+        click.echo(json.dumps(record.to_dict()))
+    else:
+        click.echo(f"Submitted job {record.job_id} ({record.name}: {record.backend}, {record.shape})")
+        click.echo(f"  run dir  {record.run_dir}")
+        click.echo(f"  follow   hpctf logs {record.job_id} --follow")
+        click.echo(f"  status   hpctf status {record.job_id}")
+    if wait:
+        sys.exit(_wait_and_stream(record, quiet=as_json))
+
+
+def _print_dry_run(the_plan, as_json: bool) -> None:
+    info = the_plan.describe()
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    click.echo(f"# dry run: would run `{info['command']}` with the script below", err=True)
+    click.echo(f"# code snapshot {info['snapshot']['digest']}: {info['snapshot']['files']} files, {info['snapshot']['bytes']} bytes", err=True)
+    click.echo(the_plan.script, nl=False)
+
+
+def _wait_and_stream(record, quiet: bool = False) -> int:
+    """Spinner while pending, task 0's log while running; the job's exit code."""
+    from rich.console import Console
+
+    from .registry import Registry
+    from .runs import follow, log_path, refresh
+    from .states import JobState
+
+    registry = Registry(Path(record.run_dir).parent.parent / "registry.sqlite")
+    console = Console(stderr=True)
+
+    def current() -> JobState:
+        refresh(registry, [record])
+        return JobState.from_slurm(record.state)
+
+    with console.status(f"job {record.job_id}: waiting in the queue", spinner="dots") as spinner:
+        while (state := current()) in (JobState.PENDING, JobState.CONFIGURING, JobState.UNKNOWN):
+            spinner.update(f"job {record.job_id}: {state.value.lower()}")
+            time.sleep(1)
+    if not quiet:
+        for chunk in follow(log_path(record), lambda: current().finished, poll_s=1.0):
+            click.echo(chunk, nl=False)
+    while not current().finished:
+        time.sleep(1)
+    code = record.exit_code if record.exit_code is not None else 1
+    console.print(f"job {record.job_id} {record.state} (exit code {record.exit_code})")
+    return code
+
+
+def _open_registry():
+    from .registry import Registry
+
+    return Registry()
+
+
+def _find(registry, job_id: str):
+    try:
+        return registry.get(job_id)
+    except HpctfError as err:
+        fail(str(err))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def status(job_id: str, as_json: bool) -> None:
+    """State, exit code and placement of one run."""
+    from .runs import refresh
+
+    registry = _open_registry()
+    record = _find(registry, job_id)
+    refresh(registry, [record])
+    if as_json:
+        click.echo(json.dumps(record.to_dict()))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for key in ("job_id", "name", "state", "exit_code", "backend", "shape", "nodes", "command", "run_dir"):
+        table.add_row(key, "" if getattr(record, key) is None else str(getattr(record, key)))
+    table.add_row("submitted", _when(record.submitted))
+    table.add_row("duration", _duration(record.duration))
+    Console().print(table)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--follow", "-f", is_flag=True, help="keep printing until the job ends")
+@click.option("--task", type=int, default=0, show_default=True, help="task (rank) whose log to show")
+@click.option("--err", "stream", flag_value="err", default=False, help="standard error instead of output")
+def logs(job_id: str, follow: bool, task: int, stream: str | bool) -> None:
+    """Print a run's log (task 0's output by default)."""
+    from .runs import follow as follow_file
+    from .runs import log_path, read_log, refresh
+    from .states import JobState
+
+    stream = stream or "out"
+    registry = _open_registry()
+    record = _find(registry, job_id)
+    if not follow:
+        try:
+            click.echo(read_log(record, task, stream), nl=False)
+        except HpctfError as err:
+            fail(str(err))
+        return
+
+    def finished() -> bool:
+        refresh(registry, [record])
+        return JobState.from_slurm(record.state).finished
+
+    for chunk in follow_file(log_path(record, task, stream), finished, poll_s=1.0):
+        click.echo(chunk, nl=False)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def cancel(job_id: str, as_json: bool) -> None:
+    """Cancel a run (every task of it)."""
+    from .runs import cancel as cancel_run
+
+    registry = _open_registry()
+    record = _find(registry, job_id)
+    try:
+        cancel_run(record)
+    except HpctfError as err:
+        fail(str(err))
+    click.echo(json.dumps({"job_id": record.job_id, "cancelled": True}) if as_json else f"cancelled job {record.job_id}")
+
+
+@cli.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("-n", "--limit", type=int, default=50, show_default=True, help="newest N runs (0: all)")
+def list_runs(as_json: bool, limit: int) -> None:
+    """Past and current runs, newest first."""
+    from .runs import refresh
+
+    registry = _open_registry()
+    records = list(registry.runs(limit=limit or None))
+    refresh(registry, records)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in records]))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("JOB", "NAME", "BACKEND", "SHAPE", "STATE", "EXIT", "SUBMITTED", "DURATION"):
+        table.add_column(column)
+    for r in records:
+        exit_code = "" if r.exit_code is None else str(r.exit_code)
+        table.add_row(r.job_id, r.name, r.backend, r.shape, r.state, exit_code, _when(r.submitted), _duration(r.duration))
+    Console().print(table)
+
+
+def _when(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else ""
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def main() -> None:

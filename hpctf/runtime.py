@@ -298,6 +298,19 @@ def task_environment(
     return out
 
 
+def redirect_task_output(folder: str, job_id: str, rank: int) -> None:
+    """Per-rank log files under mpirun, named as srun --output=%j_%t_log.out names them.
+
+    srun writes one file per task itself; Open MPI's mpirun would mix every rank into the
+    batch step's output, so each rank sends its own stdout/stderr to its file.
+    """
+    for fd, stream in ((1, "out"), (2, "err")):
+        path = os.path.join(folder, f"{job_id}_{rank}_log.{stream}")
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+
+
 def _first(env: Mapping[str, str], *names: str, default: str | None = None) -> str:
     for name in names:
         value = env.get(name)
@@ -317,6 +330,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind-gpu", action="store_true", help="keep one GPU per task")
     parser.add_argument("--print", action="store_true", help="print the variables, run nothing")
     parser.add_argument("--done-dir", help="shared folder for end-of-training markers (ps jobs)")
+    parser.add_argument("--task-logs", help="folder: write this task's output to <job>_<rank>_log.out/.err")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     return parser
 
@@ -352,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{key}={value}")
         return 0
     os.environ.update(extra)
+    if args.task_logs:
+        redirect_task_output(args.task_logs, os.environ.get("SLURM_JOB_ID", "local"), int(extra["HPCTF_RANK"]))
     if args.done_dir and args.workers is not None and (args.ps or 0) > 0:
         rank = int(extra["HPCTF_RANK"])
         roles = cluster_roles(args.ps, args.workers, args.chief)

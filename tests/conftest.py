@@ -46,3 +46,30 @@ def shellcheck(script: str) -> subprocess.CompletedProcess:
 
 def bash_n(script: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """The real three-node test cluster. In CI a cluster that cannot start is a failure."""
+    import os
+
+    from .slurmlab import start_cluster
+
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    if os.geteuid() != 0 and not in_ci:
+        pytest.skip("the test Slurm cluster needs root (run scripts/test as root)")
+    if shutil.which("slurmctld") is None and not in_ci and os.environ.get("HPCTF_START_SLURM") != "1":
+        pytest.skip("Slurm is not installed: scripts/test installs it (or set HPCTF_START_SLURM=1)")
+    try:
+        return start_cluster()
+    except Exception as err:  # noqa: BLE001 - reported as a failure, never a skip, in CI
+        if in_ci or os.environ.get("HPCTF_START_SLURM") == "1":
+            pytest.fail(str(err))
+        pytest.skip(f"test cluster unavailable: {err}")
+
+
+@pytest.fixture
+def shared_dir(tmp_path: Path) -> Path:
+    """A folder every node of the test cluster sees (they share this machine's /tmp)."""
+    tmp_path.chmod(0o755)
+    return tmp_path

@@ -1,0 +1,41 @@
+"""The Python API for notebooks: submit an estimator, get a submitit handle back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .registry import Registry
+from .spec import TensorFlow
+
+
+def submit(
+    estimator: TensorFlow,
+    *,
+    home: str | Path | None = None,
+    template_dirs: Sequence[str | Path] = (),
+    snapshot_limit_mb: float | None = None,
+):
+    """Snapshot the code, submit the job, record it; a :class:`~hpctf.tracking.SlurmRun`.
+
+    >>> job = hpctf.submit(hpctf.TensorFlow(source_directory=".", entry_script="train.py"))
+    >>> job.state, job.wait(), job.result(), print(job.stdout())
+    """
+    from . import submit as submission
+    from .runs import handle
+
+    record = submission.schedule(
+        submission.plan(estimator, home=home, template_dirs=template_dirs, snapshot_limit_mb=snapshot_limit_mb)
+    )
+    return handle(record)
+
+
+def attach(job_id: str | int, *, home: str | Path | None = None):
+    """The handle of a job submitted earlier (by any process), from the run history."""
+    from .runs import handle
+
+    registry = Registry(Path(home) / "registry.sqlite" if home else None)
+    try:
+        return handle(registry.get(str(job_id)))
+    finally:
+        registry.close()

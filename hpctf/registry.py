@@ -1,0 +1,139 @@
+"""The run history: one SQLite file under the user's data folder.
+
+Several ``hpctf`` processes may write at once (a notebook and a shell, or twenty submits
+in a loop): SQLite's WAL journal plus a busy timeout makes each insert/update atomic and
+lets readers go on while one writer works.  A row is written only after ``sbatch``
+accepted the job, in one statement, so there is never a half-written record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Iterator
+
+from .errors import HpctfError
+
+
+def hpctf_home() -> Path:
+    """``$HPCTF_HOME``, else ``$XDG_DATA_HOME/hpctf``, else ``~/.local/share/hpctf``.
+
+    Runs (code snapshots and logs) live here too, so on a cluster it must be on a file
+    system the compute nodes see -- the home directory usually is.
+    """
+    if os.environ.get("HPCTF_HOME"):
+        return Path(os.environ["HPCTF_HOME"]).expanduser().absolute()
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data) / "hpctf"
+
+
+@dataclass
+class RunRecord:
+    job_id: str
+    target: str
+    name: str
+    backend: str
+    shape: str
+    run_dir: str
+    log_dir: str
+    command: str
+    submitted: float
+    state: str = "PENDING"
+    exit_code: int | None = None
+    started: float | None = None
+    ended: float | None = None
+    nodes: str | None = None
+    spec: str = "{}"  # the estimator as JSON
+    run_id: int | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["spec"] = json.loads(self.spec)
+        out["duration"] = self.duration
+        return out
+
+
+_COLUMNS = [f.name for f in fields(RunRecord) if f.name != "run_id"]
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    {", ".join(_COLUMNS)}
+);
+CREATE INDEX IF NOT EXISTS runs_job ON runs (job_id);
+CREATE INDEX IF NOT EXISTS runs_submitted ON runs (submitted);
+"""
+
+
+class Registry:
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else hpctf_home() / "registry.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        # WAL: readers never block the writer; switching needs a moment alone, so retry.
+        for _ in range(50):
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.executescript(_SCHEMA)
+                break
+            except sqlite3.OperationalError:
+                time.sleep(0.1)
+        else:
+            raise HpctfError(f"cannot open the run registry {self.path}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, record: RunRecord) -> RunRecord:
+        values = [getattr(record, c) for c in _COLUMNS]
+        cur = self._db.execute(
+            f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values
+        )
+        record.run_id = cur.lastrowid
+        return record
+
+    def get(self, job_id: str, target: str | None = None) -> RunRecord:
+        """The latest run with this job id (job ids restart when a cluster is rebuilt)."""
+        query = "SELECT * FROM runs WHERE job_id = ?" + (" AND target = ?" if target else "")
+        args = (job_id, target) if target else (job_id,)
+        row = self._db.execute(query + " ORDER BY run_id DESC LIMIT 1", args).fetchone()
+        if row is None:
+            raise HpctfError(f"no run with job id {job_id!r} in {self.path} (see `hpctf ls`)")
+        return RunRecord(**dict(row))
+
+    def update(self, run_id: int, **values: object) -> None:
+        unknown = set(values) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"not registry columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        self._db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values.values(), run_id])
+
+    def runs(self, limit: int | None = None, unfinished_only: bool = False) -> Iterator[RunRecord]:
+        from .states import UNFINISHED
+
+        query = "SELECT * FROM runs"
+        args: list[object] = []
+        if unfinished_only:
+            query += f" WHERE state IN ({', '.join('?' * len(UNFINISHED))})"
+            args += sorted(UNFINISHED)
+        query += " ORDER BY run_id DESC"
+        if limit:
+            query += " LIMIT ?"
+            args.append(limit)
+        for row in self._db.execute(query, args):
+            yield RunRecord(**dict(row))
+
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]

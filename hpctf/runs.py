@@ -1,0 +1,102 @@
+"""Recorded runs: refresh their state (one scheduler call for all), logs, cancel."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .errors import HpctfError
+from .registry import Registry, RunRecord
+from .states import JobState
+
+
+def handle(record: RunRecord):
+    """The submitit handle of a recorded run."""
+    from .tracking import SlurmRun
+
+    return SlurmRun(folder=record.log_dir, job_id=record.job_id)
+
+
+def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]:
+    """Bring unfinished records up to date with one scheduler call, and save them."""
+    records = list(records)
+    live = [r for r in records if not JobState.from_slurm(r.state).finished]
+    if not live:
+        return records
+    from .tracking import SlurmRun
+
+    jobs = {r.job_id: handle(r) for r in live}
+    SlurmRun.watcher.update()  # every watched job, one sacct (or squeue) call
+    now = time.time()
+    for record in live:
+        job = jobs[record.job_id]
+        info = job.info
+        state = job.state
+        if not info:
+            continue
+        changes: dict[str, object] = {"state": state.value}
+        if info.get("NodeList") and info["NodeList"] not in ("None assigned", "(null)"):
+            changes["nodes"] = info["NodeList"]
+        started = _slurm_time(info.get("Start"))
+        if started is None and state is not JobState.PENDING and record.started is None:
+            started = now
+        if started is not None:
+            changes["started"] = started
+        if state.finished:
+            changes["exit_code"] = job.exit_code
+            changes["ended"] = _slurm_time(info.get("End")) or record.ended or now
+        registry.update(record.run_id, **changes)
+        for key, value in changes.items():
+            setattr(record, key, value)
+    return records
+
+
+def _slurm_time(text: str | None) -> float | None:
+    if not text or text in ("Unknown", "None"):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def log_path(record: RunRecord, task: int = 0, stream: str = "out") -> Path:
+    return Path(record.log_dir) / f"{record.job_id}_{task}_log.{stream}"
+
+
+def read_log(record: RunRecord, task: int = 0, stream: str = "out") -> str:
+    path = log_path(record, task, stream)
+    if not path.exists():
+        state = record.state
+        hint = "the job has not started yet" if state == "PENDING" else f"the job is {state}"
+        raise HpctfError(f"no log for task {task} of job {record.job_id} at {path} ({hint})")
+    return path.read_text(errors="replace")
+
+
+def follow(path: Path, finished: Callable[[], bool], poll_s: float = 0.5) -> Iterator[str]:
+    """Yield what is appended to ``path`` until ``finished()`` and nothing more is left."""
+    offset = 0
+    while True:
+        done = finished()  # asked before reading, so the last lines are never missed
+        if path.exists():
+            with open(path, errors="replace") as f:
+                f.seek(offset)
+                chunk = f.read()
+                offset = f.tell()
+            if chunk:
+                yield chunk
+        if done:
+            return
+        time.sleep(poll_s)
+
+
+def cancel(record: RunRecord) -> None:
+    try:
+        done = subprocess.run(["scancel", record.job_id], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise HpctfError("scancel is not on PATH: run hpctf on a Slurm login node") from None
+    if done.returncode != 0:
+        raise HpctfError(f"scancel {record.job_id} failed: {done.stderr.strip()}")

@@ -1,0 +1,193 @@
+"""Tracking Slurm jobs with submitit: one scheduler call per refresh, with or without sacct.
+
+submitit's ``SlurmInfoWatcher`` asks ``sacct`` about every watched job in one call.  Where
+accounting is off, ``sacct`` fails, submitit only logs it and ``wait()`` never returns
+(submitit#1720).  :class:`ClusterWatcher` then switches, for good, to one
+``squeue --states=all`` call (jobs the controller still remembers) plus the exit-status
+file every hpctf job script writes when it ends.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.core import utils as submitit_utils
+from submitit.slurm.slurm import SlurmInfoWatcher
+
+from .states import JobState
+
+SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
+
+
+def exit_status_file(log_dir: str | Path, job_id: str) -> Path:
+    """Written by the job script's EXIT trap: the batch script's exit status."""
+    return Path(log_dir) / f"{job_id}_exitcode"
+
+
+def parse_exit_code(text: str | None) -> int | None:
+    """sacct's ``3:0`` (code:signal) -> 3; ``0:15`` (killed by SIGTERM) -> 143."""
+    if not text:
+        return None
+    code, _, sig = text.partition(":")
+    try:
+        code_i, sig_i = int(code), int(sig or 0)
+    except ValueError:
+        return None
+    return code_i if code_i or not sig_i else 128 + sig_i
+
+
+class ClusterWatcher(SlurmInfoWatcher):
+    """submitit's batched watcher, plus exit codes and a fallback without accounting."""
+
+    def __init__(self, delay_s: int = 30) -> None:
+        super().__init__(delay_s=delay_s)
+        self._folders: dict[str, Path] = {}
+        self.accounting: bool | None = None  # None: not known yet
+
+    def watch(self, job_id: str, folder: Path) -> None:
+        self._folders[job_id] = Path(folder)
+        self.register_job(job_id)
+
+    def _unfinished(self) -> list[str]:
+        return sorted(self._registered - self._finished)
+
+    def _make_command(self) -> list[str] | None:
+        ids = self._unfinished()
+        if not ids:
+            return None
+        return ["sacct", "-o", "JobID,State,ExitCode,NodeList,Start,End", "--parsable2", "-j", ",".join(ids)]
+
+    def update(self) -> None:
+        """Refresh every unfinished job with one scheduler call."""
+        ids = self._unfinished()
+        if not ids:
+            return
+        self._num_calls += 1
+        info: dict[str, dict[str, str]] | None = None
+        if self.accounting is not False:
+            info = self._from_sacct(ids)
+            if info is None:
+                self.accounting = False  # the cluster has no accounting: stop asking
+        if info is None:
+            info = self._from_squeue(ids)
+        if info is not None:
+            self._info_dict.update(info)
+        self._last_status_check = time.time()
+        for job_id in ids:
+            if self.is_done(job_id, mode="cache"):
+                self._finished.add(job_id)
+
+    def _from_sacct(self, ids: list[str]) -> dict[str, dict[str, str]] | None:
+        command = self._make_command()
+        assert command is not None
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if out.returncode != 0:
+            return None
+        self.accounting = True
+        return self.read_info(out.stdout)
+
+    def _from_squeue(self, ids: list[str]) -> dict[str, dict[str, str]] | None:
+        # --states=all lists finished jobs too, for as long as slurmctld keeps them
+        # (MinJobAge, 300 s by default); after that only the exit-status file is left.
+        command = ["squeue", "--noheader", "--states=all", "--format=%i|%T|%N", "--jobs", ",".join(ids)]
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        seen: dict[str, dict[str, str]] = {}
+        for line in out.stdout.splitlines():
+            job_id, state, nodes = (line.split("|") + ["", ""])[:3]
+            seen[job_id.strip()] = {"JobID": job_id.strip(), "State": state.strip(), "NodeList": nodes.strip()}
+        if out.returncode != 0 and not seen and "Invalid job id" not in out.stderr:
+            return None  # squeue itself failed (controller down): keep what we knew
+        for job_id in ids:
+            entry = seen.get(job_id)
+            if entry is not None and not JobState.from_slurm(entry["State"]).finished:
+                continue  # still queued or running
+            code = self._exit_status(job_id)
+            if code is not None:
+                entry = entry or {"JobID": job_id, "NodeList": ""}
+                entry["ExitCode"] = f"{code}:0"
+                entry.setdefault("State", "COMPLETED" if code == 0 else "FAILED")
+                seen[job_id] = entry
+            elif entry is None:
+                # Neither the controller nor the file knows it: the job is gone for good.
+                seen[job_id] = {"JobID": job_id, "State": "LOST", "NodeList": ""}
+        return seen
+
+    def _exit_status(self, job_id: str) -> int | None:
+        folder = self._folders.get(job_id)
+        if folder is None:
+            return None
+        try:
+            return int(exit_status_file(folder, job_id).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def is_done(self, job_id: str, mode: str = "standard") -> bool:
+        state = self.get_state(job_id, mode=mode)
+        return state == "LOST" or JobState.from_slurm(state).finished
+
+
+class SlurmRun(submitit.SlurmJob):
+    """A submitit ``SlurmJob`` for an hpctf job: pickles, reattaches, knows its exit code.
+
+    ``result()`` waits and returns the job's exit code (0 on success).  Logs are where
+    submitit expects them, so ``stdout()``, ``stderr()`` and ``task(n)`` work as usual.
+    """
+
+    watcher = ClusterWatcher()
+
+    def _register_in_watcher(self) -> None:
+        if not self._tasks[0]:
+            self.watcher.watch(self.job_id, self.paths.folder)
+
+    @property
+    def state(self) -> JobState:  # type: ignore[override]
+        raw = self.watcher.get_state(self.job_id, mode="standard")
+        return JobState.UNKNOWN if raw == "LOST" else JobState.from_slurm(raw)
+
+    @property
+    def info(self) -> dict[str, str]:
+        return self.watcher.get_info(self.job_id, mode="cache")
+
+    @property
+    def exit_code(self) -> int | None:
+        """The batch script's exit status once it ended, else ``None``."""
+        pickle = self.paths.result_pickle
+        if pickle.exists():
+            return int(submitit_utils.pickle_load(pickle)[1])
+        code = self.watcher._exit_status(self.job_id)  # noqa: SLF001 - same module family
+        if code is not None:
+            return code
+        if not JobState.from_slurm(self.info.get("State")).finished:
+            return None
+        return parse_exit_code(self.info.get("ExitCode"))
+
+    def result(self) -> int | None:  # type: ignore[override]
+        """Wait for the job to end; its exit code (``None`` if Slurm lost track of it)."""
+        self.wait()
+        return self.exit_code
+
+    def results(self) -> list[Any]:  # type: ignore[override]
+        return [self.result()]
+
+    def __repr__(self) -> str:
+        return f"SlurmRun<job_id={self.job_id}, folder={self.paths.folder}>"
+
+
+def attach(job_id: str, folder: str | Path) -> SlurmRun:
+    return SlurmRun(folder=folder, job_id=str(job_id))
+
+
+def force_refresh() -> int:
+    """Refresh every tracked job now; returns the number of scheduler calls so far."""
+    SlurmRun.watcher.update()
+    return SlurmRun.watcher.num_calls

@@ -1,0 +1,235 @@
+"""Submit and track real jobs on the test cluster: CLI and the Python (submitit) API."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import hpctf
+from hpctf.registry import Registry
+from hpctf.states import JobState
+
+pytestmark = pytest.mark.slurm
+
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+HPCTF = str(Path(sys.executable).with_name("hpctf"))
+
+
+@pytest.fixture
+def home(tmp_path, slurm, monkeypatch):
+    """A private hpctf home, and the cluster's environment for in-process API calls."""
+    home = tmp_path / "hpctf-home"
+    monkeypatch.setenv("HPCTF_HOME", str(home))
+    for key, value in slurm.env.items():
+        if key.startswith(("SLURM_", "OMPI_")):
+            monkeypatch.setenv(key, value)
+    return home
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    src = tmp_path / "project"
+    src.mkdir()
+    for name in ("hello.py", "fail.py", "ticker.py", "mpi_probe.py", "ps_probe.py", "snapshot_probe.py"):
+        shutil.copy(PROGRAMS / name, src / name)
+    return src
+
+
+def cli(slurm, home: Path, *args: str, timeout: float = 180, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**slurm.env, "HPCTF_HOME": str(home)}
+    return subprocess.run([HPCTF, *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
+
+
+def submit_json(slurm, home, *args: str) -> dict:
+    done = cli(slurm, home, "submit", "--json", "--time", "5", *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[0])
+
+
+def status_json(slurm, home, job_id: str) -> dict:
+    done = cli(slurm, home, "status", "--json", job_id)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def wait_state(slurm, home, job_id: str, states: set[str], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = status_json(slurm, home, job_id)
+        if info["state"] in states:
+            return info
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} never reached {states}: {info}")
+
+
+@pytest.mark.parametrize(
+    "options, program",
+    [
+        ([], "hello.py"),
+        (["--backend", "mpi", "--nodes", "2", "--procs-per-node", "2"], "mpi_probe.py"),
+        (["--backend", "mpi", "--launcher", "mpirun", "--nodes", "2", "--procs-per-node", "2"], "mpi_probe.py"),
+        (["--backend", "ps", "--nodes", "3", "--ps", "1", "--workers", "2", "--chief", "--port-base", "25000"], "ps_probe.py"),
+    ],
+    ids=["single", "mpi-srun", "mpi-mpirun", "ps"],
+)
+def test_submit_each_backend_and_wait(slurm, home, project, options, program):
+    done = cli(slurm, home, "submit", "--wait", "--time", "5", *options, str(project / program))
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    job_id = done.stdout.split("Submitted job ", 1)[1].split()[0]
+    assert f"job {job_id} COMPLETED (exit code 0)" in done.stderr
+    assert "PROBE" in done.stdout  # task 0's log was streamed
+    info = status_json(slurm, home, job_id)
+    assert (info["state"], info["exit_code"]) == ("COMPLETED", 0)
+    assert info["nodes"]
+
+
+def test_failing_job_reports_failed_and_exit_code_cli_and_api(slurm, home, project):
+    done = cli(slurm, home, "submit", "--wait", str(project / "fail.py"), "3")
+    assert done.returncode == 3, done.stderr
+    job_id = done.stdout.split("Submitted job ", 1)[1].split()[0]
+    info = status_json(slurm, home, job_id)
+    assert (info["state"], info["exit_code"]) == ("FAILED", 3)
+
+    job = hpctf.submit(hpctf.TensorFlow(source_directory=project, entry_script="fail.py", arguments=["4"]))
+    assert job.result() == 4
+    assert job.state == JobState.FAILED == "FAILED"
+    assert "about to exit 4" in job.stdout()
+
+
+def test_python_api_handle_pickles_and_attaches_in_a_new_process(slurm, home, project, tmp_path):
+    est = hpctf.TensorFlow(source_directory=project, entry_script="hello.py", script_params={"--who": "notebook"})
+    job = hpctf.submit(est)
+    assert isinstance(job, __import__("submitit").SlurmJob)
+    blob = tmp_path / "job.pkl"
+    blob.write_bytes(pickle.dumps(job))
+    assert job.result() == 0 and job.done() and job.state == "COMPLETED"
+    assert '"argv": ["--who", "notebook"]' in job.stdout()
+    assert job.stderr() is not None
+
+    code = (
+        "import pickle, sys, hpctf\n"
+        f"job = hpctf.attach({job.job_id!r})\n"
+        "print(job.state, job.result(), 'notebook' in job.stdout())\n"
+        f"old = pickle.loads(open({str(blob)!r}, 'rb').read())\n"
+        "print(old.job_id == job.job_id, old.result())\n"
+    )
+    env = {**slurm.env, "HPCTF_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["COMPLETED", "0", "True", "True", "0"]
+
+
+def test_follow_logs_while_running(slurm, home, project):
+    job_id = submit_json(slurm, home, str(project / "ticker.py"), "6", "0.5")["job_id"]
+    wait_state(slurm, home, job_id, {"RUNNING", "COMPLETED"})
+    done = cli(slurm, home, "logs", job_id, "--follow", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [f"tick {i}" for i in range(6)] + ["ticker done"] == done.stdout.split("\n")[:7]
+    assert status_json(slurm, home, job_id)["state"] == "COMPLETED"
+
+
+def test_cancel_a_running_job(slurm, home, project):
+    job_id = submit_json(slurm, home, str(project / "ticker.py"), "600", "1")["job_id"]
+    wait_state(slurm, home, job_id, {"RUNNING"})
+    done = cli(slurm, home, "cancel", job_id)
+    assert done.returncode == 0 and f"cancelled job {job_id}" in done.stdout, done.stderr
+    info = wait_state(slurm, home, job_id, {"CANCELLED"}, timeout=60)
+    assert info["exit_code"] != 0
+    assert "tick 0" in cli(slurm, home, "logs", job_id).stdout
+
+
+def test_history_survives_a_new_process_and_unknown_ids_are_clear(slurm, home, project):
+    first = submit_json(slurm, home, "--job-name", "first run", str(project / "hello.py"))["job_id"]
+    second = submit_json(slurm, home, "--backend", "mpi", "--nodes", "2", str(project / "mpi_probe.py"))["job_id"]
+    for job_id in (first, second):
+        wait_state(slurm, home, job_id, {"COMPLETED"})
+    listing = json.loads(cli(slurm, home, "ls", "--json").stdout)
+    assert [(r["job_id"], r["name"], r["backend"], r["shape"], r["state"]) for r in listing] == [
+        (second, "mpi_probe", "mpi", "2x1", "COMPLETED"),
+        (first, "first run", "single", "1x1", "COMPLETED"),
+    ]
+    assert all(r["duration"] is not None and r["submitted"] for r in listing)
+    table = cli(slurm, home, "ls")
+    assert table.returncode == 0 and "first run" in table.stdout and "COMPLETED" in table.stdout
+
+    missing = cli(slurm, home, "status", "999999")
+    assert missing.returncode == 2 and "no run with job id '999999'" in missing.stderr
+    no_log = cli(slurm, home, "logs", first, "--task", "7")
+    assert no_log.returncode == 2 and "no log for task 7" in no_log.stderr
+
+
+def test_code_snapshot_is_immutable(slurm, home, project):
+    (project / "helper.py").write_text("VALUE = 'original'\n")
+    (project / "data.txt").write_text("original data\n")
+    (project / "big.bin").write_bytes(b"x" * 1024)
+    (project / ".hpctfignore").write_text("*.bin\n")
+    record = submit_json(slurm, home, str(project / "snapshot_probe.py"), "4")
+    # Edit the code and the data while the job waits to import them.
+    (project / "helper.py").write_text("VALUE = 'edited'\n")
+    (project / "data.txt").write_text("edited data\n")
+    info = wait_state(slurm, home, record["job_id"], {"COMPLETED", "FAILED"})
+    assert info["state"] == "COMPLETED"
+    out = cli(slurm, home, "logs", record["job_id"]).stdout
+    assert "helper says original; data says original data" in out
+    code = Path(record["run_dir"]) / "code"
+    assert (code / "helper.py").read_text() == "VALUE = 'original'\n"
+    assert not (code / "big.bin").exists()
+
+
+def test_snapshot_size_limit_is_a_clear_refusal(slurm, home, project):
+    (project / "weights.bin").write_bytes(b"\0" * (2 * 1024 * 1024))
+    done = cli(slurm, home, "submit", "--snapshot-limit-mb", "1", str(project / "hello.py"))
+    assert done.returncode == 2
+    assert "above the 1 MB limit" in done.stderr and "weights.bin" in done.stderr and "--snapshot-limit-mb" in done.stderr
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+    assert cli(slurm, home, "submit", "--snapshot-limit-mb", "5", "--wait", str(project / "hello.py")).returncode == 0
+
+
+def test_dry_run_submits_and_records_nothing(slurm, home, project):
+    done = cli(slurm, home, "submit", "--dry-run", "--backend", "mpi", "--nodes", "2", str(project / "mpi_probe.py"))
+    assert done.returncode == 0, done.stderr
+    assert "#SBATCH --nodes=2" in done.stdout and "would run `sbatch --parsable" in done.stderr
+    assert not (home / "runs").exists()
+    assert json.loads(cli(slurm, home, "ls", "--json").stdout) == []
+
+
+def test_sbatch_refusal_leaves_no_run_and_no_record(slurm, home, project):
+    done = cli(slurm, home, "submit", "--gpus-per-node", "3", str(project / "hello.py"))  # nodes have 2
+    assert done.returncode == 2 and "sbatch refused the job" in done.stderr
+    assert not any((home / "runs").iterdir())
+    assert Registry(home / "registry.sqlite").count() == 0
+
+
+def test_twenty_concurrent_submits_leave_twenty_records(slurm, home, project):
+    def one(i: int) -> subprocess.CompletedProcess:
+        return cli(slurm, home, "submit", "--json", "--job-name", f"c{i}", str(project / "hello.py"), str(i))
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(one, range(20)))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results if r.returncode]
+    submitted = {json.loads(r.stdout)["job_id"]: json.loads(r.stdout) for r in results}
+    assert len(submitted) == 20
+    registry = Registry(home / "registry.sqlite")
+    records = list(registry.runs())
+    assert len(records) == 20
+    assert {r.job_id for r in records} == set(submitted)
+    assert {r.name for r in records} == {f"c{i}" for i in range(20)}
+    assert all((Path(r.run_dir) / "job.sbatch").is_file() for r in records)
+
+    # Tracking them all costs one scheduler call per refresh.
+    from hpctf.runs import refresh
+    from hpctf.tracking import SlurmRun
+
+    before = SlurmRun.watcher.num_calls
+    refresh(registry, records)
+    assert SlurmRun.watcher.num_calls == before + 1
+    for job_id in submitted:
+        wait_state(slurm, home, job_id, {"COMPLETED"})
