@@ -21,7 +21,7 @@ def submit(
     >>> job = hpctf.submit(hpctf.TensorFlow(source_directory=".", entry_script="train.py"))
     >>> job.state, job.wait(), job.result(), print(job.stdout())
     """
-    from . import submit as submission
+    from . import submission
     from .runs import handle
 
     record = submission.schedule(

@@ -190,7 +190,7 @@ def tf_config(ps: int, workers: int, chief: bool, port_base: int, indent: int | 
 @click.option("--snapshot-limit-mb", type=float, default=None, help="largest code snapshot [default: 300, or $HPCTF_SNAPSHOT_LIMIT_MB]")
 def submit(wait: bool, as_json: bool, dry_run: bool, snapshot_limit_mb: float | None, **options: Any) -> None:
     """Snapshot the code and submit ENTRY_SCRIPT [SCRIPT_ARGS]... to Slurm."""
-    from . import submit as submission
+    from . import submission
 
     try:
         spec = spec_from_options(options)
@@ -293,21 +293,21 @@ def status(job_id: str, as_json: bool) -> None:
 @click.argument("job_id")
 @click.option("--follow", "-f", is_flag=True, help="keep printing until the job ends")
 @click.option("--task", type=int, default=0, show_default=True, help="task (rank) whose log to show")
-@click.option("--err", "stream", flag_value="err", default=False, help="standard error instead of output")
-def logs(job_id: str, follow: bool, task: int, stream: str | bool) -> None:
+@click.option("--err", is_flag=True, help="standard error instead of output")
+def logs(job_id: str, follow: bool, task: int, err: bool) -> None:
     """Print a run's log (task 0's output by default)."""
     from .runs import follow as follow_file
     from .runs import log_path, read_log, refresh
     from .states import JobState
 
-    stream = stream or "out"
+    stream = "err" if err else "out"
     registry = _open_registry()
     record = _find(registry, job_id)
     if not follow:
         try:
             click.echo(read_log(record, task, stream), nl=False)
-        except HpctfError as err:
-            fail(str(err))
+        except HpctfError as error:
+            fail(str(error))
         return
 
     def finished() -> bool:

@@ -73,3 +73,16 @@ def shared_dir(tmp_path: Path) -> Path:
     """A folder every node of the test cluster sees (they share this machine's /tmp)."""
     tmp_path.chmod(0o755)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def slurm_without_accounting(slurm):
+    """A second, one-node cluster with no slurmdbd: `sacct` fails there."""
+    from .slurmlab import start_cluster, stop_cluster
+
+    try:
+        cluster = start_cluster(LAB="/tmp/hpctf-lab-noacct", ACCT="0", NODES="1", PORT="17010", FIRST_JOB_ID="500000")
+    except Exception as err:  # noqa: BLE001
+        pytest.fail(str(err))
+    yield cluster
+    stop_cluster(cluster)

@@ -20,6 +20,7 @@ class Cluster:
     """A running test cluster: its environment and a few small helpers."""
 
     env: dict[str, str]
+    lab_env: dict[str, str]
 
     def run(self, *args: str, check: bool = True, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(list(args), env={**self.env, **kw.pop("env", {})}, capture_output=True, text=True, check=check, timeout=timeout, **kw)
@@ -58,17 +59,26 @@ class Cluster:
         return rows
 
 
-def start_cluster() -> Cluster:
-    """Start (or reuse) the cluster; raise with its output if it does not come up."""
+def start_cluster(**knobs: str) -> Cluster:
+    """Start (or reuse) a cluster; raise with its output if it does not come up.
+
+    ``knobs`` are cluster.sh settings without their prefix: ``start_cluster(ACCT="0")``
+    sets HPCTF_LAB_ACCT=0; ``LAB`` sets HPCTF_LAB.
+    """
     t0 = time.monotonic()
-    done = subprocess.run(["bash", str(CLUSTER_SH), "start"], capture_output=True, text=True, timeout=900)
+    lab_env = {**os.environ, **{("HPCTF_LAB" if k == "LAB" else f"HPCTF_LAB_{k}"): v for k, v in knobs.items()}}
+    done = subprocess.run(["bash", str(CLUSTER_SH), "start"], capture_output=True, text=True, timeout=900, env=lab_env)
     if done.returncode != 0:
         raise RuntimeError(f"test cluster did not start:\n{done.stdout}\n{done.stderr}")
     env = dict(os.environ)
-    for line in subprocess.run(["bash", str(CLUSTER_SH), "env"], capture_output=True, text=True, check=True).stdout.splitlines():
+    for line in subprocess.run(["bash", str(CLUSTER_SH), "env"], capture_output=True, text=True, check=True, env=lab_env).stdout.splitlines():
         m = re.match(r"export (\w+)=(.*)$", line.strip())
         if m:
             env[m.group(1)] = m.group(2).strip("'\"")
     env.update(MPI_AS_ROOT)
     print(f"test cluster ready in {time.monotonic() - t0:.1f}s")
-    return Cluster(env=env)
+    return Cluster(env=env, lab_env=lab_env)
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    subprocess.run(["bash", str(CLUSTER_SH), "stop"], capture_output=True, text=True, timeout=300, env=cluster.lab_env)
