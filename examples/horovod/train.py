@@ -1,0 +1,118 @@
+"""Digits with Horovod: one process per GPU (or CPU slot), gradients averaged by allreduce.
+
+What Horovod needs, step by step: hvd.init(); one GPU per process; the learning rate
+scaled by the number of processes; every process starts from rank 0's weights; each
+process trains on its own shard; metrics averaged over processes; only rank 0 writes
+checkpoints. hpctf starts the processes (srun --mpi=pmix or mpirun) and gives each one
+its own GPU, so this file has no launcher code at all.
+"""
+
+import argparse
+import hashlib
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import horovod.tensorflow as hvd  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+
+def load_data():
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype("float32")
+    return train_test_split(x, y.astype("int64"), test_size=0.25, random_state=0)
+
+
+def build_model() -> tf.keras.Model:
+    return tf.keras.Sequential([
+        tf.keras.Input(shape=(64,)),
+        tf.keras.layers.Dense(128, activation="relu"),
+        tf.keras.layers.Dense(10),
+    ])
+
+
+def use_one_gpu() -> None:
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return
+    # hpctf shows each process exactly one GPU; under a launcher that shows all of a
+    # node's GPUs, take the local rank's.
+    gpu = gpus[hvd.local_rank() % len(gpus)]
+    tf.config.set_visible_devices(gpu, "GPU")
+    tf.config.experimental.set_memory_growth(gpu, True)
+
+
+def weights_digest(model: tf.keras.Model) -> str:
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()[:16]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=32, help="per process")
+    parser.add_argument("--learning-rate", type=float, default=0.001, help="for one process")
+    parser.add_argument("--checkpoint-dir", default="checkpoints")
+    args = parser.parse_args()
+
+    hvd.init()
+    use_one_gpu()
+    rank, size = hvd.rank(), hvd.size()
+    print(f"rank {rank}/{size} local_rank {hvd.local_rank()} host {os.uname().nodename}", flush=True)
+
+    x_train, x_test, y_train, y_test = load_data()
+    x_shard, y_shard = x_train[rank::size], y_train[rank::size]
+    # Every process must run the same number of steps, or an allreduce waits forever.
+    steps = (len(x_train) // size) // args.batch_size
+
+    tf.keras.utils.set_random_seed(rank)  # different on purpose: the broadcast aligns them
+    model = build_model()
+    optimizer = tf.keras.optimizers.Adam(args.learning_rate * size)
+    optimizer.build(model.trainable_variables)
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        grads = hvd.grouped_allreduce(grads, op=hvd.Average)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    hvd.broadcast_variables(model.variables, root_rank=0)
+    hvd.broadcast_variables(optimizer.variables, root_rank=0)
+
+    dataset = tf.data.Dataset.from_tensor_slices((x_shard, y_shard)).shuffle(len(x_shard), seed=rank).batch(args.batch_size, drop_remainder=True)
+    start = None
+    for epoch in range(args.epochs):
+        if epoch == 1:
+            start = time.perf_counter()  # the first epoch includes tracing
+        for x, y in dataset.take(steps):
+            loss = train_step(x, y)
+        if rank == 0 and (epoch + 1) % 5 == 0:
+            print(f"epoch {epoch + 1}/{args.epochs} loss={float(loss):.4f}", flush=True)
+    seconds = time.perf_counter() - start if start else float("nan")
+
+    correct = tf.reduce_sum(tf.cast(tf.argmax(model(x_test[rank::size]), axis=1) == y_test[rank::size], tf.float32))
+    totals = hvd.allreduce(tf.stack([correct, float(len(x_test[rank::size]))]), op=hvd.Sum)
+    accuracy = float(totals[0] / totals[1])
+    samples = hvd.allreduce(tf.constant(steps * args.batch_size * (args.epochs - 1) / seconds), op=hvd.Sum)
+
+    print(f"rank {rank}/{size} weights={weights_digest(model)}", flush=True)
+    if rank == 0:
+        os.makedirs(args.checkpoint_dir, exist_ok=True)
+        path = tf.train.Checkpoint(model=model, optimizer=optimizer).write(os.path.join(args.checkpoint_dir, "digits"))
+        print(f"checkpoint {path}")
+        print(f"samples/s={float(samples):.0f}")
+        print(f"accuracy={accuracy:.4f}")
+
+
+if __name__ == "__main__":
+    main()

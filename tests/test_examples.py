@@ -1,0 +1,122 @@
+"""Real TensorFlow training through hpctf on the three-node cluster: every example.
+
+The examples train on scikit-learn's digits (shipped with the package, no download) and
+must reach the stated accuracy. Failed runs print their logs for diagnosis.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hpctf
+
+pytestmark = [pytest.mark.slurm, pytest.mark.tensorflow]
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+HPCTF = str(Path(sys.executable).with_name("hpctf"))
+ACCURACY = 0.9
+
+
+@pytest.fixture(scope="module", autouse=True)
+def training_stack():
+    missing = [m for m in ("tensorflow", "horovod.tensorflow", "sklearn", "mpi4py") if importlib.util.find_spec(m.split(".")[0]) is None]
+    if missing:
+        import os
+
+        message = f"training stack not installed ({', '.join(missing)}): run scripts/install-tf-stack"
+        if os.environ.get("CI", "").lower() == "true" or os.environ.get("HPCTF_START_SLURM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def home(tmp_path, slurm, monkeypatch):
+    home = tmp_path / "hpctf-home"
+    monkeypatch.setenv("HPCTF_HOME", str(home))
+    for key, value in slurm.env.items():
+        if key.startswith(("SLURM_", "OMPI_")):
+            monkeypatch.setenv(key, value)
+    return home
+
+
+def all_logs(log_dir: Path, job_id: str) -> str:
+    return "\n".join(f"===== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(log_dir.glob(f"{job_id}_*_log.*")))
+
+
+def task_log(log_dir: Path, job_id: str, task: int, stream: str = "out") -> str:
+    path = log_dir / f"{job_id}_{task}_log.{stream}"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def accuracy_in(text: str) -> list[float]:
+    return [float(a) for a in re.findall(r"accuracy=([0-9.]+)", text)]
+
+
+def submit_cli(slurm, home: Path, *args: str, timeout: float = 300) -> tuple[str, Path]:
+    """hpctf submit --wait; (job id, log dir). Prints every log if the run failed."""
+    env = {**slurm.env, "HPCTF_HOME": str(home)}
+    done = subprocess.run([HPCTF, "submit", "--json", "--wait", "--time", "10", *args], capture_output=True, text=True, env=env, timeout=timeout)
+    record = json.loads(done.stdout.splitlines()[0])
+    log_dir = Path(record["log_dir"])
+    assert done.returncode == 0, f"job {record['job_id']} failed:\n{done.stderr}\n{all_logs(log_dir, record['job_id'])}"
+    return record["job_id"], log_dir
+
+
+def submit_estimator(example: str) -> tuple[str, Path]:
+    """Submit an example's own estimator.py from Python and wait."""
+    spec = importlib.util.spec_from_file_location(f"{example}_estimator", EXAMPLES / example / "estimator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    job = hpctf.submit(module.estimator)
+    code = job.result()
+    log_dir = Path(job.paths.folder)
+    assert code == 0, f"job {job.job_id} ended {job.state} ({code}):\n{all_logs(log_dir, job.job_id)}"
+    return job.job_id, log_dir
+
+
+def test_single_example_from_its_estimator(home):
+    job_id, logs = submit_estimator("single")
+    [accuracy] = accuracy_in(task_log(logs, job_id, 0))
+    assert accuracy >= ACCURACY
+
+
+@pytest.mark.parametrize("launcher", ["srun", "mpirun"])
+def test_horovod_example_two_nodes_two_processes(slurm, home, launcher):
+    job_id, logs = submit_cli(
+        slurm, home, "--backend", "mpi", "--launcher", launcher, "--nodes", "2", "--procs-per-node", "2",
+        str(EXAMPLES / "horovod" / "train.py"), "--epochs", "20",
+    )
+    out = "\n".join(task_log(logs, job_id, rank) for rank in range(4))
+    ranks = re.findall(r"^rank (\d)/(\d) local_rank \d host (\S+)", out, re.M)
+    assert sorted(r for r, _, _ in ranks) == ["0", "1", "2", "3"] and {s for _, s, _ in ranks} == {"4"}, all_logs(logs, job_id)
+    assert len({host for _, _, host in ranks}) == 2
+    digests = re.findall(r"^rank \d/4 weights=(\w+)", out, re.M)
+    assert len(digests) == 4 and len(set(digests)) == 1, f"ranks ended with different weights: {digests}"
+    [accuracy] = accuracy_in(out)
+    assert accuracy >= ACCURACY
+    assert out.count("checkpoint ") == 1 and "samples/s=" in out
+
+
+def test_parameter_server_example_from_its_estimator(home):
+    job_id, logs = submit_estimator("parameter_server")
+    chief = task_log(logs, job_id, 0)  # roles in blocks: chief, ps, worker, worker
+    [accuracy] = accuracy_in(chief)
+    assert accuracy >= ACCURACY
+    assert "ps 0 serving" in task_log(logs, job_id, 1)
+    for worker_task in (2, 3):
+        steps = task_log(logs, job_id, worker_task, "err").count("worker step")
+        assert steps > 0, f"worker task {worker_task} executed no step:\n{all_logs(logs, job_id)}"
+        assert "stopped: training finished" in task_log(logs, job_id, worker_task, "err")
+
+
+def test_multi_worker_example_two_nodes(slurm, home):
+    job_id, logs = submit_cli(slurm, home, "--backend", "ps", "--ps", "0", "--workers", "2", "--nodes", "2", str(EXAMPLES / "multi_worker" / "train.py"))
+    accuracies = accuracy_in(task_log(logs, job_id, 0) + task_log(logs, job_id, 1))
+    assert len(accuracies) == 2 and min(accuracies) >= ACCURACY
