@@ -46,6 +46,16 @@ def use_one_gpu() -> None:
     tf.config.experimental.set_memory_growth(gpu, True)
 
 
+def broadcast_from_rank_0(variables) -> None:
+    """Every process starts from rank 0's values.
+
+    hvd.broadcast_variables() needs tf.Variable objects; Keras 3 variables are not, so
+    broadcast their values one by one (each collective needs its own name).
+    """
+    for i, variable in enumerate(variables):
+        variable.assign(hvd.broadcast(tf.convert_to_tensor(variable), root_rank=0, name=f"initial.{i}"))
+
+
 def weights_digest(model: tf.keras.Model) -> str:
     h = hashlib.sha256()
     for w in model.get_weights():
@@ -86,8 +96,7 @@ def main() -> None:
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    hvd.broadcast_variables(model.variables, root_rank=0)
-    hvd.broadcast_variables(optimizer.variables, root_rank=0)
+    broadcast_from_rank_0(model.variables + optimizer.variables)
 
     dataset = tf.data.Dataset.from_tensor_slices((x_shard, y_shard)).shuffle(len(x_shard), seed=rank).batch(args.batch_size, drop_remainder=True)
     start = None
