@@ -10,8 +10,8 @@ from __future__ import annotations
 import statistics
 import subprocess
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 
 class BenchError(RuntimeError):
@@ -28,7 +28,7 @@ class Stats:
     q3: float
 
     @classmethod
-    def of(cls, samples: Sequence[float]) -> "Stats":
+    def of(cls, samples: Sequence[float]) -> Stats:
         if not samples:
             raise BenchError("no samples")
         xs = sorted(samples)
@@ -118,11 +118,13 @@ class Figure:
 # ---------------------------------------------------------------------------------------
 
 
-def run(cmd: Sequence[str], env: Mapping[str, str], *, timeout: float = 120, cwd: str | None = None) -> tuple[float, subprocess.CompletedProcess]:
+def run(
+    cmd: Sequence[str], env: Mapping[str, str], *, timeout: float = 120, cwd: str | None = None
+) -> tuple[float, subprocess.CompletedProcess]:
     """Run a command to completion; (wall seconds, result). A non-zero exit is an error."""
     t0 = time.perf_counter()
     try:
-        done = subprocess.run(list(cmd), env=dict(env), capture_output=True, text=True, timeout=timeout, cwd=cwd)
+        done = subprocess.run(list(cmd), check=False, env=dict(env), capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise BenchError(f"{' '.join(cmd)}: no answer in {timeout}s") from None
     wall = time.perf_counter() - t0

@@ -56,6 +56,7 @@ JOB_OPTIONS = [
     click.option("--port-base", type=int, default=2222, show_default=True, help="ps backend: first task port"),
     click.option("--launcher", type=click.Choice(["srun", "mpirun"]), default="srun", show_default=True, help="mpi backend: how ranks start"),
     click.option("--pmi", default="pmix", show_default=True, help="mpi backend: srun --mpi flavour"),
+    click.option("--target", "compute_target", default=None, help="'slurm' or 'local' [default: slurm where sbatch exists, else local]"),
     click.option("--partition", "-p", default=None),
     click.option("--account", "-A", default=None),
     click.option("--qos", default=None),
@@ -205,7 +206,8 @@ def submit(wait: bool, as_json: bool, dry_run: bool, snapshot_limit_mb: float | 
     if as_json:
         click.echo(json.dumps(record.to_dict()))
     else:
-        click.echo(f"Submitted job {record.job_id} ({record.name}: {record.backend}, {record.shape})")
+        where = " on this machine" if record.target == "local" else ""
+        click.echo(f"Submitted job {record.job_id}{where} ({record.name}: {record.backend}, {record.shape})")
         click.echo(f"  run dir  {record.run_dir}")
         click.echo(f"  follow   hpctf logs {record.job_id} --follow")
         click.echo(f"  status   hpctf status {record.job_id}")

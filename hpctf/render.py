@@ -25,7 +25,7 @@ SOURCE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # Open MPI's -x takes one name each and no wildcards (Horovod's docs export NCCL_* and
 # HOROVOD_* one by one); the script collects the ones set at run time with these prefixes.
-MPIRUN_EXPORT_PREFIXES = ("NCCL_", "HOROVOD_", "TF_", "HPCTF_", "PYTHON")
+MPIRUN_EXPORT_PREFIXES = ("LD_LIBRARY_PATH", "NCCL_", "HOROVOD_", "TF_", "HPCTF_", "PYTHON")
 # Horovod's recommended mpirun flags (docs/mpi.rst): no binding so TF's thread pools use
 # every core, ranks filled slot by slot, and the ob1 PML without the obsolete openib BTL.
 MPIRUN_FLAGS = ("-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", "^openib")

@@ -14,7 +14,11 @@ from .states import JobState
 
 
 def handle(record: RunRecord):
-    """The submitit handle of a recorded run."""
+    """The submitit handle of a recorded run (a SlurmRun, or a LocalRun)."""
+    if record.target == "local":
+        from .local import LocalRun
+
+        return LocalRun(folder=record.log_dir, job_id=record.job_id)
     from .tracking import SlurmRun
 
     return SlurmRun(folder=record.log_dir, job_id=record.job_id)
@@ -26,16 +30,17 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
     live = [r for r in records if not JobState.from_slurm(r.state).finished]
     if not live:
         return records
-    from .tracking import SlurmRun
+    jobs = {r.run_id: handle(r) for r in live}
+    if any(r.target != "local" for r in live):
+        from .tracking import SlurmRun
 
-    jobs = {r.job_id: handle(r) for r in live}
-    SlurmRun.watcher.update()  # every watched job, one sacct (or squeue) call
+        SlurmRun.watcher.update()  # every watched Slurm job, one sacct (or squeue) call
     now = time.time()
     for record in live:
-        job = jobs[record.job_id]
-        info = job.info
+        job = jobs[record.run_id]
+        info = job.info if record.target != "local" else {"NodeList": "localhost"}
         state = job.state
-        if not info:
+        if record.target != "local" and not info:
             continue
         changes: dict[str, object] = {"state": state.value}
         if info.get("NodeList") and info["NodeList"] not in ("None assigned", "(null)"):
@@ -94,6 +99,9 @@ def follow(path: Path, finished: Callable[[], bool], poll_s: float = 0.5) -> Ite
 
 
 def cancel(record: RunRecord) -> None:
+    if record.target == "local":
+        handle(record).cancel()
+        return
     try:
         done = subprocess.run(["scancel", record.job_id], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:

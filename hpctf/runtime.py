@@ -5,8 +5,9 @@ Every rendered script starts its training processes through this module::
     srun ... python -m hpctf.runtime [--ps N --workers M --chief] [--bind-gpu] -- python train.py
 
 It reads what Slurm (or Open MPI's ``mpirun``) tells the task about itself, exports
-``TF_CONFIG`` / ``CUDA_VISIBLE_DEVICES`` / ``HPCTF_RANK`` ..., then ``exec``s the training
-command, so the process tree is exactly what it would be without hpctf.
+``TF_CONFIG`` / ``CUDA_VISIBLE_DEVICES`` / ``HPCTF_RANK`` ..., then runs the training
+command as its only child, forwarding signals, and exits with its exit code (leaving a
+marker with that code when the task fails, see :func:`run_task`).
 
 This module is on the start-up path of every task: it imports only the standard library
 and ``hostlist`` (a single small module), never TensorFlow, Horovod or submitit.
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,13 +235,46 @@ def driver_roles(ps: int, chief: bool) -> set[str]:
 SERVER_STOP_GRACE_S = 10.0
 
 
-def run_supervised(command: list[str], rank: int, role: str, drivers: list[int], done_dir: str) -> int:
-    """Run ``command`` as a child; drivers leave a marker, servers stop at all markers."""
+def start_child(command: list[str]) -> subprocess.Popen:
+    """Start the task's command; signals sent to this wrapper reach it too.
+
+    Slurm signals every process of a step, but ``scancel --signal`` with ``--batch`` or a
+    local ``kill`` may reach only us: forwarding makes both work.
+    """
     child = subprocess.Popen(command)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(signum, lambda s, _f: child.send_signal(s))
+        signal.signal(signum, lambda s, _f: child.poll() is None and child.send_signal(s))
+    return child
+
+
+def exit_status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode  # killed by N: 128+N
+
+
+def run_task(command: list[str], rank: int, failure_dir: str | None) -> int:
+    """Run one task; if it fails, leave ``<job>_<rank>_failed`` holding its exit code.
+
+    When a task fails, ``srun --kill-on-bad-exit`` stops the others and itself exits 143,
+    and ``mpirun`` exits 1: the marker is how hpctf reports the task's own exit code.
+    """
+    code = exit_status(start_child(command).wait())
+    if code and failure_dir:
+        record_failure(failure_dir, os.environ.get("SLURM_JOB_ID", "0"), rank, code)
+    return code
+
+
+def record_failure(folder: str, job_id: str, rank: int, code: int) -> None:
+    try:
+        _write_marker(os.path.join(folder, f"{job_id}_{rank}_failed"), code)
+    except OSError:
+        pass  # the exit code still reaches srun; only the detail is lost
+
+
+def run_supervised(command: list[str], rank: int, role: str, drivers: list[int], done_dir: str) -> int:
+    """Run ``command`` as a child; drivers leave a marker, servers stop at all markers."""
+    child = start_child(command)
     if rank in drivers:
-        code = child.wait()
+        code = exit_status(child.wait())
         _write_marker(os.path.join(done_dir, str(rank)), code)
         return code
     markers = [os.path.join(done_dir, str(r)) for r in drivers]
@@ -254,11 +289,11 @@ def run_supervised(command: list[str], rank: int, role: str, drivers: list[int],
             print(f"hpctf.runtime: {role} task {rank} stopped: training finished", file=sys.stderr)
             return 0
         time.sleep(0.2)
-    return child.returncode
+    return exit_status(child.returncode)
 
 
 def _write_marker(path: str, code: int) -> None:
-    # Written then renamed, so a server polling on another node never sees half a file.
+    # Written then renamed, so a process polling on another node never sees half a file.
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         f.write(f"{code}\n")
@@ -324,7 +359,7 @@ def _first(env: Mapping[str, str], *names: str, default: str | None = None) -> s
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m hpctf.runtime",
-        description="Set TF_CONFIG / CUDA_VISIBLE_DEVICES for this Slurm task, then exec COMMAND.",
+        description="Set TF_CONFIG / CUDA_VISIBLE_DEVICES for this Slurm task, then run COMMAND.",
     )
     add_cluster_arguments(parser)
     parser.add_argument("--bind-gpu", action="store_true", help="keep one GPU per task")
@@ -368,18 +403,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.update(extra)
     if args.task_logs:
         redirect_task_output(args.task_logs, os.environ.get("SLURM_JOB_ID", "local"), int(extra["HPCTF_RANK"]))
+    rank = int(extra["HPCTF_RANK"])
+    failure_dir = os.environ.get("HPCTF_LOG_DIR")
+    if shutil.which(command[0]) is None and not os.path.exists(command[0]):
+        print(f"hpctf.runtime: cannot run {command[0]!r}: not found", file=sys.stderr)
+        return 127
     if args.done_dir and args.workers is not None and (args.ps or 0) > 0:
-        rank = int(extra["HPCTF_RANK"])
         roles = cluster_roles(args.ps, args.workers, args.chief)
         drivers = driver_roles(args.ps, args.chief)
         driver_ranks = [r for r, (role, _) in enumerate(roles) if role in drivers]
-        return run_supervised(command, rank, roles[rank][0], driver_ranks, args.done_dir)
-    try:
-        os.execvp(command[0], command)
-    except OSError as err:
-        print(f"hpctf.runtime: cannot run {command[0]!r}: {err}", file=sys.stderr)
-        return 127
-
+        code = run_supervised(command, rank, roles[rank][0], driver_ranks, args.done_dir)
+        if code and failure_dir:
+            record_failure(failure_dir, os.environ.get("SLURM_JOB_ID", "0"), rank, code)
+        return code
+    return run_task(command, rank, failure_dir)
 
 if __name__ == "__main__":
     sys.exit(main())

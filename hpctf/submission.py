@@ -43,6 +43,8 @@ class SubmitPlan:
 
     @property
     def command(self) -> list[str]:
+        if self.target == "local":
+            return ["bash", str(self.script_path)]
         return ["sbatch", "--parsable", str(self.script_path)]
 
     def describe(self) -> dict:
@@ -64,13 +66,33 @@ def plan(
     snapshot_limit_mb: float | None = None,
 ) -> SubmitPlan:
     """Everything ``submit`` does except writing files and calling ``sbatch``."""
+    target = resolve_target(spec)
+    if target == "local" and spec.distributed_backend == "ps":
+        from .local import free_port_base
+
+        spec = spec.with_changes(port_base=free_port_base(spec.task_count))
     home = Path(home) if home else hpctf_home()
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec.name).strip("-")[:40] or "job"
     run_dir = home / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(3)}"
     manifest = snapshot.scan(Path(spec.source_directory), snapshot_limit_mb)
     paths = JobPaths(workdir=run_dir / "code", log_dir=run_dir / "logs")
     script = render_script(spec, paths, template_dirs=template_dirs)
-    return SubmitPlan(spec=spec, home=home, run_dir=run_dir, paths=paths, script=script, manifest=manifest)
+    return SubmitPlan(spec=spec, home=home, run_dir=run_dir, paths=paths, script=script, manifest=manifest, target=target)
+
+
+BUILTIN_TARGETS = ("slurm", "local")
+
+
+def resolve_target(spec: TensorFlow) -> str:
+    """``compute_target``: 'slurm', 'local', or unset: Slurm where ``sbatch`` exists."""
+    target = spec.compute_target
+    if target is None:
+        from .local import sbatch_available
+
+        return "slurm" if sbatch_available() else "local"
+    if target not in BUILTIN_TARGETS:
+        raise HpctfError(f"compute_target={target!r}: unknown target; the built-in targets are 'slurm' and 'local'")
+    return target
 
 
 def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
@@ -82,7 +104,13 @@ def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
         plan.paths.log_dir.mkdir()
         plan.script_path.write_text(plan.script)
         (plan.run_dir / "spec.json").write_text(json.dumps(plan.spec.to_dict(), indent=2, default=str) + "\n")
-        job_id = sbatch(plan.command)
+        if plan.target == "local":
+            from . import local
+
+            job_id = local.new_job_id()
+            local.start(plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, plan.spec.name, plan.spec.task_count)
+        else:
+            job_id = sbatch(plan.command)
     except BaseException:
         shutil.rmtree(plan.run_dir, ignore_errors=True)
         raise

@@ -15,29 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import submitit
-from submitit.core import utils as submitit_utils
 from submitit.slurm.slurm import SlurmInfoWatcher
 
+from .exits import job_exit_code, parse_exit_code
 from .states import JobState
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
-
-
-def exit_status_file(log_dir: str | Path, job_id: str) -> Path:
-    """Written by the job script's EXIT trap: the batch script's exit status."""
-    return Path(log_dir) / f"{job_id}_exitcode"
-
-
-def parse_exit_code(text: str | None) -> int | None:
-    """sacct's ``3:0`` (code:signal) -> 3; ``0:15`` (killed by SIGTERM) -> 143."""
-    if not text:
-        return None
-    code, _, sig = text.partition(":")
-    try:
-        code_i, sig_i = int(code), int(sig or 0)
-    except ValueError:
-        return None
-    return code_i if code_i or not sig_i else 128 + sig_i
 
 
 class ClusterWatcher(SlurmInfoWatcher):
@@ -124,12 +107,7 @@ class ClusterWatcher(SlurmInfoWatcher):
 
     def _exit_status(self, job_id: str) -> int | None:
         folder = self._folders.get(job_id)
-        if folder is None:
-            return None
-        try:
-            return int(exit_status_file(folder, job_id).read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        return None if folder is None else job_exit_code(folder, job_id)
 
     def is_done(self, job_id: str, mode: str = "standard") -> bool:
         state = self.get_state(job_id, mode=mode)
@@ -161,10 +139,7 @@ class SlurmRun(submitit.SlurmJob):
     @property
     def exit_code(self) -> int | None:
         """The batch script's exit status once it ended, else ``None``."""
-        pickle = self.paths.result_pickle
-        if pickle.exists():
-            return int(submitit_utils.pickle_load(pickle)[1])
-        code = self.watcher._exit_status(self.job_id)  # noqa: SLF001 - same module family
+        code = job_exit_code(self.paths.folder, self.job_id)
         if code is not None:
             return code
         if not JobState.from_slurm(self.info.get("State")).finished:

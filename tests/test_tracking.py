@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpctf.states import JobState
-from hpctf.tracking import parse_exit_code
+from hpctf.exits import parse_exit_code
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 

@@ -1,0 +1,59 @@
+"""How a run ended: the files a job leaves in its log folder, read the same way for
+Slurm and local runs.
+
+- ``<job>_exitcode``: the batch script's exit status, written by its EXIT trap;
+- ``<job>_<task>_failed``: a task's own exit code, written by ``hpctf.runtime`` when the
+  task fails. When one task fails, ``srun --kill-on-bad-exit`` stops the rest and exits
+  143, and ``mpirun`` exits 1: the first marker tells which task failed and how.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def exit_status_file(log_dir: str | Path, job_id: str) -> Path:
+    return Path(log_dir) / f"{job_id}_exitcode"
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def first_failed_task(log_dir: str | Path, job_id: str) -> tuple[int, int] | None:
+    """(task id, exit code) of the task that failed first, if any did."""
+    markers = []
+    for path in Path(log_dir).glob(f"{job_id}_*_failed"):
+        task = path.name[len(job_id) + 1 : -len("_failed")]
+        code = _read_int(path)
+        if task.isdigit() and code is not None:
+            markers.append((path.stat().st_mtime, int(task), code))
+    if not markers:
+        return None
+    _, task, code = min(markers)
+    return task, code
+
+
+def job_exit_code(log_dir: str | Path, job_id: str) -> int | None:
+    """The run's exit code: a failed task's own code, else the batch script's status."""
+    status = _read_int(exit_status_file(log_dir, job_id))
+    if status:
+        failed = first_failed_task(log_dir, job_id)
+        if failed is not None:
+            return failed[1]
+    return status
+
+
+def parse_exit_code(text: str | None) -> int | None:
+    """sacct's ``3:0`` (code:signal) -> 3; ``0:15`` (killed by SIGTERM) -> 143."""
+    if not text:
+        return None
+    code, _, sig = text.partition(":")
+    try:
+        code_i, sig_i = int(code), int(sig or 0)
+    except ValueError:
+        return None
+    return code_i if code_i or not sig_i else 128 + sig_i
