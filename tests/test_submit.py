@@ -38,7 +38,7 @@ def home(tmp_path, slurm, monkeypatch):
 def project(tmp_path) -> Path:
     src = tmp_path / "project"
     src.mkdir()
-    for name in ("hello.py", "fail.py", "ticker.py", "mpi_probe.py", "ps_probe.py", "snapshot_probe.py"):
+    for name in ("hello.py", "fail.py", "ticker.py", "mpi_probe.py", "ps_probe.py", "snapshot_probe.py", "rank_fail.py"):
         shutil.copy(PROGRAMS / name, src / name)
     return src
 
@@ -102,6 +102,17 @@ def test_failing_job_reports_failed_and_exit_code_cli_and_api(slurm, home, proje
     assert job.result() == 4
     assert job.state == JobState.FAILED == "FAILED"
     assert "about to exit 4" in job.stdout()
+
+
+@pytest.mark.parametrize("launcher", ["srun", "mpirun"])
+def test_failing_rank_stops_the_job_with_its_own_exit_code(slurm, home, project, launcher):
+    done = cli(slurm, home, "submit", "--wait", "--backend", "mpi", "--launcher", launcher, "--nodes", "2",
+               "--procs-per-node", "2", str(project / "rank_fail.py"), timeout=120)
+    assert done.returncode == 3, done.stdout + done.stderr
+    job_id = done.stdout.split("Submitted job ", 1)[1].split()[0]
+    info = status_json(slurm, home, job_id)
+    assert (info["state"], info["exit_code"]) == ("FAILED", 3)
+    assert "rank 1 fails with exit code 3" in cli(slurm, home, "logs", job_id, "--task", "1", "--err").stdout
 
 
 def test_python_api_handle_pickles_and_attaches_in_a_new_process(slurm, home, project, tmp_path):
