@@ -86,3 +86,14 @@ def slurm_without_accounting(slurm):
         pytest.fail(str(err))
     yield cluster
     stop_cluster(cluster)
+
+
+@pytest.fixture
+def home(tmp_path, slurm, monkeypatch):
+    """A private hpctf home, and the test cluster's environment for in-process API calls."""
+    home = tmp_path / "hpctf-home"
+    monkeypatch.setenv("HPCTF_HOME", str(home))
+    for key, value in slurm.env.items():
+        if key.startswith(("SLURM_", "OMPI_")):
+            monkeypatch.setenv(key, value)
+    return home

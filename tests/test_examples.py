@@ -36,16 +36,6 @@ def training_stack():
         pytest.skip(message)
 
 
-@pytest.fixture
-def home(tmp_path, slurm, monkeypatch):
-    home = tmp_path / "hpctf-home"
-    monkeypatch.setenv("HPCTF_HOME", str(home))
-    for key, value in slurm.env.items():
-        if key.startswith(("SLURM_", "OMPI_")):
-            monkeypatch.setenv(key, value)
-    return home
-
-
 def all_logs(log_dir: Path, job_id: str) -> str:
     return "\n".join(f"===== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(log_dir.glob(f"{job_id}_*_log.*")))
 

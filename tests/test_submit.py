@@ -24,17 +24,6 @@ HPCTF = str(Path(sys.executable).with_name("hpctf"))
 
 
 @pytest.fixture
-def home(tmp_path, slurm, monkeypatch):
-    """A private hpctf home, and the cluster's environment for in-process API calls."""
-    home = tmp_path / "hpctf-home"
-    monkeypatch.setenv("HPCTF_HOME", str(home))
-    for key, value in slurm.env.items():
-        if key.startswith(("SLURM_", "OMPI_")):
-            monkeypatch.setenv(key, value)
-    return home
-
-
-@pytest.fixture
 def project(tmp_path) -> Path:
     src = tmp_path / "project"
     src.mkdir()
