@@ -60,6 +60,9 @@ def run_group(ctx: Context, group) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if not (Path(sys.executable).parent / "hpctf").exists():
+        say(f"no hpctf next to {sys.executable}: run the suite with the project's interpreter (.venv/bin/python -m benchmarks)")
+        return 2
     own_scratch = args.scratch is None
     scratch = Path(tempfile.mkdtemp(prefix="hpctf-bench-", dir="/tmp")) if own_scratch else args.scratch.absolute()
     scratch.mkdir(parents=True, exist_ok=True)
