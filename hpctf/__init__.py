@@ -3,32 +3,35 @@
 Describe a training job once (``hpctf.TensorFlow(...)``); hpctf renders it into a plain
 sbatch script, starts one process, Horovod over Open MPI, or parameter-server tasks with
 their ``TF_CONFIG``, and tracks the job with submitit.
+
+Names are loaded on first use: ``python -m hpctf.runtime`` starts in every task of every
+job and must not pay for the estimator, Jinja or submitit.
 """
 
 __version__ = "0.1.0"
 
-from .errors import HpctfError, SpecError  # noqa: E402
-from .spec import TensorFlow  # noqa: E402
-
 __all__ = ["TensorFlow", "SpecError", "HpctfError", "render_script", "submit", "attach", "__version__"]
 
-
-def render_script(spec, paths=None, **kwargs):
-    """The sbatch script for ``spec`` (see :func:`hpctf.render.render_script`)."""
-    from .render import render_script as _render
-
-    return _render(spec, paths, **kwargs)
-
-
-def submit(estimator, **kwargs):
-    """Submit ``estimator`` to Slurm; a submitit job handle (see :func:`hpctf.api.submit`)."""
-    from .api import submit as _submit
-
-    return _submit(estimator, **kwargs)
+_LAZY = {
+    "TensorFlow": ("spec", "TensorFlow"),
+    "SpecError": ("errors", "SpecError"),
+    "HpctfError": ("errors", "HpctfError"),
+    "render_script": ("render", "render_script"),
+    "submit": ("api", "submit"),
+    "attach": ("api", "attach"),
+}
 
 
-def attach(job_id, **kwargs):
-    """The handle of an earlier job, by id (see :func:`hpctf.api.attach`)."""
-    from .api import attach as _attach
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'hpctf' has no attribute {name!r}")
+    import importlib
 
-    return _attach(job_id, **kwargs)
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

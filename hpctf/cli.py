@@ -280,15 +280,20 @@ def status(job_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record.to_dict()))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .table import format_table
 
-    table = Table(show_header=False, box=None)
-    for key in ("job_id", "name", "state", "exit_code", "backend", "shape", "nodes", "command", "run_dir"):
-        table.add_row(key, "" if getattr(record, key) is None else str(getattr(record, key)))
-    table.add_row("submitted", _when(record.submitted))
-    table.add_row("duration", _duration(record.duration))
-    Console().print(table)
+    rows = [(key, getattr(record, key)) for key in ("job_id", "name", "state", "exit_code", "backend", "shape", "nodes", "target", "command", "run_dir")]
+    failed = _failed_task(record)
+    if failed:
+        rows.insert(4, ("failed task", f"task {failed[0]} exited with {failed[1]} (hpctf logs {record.job_id} --task {failed[0]} --err)"))
+    rows += [("submitted", _when(record.submitted)), ("duration", _duration(record.duration))]
+    click.echo(format_table(None, rows), nl=False)
+
+
+def _failed_task(record):
+    from .exits import first_failed_task
+
+    return first_failed_task(record.log_dir, record.job_id) if record.state not in ("PENDING", "RUNNING") else None
 
 
 @cli.command()
@@ -349,16 +354,10 @@ def list_runs(as_json: bool, limit: int) -> None:
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in records]))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .table import format_table
 
-    table = Table(box=None, header_style="bold")
-    for column in ("JOB", "NAME", "BACKEND", "SHAPE", "STATE", "EXIT", "SUBMITTED", "DURATION"):
-        table.add_column(column)
-    for r in records:
-        exit_code = "" if r.exit_code is None else str(r.exit_code)
-        table.add_row(r.job_id, r.name, r.backend, r.shape, r.state, exit_code, _when(r.submitted), _duration(r.duration))
-    Console().print(table)
+    rows = [(r.job_id, r.name, r.backend, r.shape, r.state, r.exit_code, _when(r.submitted), _duration(r.duration)) for r in records]
+    click.echo(format_table(("JOB", "NAME", "BACKEND", "SHAPE", "STATE", "EXIT", "SUBMITTED", "DURATION"), rows), nl=False)
 
 
 def _when(epoch: float | None) -> str:

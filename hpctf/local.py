@@ -1,34 +1,26 @@
 """The local target: the same job script, run on this machine instead of by Slurm.
 
+Starting a run lives here; following one (:class:`~hpctf.localrun.LocalRun`) in
+:mod:`hpctf.localrun`.
+
 For laptops, login-node debugging and trying hpctf without a cluster.  The rendered
 sbatch script runs under ``bash`` in its own session, with the environment Slurm would
 give a one-node allocation (``SLURM_JOB_ID``, ``SLURM_NTASKS``, ...) and
 :mod:`hpctf.localsrun` on ``PATH`` as ``srun``; ``#SBATCH`` lines are comments to bash.
-The job's state lives in its run folder (the session id, the exit-status file the
-script's trap writes, a cancel marker), so any process can follow or cancel it.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from submitit.core import core
-
 from .errors import HpctfError
-from .exits import job_exit_code
-from .states import JobState
 
 PID_FILE = "local.pid"
-CANCELLED_FILE = "local.cancelled"
-STOP_GRACE_S = 10.0
 
 
 def new_job_id() -> str:
@@ -101,99 +93,3 @@ def start(script: Path, run_dir: Path, log_dir: Path, job_id: str, name: str, nt
         )
     (run_dir / PID_FILE).write_text(f"{process.pid}\n")
     return process.pid
-
-
-# ---------------------------------------------------------------------------------------
-# Following a local run from any process
-# ---------------------------------------------------------------------------------------
-
-
-def session_members(sid: int) -> list[int]:
-    """Every live process of session ``sid`` (the job script and all it started)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, session = fields[0], int(fields[3])
-        if session == sid and state != "Z":
-            members.append(int(entry))
-    return members
-
-
-class LocalRun(core.Job):
-    """A submitit-style handle for a local run: state, wait, logs, cancel, exit code."""
-
-    def _register_in_watcher(self) -> None:  # no scheduler to ask
-        pass
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.paths.folder).parent
-
-    @property
-    def _sid(self) -> int | None:
-        try:
-            return int((self.run_dir / PID_FILE).read_text())
-        except (OSError, ValueError):
-            return None
-
-    @property
-    def exit_code(self) -> int | None:
-        return job_exit_code(self.paths.folder, self.job_id)
-
-    @property
-    def state(self) -> JobState:  # type: ignore[override]
-        cancelled = (self.run_dir / CANCELLED_FILE).exists()
-        code = self.exit_code
-        alive = self._sid is not None and bool(session_members(self._sid))
-        if alive and (code is None or cancelled):
-            return JobState.RUNNING
-        if cancelled:
-            return JobState.CANCELLED
-        if code is None:
-            return JobState.FAILED  # killed without its trap running (kill -9, reboot)
-        return JobState.COMPLETED if code == 0 else JobState.FAILED
-
-    def done(self, force_check: bool = False) -> bool:
-        return self.state.finished
-
-    def wait(self) -> None:
-        while not self.done():
-            time.sleep(0.2)
-
-    def result(self) -> int | None:  # type: ignore[override]
-        self.wait()
-        return self.exit_code
-
-    def results(self) -> list:  # type: ignore[override]
-        return [self.result()]
-
-    def cancel(self, check: bool = True) -> None:
-        """Stop every process of the run: SIGTERM to the session, SIGKILL after a grace."""
-        sid = self._sid
-        (self.run_dir / CANCELLED_FILE).write_text(f"{time.time()}\n")
-        if sid is None:
-            return
-        for signum, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5.0)):
-            for pid in session_members(sid):
-                try:
-                    os.kill(pid, signum)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + wait_s
-            while session_members(sid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if not session_members(sid):
-                return
-
-    def __repr__(self) -> str:
-        return f"LocalRun<job_id={self.job_id}, folder={self.paths.folder}>"
-
-
-def sbatch_available() -> bool:
-    return shutil.which("sbatch") is not None

@@ -10,13 +10,13 @@ from typing import Callable, Iterable, Iterator
 
 from .errors import HpctfError
 from .registry import Registry, RunRecord
-from .states import JobState
+from .states import UNFINISHED, JobState
 
 
 def handle(record: RunRecord):
     """The submitit handle of a recorded run (a SlurmRun, or a LocalRun)."""
     if record.target == "local":
-        from .local import LocalRun
+        from .localrun import LocalRun
 
         return LocalRun(folder=record.log_dir, job_id=record.job_id)
     from .tracking import SlurmRun
@@ -27,7 +27,7 @@ def handle(record: RunRecord):
 def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]:
     """Bring unfinished records up to date with one scheduler call, and save them."""
     records = list(records)
-    live = [r for r in records if not JobState.from_slurm(r.state).finished]
+    live = [r for r in records if r.state in UNFINISHED]
     if not live:
         return records
     jobs = {r.run_id: handle(r) for r in live}
@@ -36,6 +36,7 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
 
         SlurmRun.watcher.update()  # every watched Slurm job, one sacct (or squeue) call
     now = time.time()
+    updates: list[tuple[int, dict[str, object]]] = []
     for record in live:
         job = jobs[record.run_id]
         info = job.info if record.target != "local" else {"NodeList": "localhost"}
@@ -53,9 +54,10 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
         if state.finished:
             changes["exit_code"] = job.exit_code
             changes["ended"] = _slurm_time(info.get("End")) or record.ended or now
-        registry.update(record.run_id, **changes)
+        updates.append((record.run_id, changes))
         for key, value in changes.items():
             setattr(record, key, value)
+    registry.update_many(updates)
     return records
 
 

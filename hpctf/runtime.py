@@ -15,17 +15,13 @@ and ``hostlist`` (a single small module), never TensorFlow, Horovod or submitit.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import hostlist
 
@@ -103,13 +99,12 @@ def cluster_roles(ps: int, workers: int, chief: bool = False) -> list[tuple[str,
     return [(role, index) for role in ROLE_ORDER for index in range(sizes[role])]
 
 
-@dataclass(frozen=True)
 class TaskLayout:
     """Where every task of a ps/worker job runs and which address it listens on."""
 
-    roles: list[tuple[str, int]]
-    hosts: list[str]
-    port_base: int = DEFAULT_PORT_BASE
+    # A plain class: dataclasses imports inspect, ~10 ms on every task's start.
+    def __init__(self, roles: list[tuple[str, int]], hosts: list[str], port_base: int = DEFAULT_PORT_BASE):
+        self.roles, self.hosts, self.port_base = roles, hosts, port_base
 
     def address(self, task_id: int) -> str:
         # One port per task id, unique across the whole job: tasks that share a node
@@ -235,20 +230,53 @@ def driver_roles(ps: int, chief: bool) -> set[str]:
 SERVER_STOP_GRACE_S = 10.0
 
 
-def start_child(command: list[str]) -> subprocess.Popen:
-    """Start the task's command; signals sent to this wrapper reach it too.
+class Child:
+    """The task's command, started with ``posix_spawn`` (``subprocess`` costs ~8 ms to
+    import on every task's start); signals sent to this wrapper are passed on to it.
 
-    Slurm signals every process of a step, but ``scancel --signal`` with ``--batch`` or a
-    local ``kill`` may reach only us: forwarding makes both work.
+    Slurm signals every process of a step, but ``scancel --signal`` to the batch step or
+    a local ``kill`` may reach only the wrapper: forwarding makes both work.
     """
-    child = subprocess.Popen(command)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(signum, lambda s, _f: child.poll() is None and child.send_signal(s))
-    return child
+
+    def __init__(self, command: list[str]):
+        self.pid = os.posix_spawnp(command[0], command, os.environ)
+        self.returncode: int | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, lambda s, _f: self.send_signal(s))
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = exit_status(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit status (128+N if killed by signal N), or None after ``timeout`` s."""
+        if timeout is None and self.returncode is None:
+            self.returncode = exit_status(os.waitpid(self.pid, 0)[1])
+        deadline = time.monotonic() + (timeout or 0)
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.returncode
+
+    def stop(self, grace_s: float) -> None:
+        self.send_signal(signal.SIGTERM)
+        if self.wait(grace_s) is None:
+            self.send_signal(signal.SIGKILL)
+            self.wait()
 
 
-def exit_status(returncode: int) -> int:
-    return 128 - returncode if returncode < 0 else returncode  # killed by N: 128+N
+def exit_status(wait_status: int) -> int:
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell says
 
 
 def run_task(command: list[str], rank: int, failure_dir: str | None) -> int:
@@ -257,7 +285,7 @@ def run_task(command: list[str], rank: int, failure_dir: str | None) -> int:
     When a task fails, ``srun --kill-on-bad-exit`` stops the others and itself exits 143,
     and ``mpirun`` exits 1: the marker is how hpctf reports the task's own exit code.
     """
-    code = exit_status(start_child(command).wait())
+    code = Child(command).wait()
     if code and failure_dir:
         record_failure(failure_dir, os.environ.get("SLURM_JOB_ID", "0"), rank, code)
     return code
@@ -272,24 +300,19 @@ def record_failure(folder: str, job_id: str, rank: int, code: int) -> None:
 
 def run_supervised(command: list[str], rank: int, role: str, drivers: list[int], done_dir: str) -> int:
     """Run ``command`` as a child; drivers leave a marker, servers stop at all markers."""
-    child = start_child(command)
+    child = Child(command)
     if rank in drivers:
-        code = exit_status(child.wait())
+        code = child.wait()
         _write_marker(os.path.join(done_dir, str(rank)), code)
         return code
     markers = [os.path.join(done_dir, str(r)) for r in drivers]
     while child.poll() is None:
         if all(os.path.exists(m) for m in markers):
-            child.terminate()
-            try:
-                child.wait(SERVER_STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            child.stop(SERVER_STOP_GRACE_S)
             print(f"hpctf.runtime: {role} task {rank} stopped: training finished", file=sys.stderr)
             return 0
         time.sleep(0.2)
-    return exit_status(child.returncode)
+    return child.returncode
 
 
 def _write_marker(path: str, code: int) -> None:
@@ -356,67 +379,94 @@ def _first(env: Mapping[str, str], *names: str, default: str | None = None) -> s
     raise RuntimeSetupError(f"none of {', '.join(names)} is set: is this running inside a Slurm job step?")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m hpctf.runtime",
-        description="Set TF_CONFIG / CUDA_VISIBLE_DEVICES for this Slurm task, then run COMMAND.",
-    )
-    add_cluster_arguments(parser)
-    parser.add_argument("--bind-gpu", action="store_true", help="keep one GPU per task")
-    parser.add_argument("--print", action="store_true", help="print the variables, run nothing")
-    parser.add_argument("--done-dir", help="shared folder for end-of-training markers (ps jobs)")
-    parser.add_argument("--task-logs", help="folder: write this task's output to <job>_<rank>_log.out/.err")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    return parser
+USAGE = """usage: python -m hpctf.runtime [--ps N --workers M [--chief] [--port-base P]]
+                              [--bind-gpu] [--done-dir DIR] [--task-logs DIR] [--print]
+                              -- COMMAND [ARG ...]
+
+Set TF_CONFIG / CUDA_VISIBLE_DEVICES / HPCTF_RANK ... for this Slurm task, then run COMMAND.
+  --ps N, --workers M, --chief   the ps/worker/chief cluster: TF_CONFIG from Slurm's node list
+  --port-base P                  first task's port (default 2222); task i listens on P+i
+  --bind-gpu                     keep one GPU per task (its local rank's)
+  --done-dir DIR                 shared folder for end-of-training markers (ps servers stop)
+  --task-logs DIR                write this task's output to DIR/<job>_<rank>_log.out/.err
+  --print                        print the variables and run nothing
+"""
+
+_VALUE_OPTIONS = {"--ps": int, "--workers": int, "--port-base": int, "--done-dir": str, "--task-logs": str}
+_FLAGS = ("--chief", "--bind-gpu", "--print")
 
 
-def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ps", type=int, default=None, help="parameter servers")
-    parser.add_argument("--workers", type=int, default=None, help="workers")
-    parser.add_argument("--chief", action="store_true", help="one chief task")
-    parser.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+def parse_arguments(argv: Sequence[str]) -> tuple[dict, list[str]]:
+    """Options up to ``--`` (or the first word that is not one), then the command.
+
+    Hand-written rather than argparse, which costs ~15 ms to import: this runs at the
+    start of every task of every job.
+    """
+    options: dict = {"ps": None, "workers": None, "port_base": DEFAULT_PORT_BASE, "done_dir": None,
+                     "task_logs": None, "chief": False, "bind_gpu": False, "print": False}
+    args = list(argv)
+    while args:
+        word = args.pop(0)
+        if word == "--":
+            break
+        name, sep, value = word.partition("=")
+        if name in _FLAGS and not sep:
+            options[name[2:].replace("-", "_")] = True
+        elif name in _VALUE_OPTIONS:
+            if not sep:
+                if not args:
+                    raise ValueError(f"{name} needs a value")
+                value = args.pop(0)
+            try:
+                options[name[2:].replace("-", "_")] = _VALUE_OPTIONS[name](value)
+            except ValueError:
+                raise ValueError(f"{name}={value!r} is not a valid value") from None
+        elif word in ("-h", "--help"):
+            raise SystemExit(print(USAGE) or 0)
+        elif word.startswith("-"):
+            raise ValueError(f"unknown option {word!r}")
+        else:
+            args.insert(0, word)
+            break
+    return options, args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    command = list(args.command)
-    if command and command[0] == "--":
-        command = command[1:]
-    if args.ps is not None and args.workers is None:
-        args.workers = 0
     try:
+        opts, command = parse_arguments(sys.argv[1:] if argv is None else argv)
+        if opts["ps"] is not None and opts["workers"] is None:
+            opts["workers"] = 0
         extra = task_environment(
-            os.environ,
-            ps=args.ps,
-            workers=args.workers,
-            chief=args.chief,
-            port_base=args.port_base,
-            bind_gpu=args.bind_gpu,
+            os.environ, ps=opts["ps"], workers=opts["workers"], chief=opts["chief"],
+            port_base=opts["port_base"], bind_gpu=opts["bind_gpu"],
         )
     except (RuntimeSetupError, ValueError) as err:
         print(f"hpctf.runtime: {err}", file=sys.stderr)
         return 2
-    if args.print or not command:
+    if opts["print"] or not command:
         for key, value in extra.items():
             print(f"{key}={value}")
         return 0
     os.environ.update(extra)
-    if args.task_logs:
-        redirect_task_output(args.task_logs, os.environ.get("SLURM_JOB_ID", "local"), int(extra["HPCTF_RANK"]))
     rank = int(extra["HPCTF_RANK"])
+    if opts["task_logs"]:
+        redirect_task_output(opts["task_logs"], os.environ.get("SLURM_JOB_ID", "local"), rank)
     failure_dir = os.environ.get("HPCTF_LOG_DIR")
-    if shutil.which(command[0]) is None and not os.path.exists(command[0]):
-        print(f"hpctf.runtime: cannot run {command[0]!r}: not found", file=sys.stderr)
+    try:
+        if opts["done_dir"] and opts["workers"] is not None and (opts["ps"] or 0) > 0:
+            roles = cluster_roles(opts["ps"], opts["workers"], opts["chief"])
+            drivers = driver_roles(opts["ps"], opts["chief"])
+            driver_ranks = [r for r, (role, _) in enumerate(roles) if role in drivers]
+            code = run_supervised(command, rank, roles[rank][0], driver_ranks, opts["done_dir"])
+            if code and failure_dir:
+                record_failure(failure_dir, os.environ.get("SLURM_JOB_ID", "0"), rank, code)
+            return code
+        return run_task(command, rank, failure_dir)
+    except OSError as err:  # the command does not exist or cannot be run
+        print(f"hpctf.runtime: cannot run {command[0]!r}: {err}", file=sys.stderr)
+        if failure_dir:
+            record_failure(failure_dir, os.environ.get("SLURM_JOB_ID", "0"), rank, 127)
         return 127
-    if args.done_dir and args.workers is not None and (args.ps or 0) > 0:
-        roles = cluster_roles(args.ps, args.workers, args.chief)
-        drivers = driver_roles(args.ps, args.chief)
-        driver_ranks = [r for r, (role, _) in enumerate(roles) if role in drivers]
-        code = run_supervised(command, rank, roles[rank][0], driver_ranks, args.done_dir)
-        if code and failure_dir:
-            record_failure(failure_dir, os.environ.get("SLURM_JOB_ID", "0"), rank, code)
-        return code
-    return run_task(command, rank, failure_dir)
 
 if __name__ == "__main__":
     sys.exit(main())

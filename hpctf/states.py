@@ -35,6 +35,9 @@ class JobState(str, enum.Enum):
         """``"CANCELLED by 0"``, ``"CA"``, ``"OUT_OF_ME+"`` ... -> JobState."""
         if not word:
             return cls.UNKNOWN
+        known = _BY_WORD.get(word)
+        if known is not None:
+            return known
         head = word.strip().split()[0].upper().rstrip("+")
         head = _SHORT.get(head, head)
         for state in cls:
@@ -65,3 +68,6 @@ _SHORT = {
     "TO": "TIMEOUT", "PR": "PREEMPTED", "NF": "NODE_FAIL", "OOM": "OUT_OF_MEMORY",
     "BF": "BOOT_FAIL", "DL": "DEADLINE", "RV": "REVOKED",
 }
+
+# Exact words, looked up before any parsing (ls over 10,000 runs maps 10,000 of them).
+_BY_WORD = {state.value: state for state in JobState}

@@ -87,9 +87,7 @@ def resolve_target(spec: TensorFlow) -> str:
     """``compute_target``: 'slurm', 'local', or unset: Slurm where ``sbatch`` exists."""
     target = spec.compute_target
     if target is None:
-        from .local import sbatch_available
-
-        return "slurm" if sbatch_available() else "local"
+        return "slurm" if shutil.which("sbatch") else "local"
     if target not in BUILTIN_TARGETS:
         raise HpctfError(f"compute_target={target!r}: unknown target; the built-in targets are 'slurm' and 'local'")
     return target
