@@ -56,9 +56,10 @@ class RunRecord:
             return None
         return (self.ended or time.time()) - self.started
 
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["spec"] = json.loads(self.spec)
+    def to_dict(self, with_spec: bool = True) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spec"}
+        if with_spec:
+            out["spec"] = json.loads(self.spec)
         out["duration"] = self.duration
         return out
 
