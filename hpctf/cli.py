@@ -74,7 +74,7 @@ JOB_OPTIONS = [
     click.option("--setup", multiple=True, help="shell line run before the launch (repeatable)"),
     click.option("--python", default=None, help="interpreter on the compute nodes [default: this one]"),
     click.option("--log-dir", default=None, help="folder for the job's logs [default: SOURCE_DIR/hpctf-logs]"),
-    click.option("--templates", "template_dir", default=None, type=click.Path(file_okay=False), help="folder whose templates override the built-in ones"),
+    click.option("--templates", "template_dir", default=None, type=click.Path(exists=True, file_okay=False), help="folder whose templates override the built-in ones"),
     click.argument("entry_script"),
     click.argument("script_args", nargs=-1, type=click.UNPROCESSED),
 ]
@@ -111,6 +111,12 @@ def spec_from_options(options: dict[str, Any]):
     return TensorFlow(**fields)
 
 
+def _template_errors() -> type[Exception]:
+    import jinja2
+
+    return jinja2.TemplateError
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     click.echo(f"hpctf: {message}", err=True)
     sys.exit(code)
@@ -144,6 +150,8 @@ def render(output_file: str | None, **options: Any) -> None:
         script = render_script(spec, paths, template_dirs=templates)
     except (SpecError, HpctfError) as err:
         fail(str(err))
+    except _template_errors() as err:
+        fail(f"template error: {err}")
     if output_file:
         Path(output_file).write_text(script)
         os.chmod(output_file, 0o755)
@@ -203,6 +211,8 @@ def submit(wait: bool, as_json: bool, dry_run: bool, snapshot_limit_mb: float | 
         record = submission.schedule(the_plan)
     except (SpecError, HpctfError) as err:
         fail(str(err))
+    except _template_errors() as err:
+        fail(f"template error: {err}")
     if as_json:
         click.echo(json.dumps(record.to_dict()))
     else:

@@ -89,6 +89,8 @@ class LocalRun(core.Job):
     def cancel(self, check: bool = True) -> None:
         """Stop every process of the run: SIGTERM to the session, SIGKILL after a grace."""
         sid = self._sid
+        if self.exit_code is not None and (sid is None or not session_members(sid)):
+            return  # already over: nothing to stop, and its state stays what it was
         (self.run_dir / CANCELLED_FILE).write_text(f"{time.time()}\n")
         if sid is None:
             return

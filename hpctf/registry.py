@@ -1,8 +1,9 @@
 """The run history: one SQLite file under the user's data folder.
 
 Several ``hpctf`` processes may write at once (a notebook and a shell, or twenty submits
-in a loop): SQLite's WAL journal plus a busy timeout makes each insert/update atomic and
-lets readers go on while one writer works.  A row is written only after ``sbatch``
+in a loop): SQLite's locking plus a busy timeout makes each insert/update atomic. The
+default rollback journal is used, not WAL: WAL needs shared memory between processes,
+which network file systems (where home directories live on clusters) do not give.  A row is written only after ``sbatch``
 accepted the job, in one statement, so there is never a half-written record.
 """
 
@@ -83,16 +84,10 @@ class Registry:
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout = 30000")
-        # WAL: readers never block the writer; switching needs a moment alone, so retry.
-        for _ in range(50):
-            try:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.executescript(_SCHEMA)
-                break
-            except sqlite3.OperationalError:
-                time.sleep(0.1)
-        else:
-            raise HpctfError(f"cannot open the run registry {self.path}")
+        try:
+            self._db.executescript(_SCHEMA)
+        except sqlite3.OperationalError as err:
+            raise HpctfError(f"cannot open the run registry {self.path}: {err}") from None
 
     def close(self) -> None:
         self._db.close()

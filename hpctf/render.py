@@ -18,8 +18,10 @@ from typing import Any, Sequence
 import jinja2
 
 from . import __version__
+from .errors import HpctfError
 from .spec import TensorFlow
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates")
 SOURCE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -37,6 +39,12 @@ class JobPaths:
 
     workdir: Path
     log_dir: Path
+
+    def __post_init__(self) -> None:
+        for name in ("workdir", "log_dir"):
+            if _UNPRINTABLE.search(str(getattr(self, name))):
+                # A line break in a path would end its #SBATCH or shell line.
+                raise HpctfError(f"{name}={str(getattr(self, name))!r}: must not contain control characters or line breaks")
 
     @classmethod
     def for_spec(cls, spec: TensorFlow, log_dir: str | Path | None = None) -> "JobPaths":
@@ -84,9 +92,6 @@ def environment(user_dirs: tuple[str, ...] = ()) -> jinja2.Environment:
 def shell_quote(value: Any) -> str:
     """Quote one word for bash; every user value in a script goes through here."""
     return shlex.quote(str(value))
-
-
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def comment_safe(value: Any) -> str:
@@ -177,6 +182,9 @@ def launch_words(spec: TensorFlow) -> list[str]:
     if spec.distributed_backend == "mpi" and spec.launcher == "mpirun":
         return ["mpirun", "-np", str(spec.task_count), *MPIRUN_FLAGS]
     words = ["srun", f"--ntasks={spec.task_count}", "--distribution=block", "--kill-on-bad-exit=1"]
+    if spec.cpus_per_task:
+        # Since Slurm 22.05 srun no longer inherits --cpus-per-task from the job.
+        words.append(f"--cpus-per-task={spec.cpus_per_task}")
     if spec.distributed_backend == "mpi":
         words.insert(1, f"--mpi={spec.pmi}")
     return words

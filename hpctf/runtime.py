@@ -206,7 +206,12 @@ def pick_gpu(visible: str | None, slot: int | None) -> str:
             "a GPU was requested but Slurm gave this task no CUDA_VISIBLE_DEVICES "
             "(does the partition's gres.conf declare the GPUs?)"
         )
-    return devices[slot % len(devices)]
+    if slot >= len(devices):
+        raise RuntimeSetupError(
+            f"this task needs GPU #{slot} of its node but Slurm gave it {len(devices)} "
+            f"({','.join(devices)}): request more GPUs per node (--gres) or place fewer tasks per node"
+        )
+    return devices[slot]
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,7 +244,8 @@ class Child:
     """
 
     def __init__(self, command: list[str]):
-        self.pid = os.posix_spawnp(command[0], command, os.environ)
+        # Python ignores SIGPIPE and SIGXFSZ for itself; the child gets the defaults back.
+        self.pid = os.posix_spawnp(command[0], command, os.environ, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
         self.returncode: int | None = None
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(signum, lambda s, _f: self.send_signal(s))

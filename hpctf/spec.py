@@ -41,13 +41,21 @@ MANAGED_SBATCH_FLAGS = {
     "open-mode": "(hpctf's run folder)",
     "chdir": "source_directory", "D": "source_directory",
     "wrap": "entry_script",
+    # These change what sbatch does or prints, which hpctf's tracking relies on.
+    "array": "(one run per submit)", "a": "(one run per submit)",
+    "wait": "(hpctf submit --wait)", "W": "(hpctf submit --wait)",
+    "parsable": "(hpctf's submission)",
+    "export": "environment_variables",
+    "mem-per-cpu": "memory", "mem-per-gpu": "memory",
+    "ntasks-per-core": "process_count_per_node", "ntasks-per-socket": "process_count_per_node",
+    "ntasks-per-gpu": "process_count_per_node",
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _NAME_LIST = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SBATCH_FLAG = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
-_MEMORY = re.compile(r"^[1-9][0-9]*[KMGT]?$")
+_MEMORY = re.compile(r"^[0-9]+[KMGTkmgt]?$")
 _CONSTRAINT = re.compile(r"^[A-Za-z0-9_.\-&|\[\]*:()!,]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"[\r\n]")
@@ -303,6 +311,9 @@ def _check_code(c: _Checks, spec: TensorFlow) -> None:
     if not isinstance(source, Path):
         c.add("source_directory", source, "must be the path of a folder")
         source = None
+    elif _CONTROL.search(str(source)) or _LINE_BREAK.search(str(source)):
+        c.add("source_directory", str(source), "must not contain control characters or line breaks")
+        source = None
     elif not source.is_dir():
         c.add("source_directory", str(source), "must be an existing folder")
         source = None
@@ -369,6 +380,8 @@ def _check_shape(c: _Checks, spec: TensorFlow) -> None:
     c.pattern("pmi", spec.pmi, re.compile(r"^[a-z][a-z0-9_]*$"), "must be an srun --mpi plugin name such as 'pmix', 'pmix_v4' or 'pmi2'")
     if not (_is_int(spec.port_base) and 1024 <= spec.port_base <= 65000):
         c.add("port_base", spec.port_base, "must be an integer port between 1024 and 65000")
+    elif backend == "ps" and _is_int(spec.worker_count) and _is_int(spec.parameter_server_count) and spec.port_base + spec.task_count > 65536:
+        c.add("port_base", spec.port_base, f"must leave room for {spec.task_count} ports (task i listens on port_base + i <= 65535)")
 
     if backend is None:
         if nodes_ok and ppn_ok and spec.node_count * spec.process_count_per_node > 1:
@@ -415,8 +428,10 @@ def _check_shape(c: _Checks, spec: TensorFlow) -> None:
 
 
 def _check_slurm(c: _Checks, spec: TensorFlow) -> None:
-    if c.text("job_name", spec.job_name) and spec.job_name is not None and len(spec.job_name) > 200:
-        c.add("job_name", spec.job_name, "must be at most 200 characters")
+    if c.text("job_name", spec.job_name) and spec.job_name is not None:
+        if len(spec.job_name) > 200:
+            c.add("job_name", spec.job_name, "must be at most 200 characters")
+        _no_backslash(c, "job_name", spec.job_name)
     c.pattern("partition", spec.partition, _NAME_LIST, "must be a partition name (letters, digits, '_', '-', '.'; several separated by ',')")
     c.pattern("account", spec.account, _NAME, "must be an account name (letters, digits, '_', '-', '.')")
     c.pattern("qos", spec.qos, _NAME, "must be a QOS name (letters, digits, '_', '-', '.')")
@@ -439,14 +454,33 @@ def _check_slurm(c: _Checks, spec: TensorFlow) -> None:
             shown = f"sbatch_options[{flag!r}]"
             if not isinstance(flag, str) or not _SBATCH_FLAG.match(flag.lstrip("-")):
                 c.add("sbatch_options", flag, "keys must be sbatch flag names such as 'mail-type' or 'reservation'")
-            elif flag.lstrip("-") in MANAGED_SBATCH_FLAGS:
-                c.add(shown, value, f"is set by hpctf: use the estimator's {MANAGED_SBATCH_FLAGS[flag.lstrip('-')]} instead")
+            elif len(flag.lstrip("-")) == 1:
+                c.add("sbatch_options", flag, "use the long flag name (e.g. 'nodelist', not 'w')")
+            elif _managed_flag(flag.lstrip("-")):
+                managed = _managed_flag(flag.lstrip("-"))
+                c.add(shown, value, f"is set by hpctf (--{managed}): use the estimator's {MANAGED_SBATCH_FLAGS[managed]} instead")
             elif value is None or value is True:
                 continue  # a bare flag such as --requeue
             elif isinstance(value, bool) or not isinstance(value, (str, int)):
                 c.add(shown, value, "must be a string, an integer, True or None (a bare flag)")
-            elif isinstance(value, str):
-                c.text(shown, value)
+            elif isinstance(value, str) and c.text(shown, value):
+                _no_backslash(c, shown, value)
+
+
+def _managed_flag(name: str) -> str | None:
+    """The managed flag ``name`` means: sbatch accepts any unambiguous prefix of a long flag
+    (``--ntasks-per-n`` is ``--ntasks-per-node``), so prefixes are refused too."""
+    for managed in MANAGED_SBATCH_FLAGS:
+        if len(managed) > 1 and (managed == name or managed.startswith(name)):
+            return managed
+    return None
+
+
+def _no_backslash(c: _Checks, name: str, value: str) -> None:
+    # sbatch reads #SBATCH lines with its own parser, where a backslash escapes the next
+    # character even inside quotes: a value could close its quotes and add a flag.
+    if "\\" in value:
+        c.add(name, value, "must not contain a backslash (sbatch reads it as an escape in #SBATCH lines)")
 
 
 def _valid_time(value: Any) -> bool:

@@ -25,6 +25,9 @@ class JobState(str, enum.Enum):
     BOOT_FAIL = "BOOT_FAIL"
     DEADLINE = "DEADLINE"
     REVOKED = "REVOKED"
+    # hpctf's own: neither the scheduler nor the job's exit-status file knows the job any
+    # more (no accounting, purged from slurmctld, killed before its trap ran). Finished.
+    LOST = "LOST"
     UNKNOWN = "UNKNOWN"
 
     def __str__(self) -> str:
@@ -49,10 +52,6 @@ class JobState(str, enum.Enum):
     def finished(self) -> bool:
         """True once the job will not run again (PREEMPTED and REQUEUED jobs come back)."""
         return self.value not in UNFINISHED
-
-    @property
-    def succeeded(self) -> bool:
-        return self is JobState.COMPLETED
 
 
 # Not finished: the job is queued, running, or will be queued again. PREEMPTED counts as

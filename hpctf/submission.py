@@ -75,6 +75,12 @@ def plan(
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec.name).strip("-")[:40] or "job"
     run_dir = home / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(3)}"
     manifest = snapshot.scan(Path(spec.source_directory), snapshot_limit_mb)
+    if Path(spec.entry_script).as_posix() not in manifest.files:
+        raise HpctfError(
+            f"entry_script={spec.entry_script!r} is not in the code snapshot of {spec.source_directory}: "
+            f"it is left out by {snapshot.IGNORE_FILE} or the default ignores ({', '.join(snapshot.DEFAULT_IGNORES[:4])}, ...), "
+            "or it is inside a linked folder"
+        )
     paths = JobPaths(workdir=run_dir / "code", log_dir=run_dir / "logs")
     script = render_script(spec, paths, template_dirs=template_dirs)
     return SubmitPlan(spec=spec, home=home, run_dir=run_dir, paths=paths, script=script, manifest=manifest, target=target)

@@ -110,8 +110,7 @@ class ClusterWatcher(SlurmInfoWatcher):
         return None if folder is None else job_exit_code(folder, job_id)
 
     def is_done(self, job_id: str, mode: str = "standard") -> bool:
-        state = self.get_state(job_id, mode=mode)
-        return state == "LOST" or JobState.from_slurm(state).finished
+        return JobState.from_slurm(self.get_state(job_id, mode=mode)).finished
 
 
 class SlurmRun(submitit.SlurmJob):
@@ -129,8 +128,7 @@ class SlurmRun(submitit.SlurmJob):
 
     @property
     def state(self) -> JobState:  # type: ignore[override]
-        raw = self.watcher.get_state(self.job_id, mode="standard")
-        return JobState.UNKNOWN if raw == "LOST" else JobState.from_slurm(raw)
+        return JobState.from_slurm(self.watcher.get_state(self.job_id, mode="standard"))
 
     @property
     def info(self) -> dict[str, str]:
@@ -156,13 +154,3 @@ class SlurmRun(submitit.SlurmJob):
 
     def __repr__(self) -> str:
         return f"SlurmRun<job_id={self.job_id}, folder={self.paths.folder}>"
-
-
-def attach(job_id: str, folder: str | Path) -> SlurmRun:
-    return SlurmRun(folder=folder, job_id=str(job_id))
-
-
-def force_refresh() -> int:
-    """Refresh every tracked job now; returns the number of scheduler calls so far."""
-    SlurmRun.watcher.update()
-    return SlurmRun.watcher.num_calls

@@ -124,3 +124,9 @@ def test_driver_roles():
     assert driver_roles(ps=1, chief=True) == {"chief"}
     assert driver_roles(ps=1, chief=False) == {"worker"}
     assert driver_roles(ps=0, chief=False) == {"chief", "worker"}
+
+
+def test_more_gpu_tasks_than_gpus_is_an_error_not_a_shared_gpu():
+    env = slurm_env("node1", "3", 2, CUDA_VISIBLE_DEVICES="0,1")
+    with pytest.raises(RuntimeSetupError, match="needs GPU #2 of its node but Slurm gave it 2"):
+        task_environment(env, ps=0, workers=3, bind_gpu=True)

@@ -33,9 +33,13 @@ def test_slurm_words_map_to_one_enum(word, state):
 def test_finished_states():
     assert {s for s in JobState if s.finished} == {
         JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.NODE_FAIL,
-        JobState.OUT_OF_MEMORY, JobState.BOOT_FAIL, JobState.DEADLINE, JobState.REVOKED,
+        JobState.OUT_OF_MEMORY, JobState.BOOT_FAIL, JobState.DEADLINE, JobState.REVOKED, JobState.LOST,
     }
     assert JobState.COMPLETED == "COMPLETED"  # submitit compares strings
+
+
+def test_a_lost_job_is_finished_so_waiting_ends():
+    assert JobState.from_slurm("LOST") is JobState.LOST and JobState.LOST.finished
 
 
 @pytest.mark.parametrize("text, code", [("0:0", 0), ("3:0", 3), ("0:15", 143), ("1:9", 1), ("", None), ("x", None)])

@@ -135,3 +135,41 @@ def test_spec_is_frozen_and_changes_revalidate(make_spec):
         spec.node_count = 3
     with pytest.raises(SpecError):
         spec.with_changes(node_count=0)
+
+
+@pytest.mark.parametrize(
+    "fields, field, words",
+    [
+        (dict(job_name="a\\'\" --partition=x #"), "job_name", "backslash"),
+        (dict(sbatch_options={"comment": "x\\y"}), "sbatch_options['comment']", "backslash"),
+        (dict(sbatch_options={"ntasks-per-n": 3}), "sbatch_options['ntasks-per-n']", "--ntasks-per-node"),
+        (dict(sbatch_options={"out": "/tmp/x"}), "sbatch_options['out']", "--output"),
+        (dict(sbatch_options={"array": "1-3"}), "sbatch_options['array']", "set by hpctf"),
+        (dict(sbatch_options={"w": "node1"}), "sbatch_options", "long flag name"),
+        (dict(distributed_backend="ps", worker_count=600, port_base=65000), "port_base", "room for 601 ports"),
+    ],
+)
+def test_sbatch_parser_quirks_are_refused(make_spec, fields, field, words):
+    with pytest.raises(SpecError) as caught:
+        make_spec(**fields)
+    assert field in caught.value.fields and words in str(caught.value), str(caught.value)
+
+
+def test_source_directory_with_a_line_break_is_refused(tmp_path):
+    odd = tmp_path / "a'\ntouch PWNED\n#'"
+    odd.mkdir()
+    (odd / "train.py").write_text("")
+    with pytest.raises(SpecError, match="source_directory.*line breaks"):
+        hpctf.TensorFlow(source_directory=odd, entry_script="train.py")
+
+
+def test_log_dir_with_a_line_break_is_refused(make_spec):
+    from hpctf.render import JobPaths
+
+    with pytest.raises(hpctf.HpctfError, match="log_dir"):
+        JobPaths(workdir=make_spec().source_directory, log_dir="/tmp/x\n#SBATCH --partition=y")
+
+
+@pytest.mark.parametrize("good", ["0", "16g", "4000", "2T"])
+def test_memory_forms(make_spec, good):
+    assert make_spec(memory=good).memory == good
