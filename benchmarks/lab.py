@@ -103,8 +103,9 @@ def slurm_problem(env: dict[str, str]) -> str | None:
     return None
 
 
-def wait_for_job(ctx: Context, job: str, timeout: float) -> str:
-    """Poll until the job has ended; its final state."""
+def wait_for_job(ctx: Context, job: str, timeout: float, poll: float = 0.25) -> str:
+    """Poll until the job has ended; its final state.  Jobs that measure something
+    CPU-bound should poll less often (``poll``), so squeue does not compete with them."""
     deadline = time.monotonic() + timeout
     state = "UNKNOWN"
     while time.monotonic() < deadline:
@@ -113,5 +114,5 @@ def wait_for_job(ctx: Context, job: str, timeout: float) -> str:
         state = out or "GONE"  # past MinJobAge squeue forgets it
         if state not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING"):
             return state
-        time.sleep(0.25)
+        time.sleep(poll)
     raise BenchError(f"job {job} still {state} after {timeout:.0f}s (is the cluster busy?)")

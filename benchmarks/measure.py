@@ -41,7 +41,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class Goal:
-    """``on`` is "ratio" or "median"; ``op`` is "<=" or "=="."""
+    """``on`` is "ratio" or "median"; ``op`` is "<=", ">=" or "=="."""
 
     on: str
     op: str
@@ -51,11 +51,20 @@ class Goal:
     def met(self, value: float | None) -> bool | None:
         if value is None:
             return None
-        return value <= self.target if self.op == "<=" else value == self.target
+        if self.op == "<=":
+            return value <= self.target
+        if self.op == ">=":
+            return value >= self.target
+        return value == self.target
 
 
 def ratio_at_most(target: float) -> Goal:
     return Goal("ratio", "<=", target, f"ratio ≤ {target:g}")
+
+
+def ratio_at_least(target: float) -> Goal:
+    """For rates (higher is better): hpctf's median ÷ the alternative's must reach ``target``."""
+    return Goal("ratio", ">=", target, f"ratio ≥ {target:g}")
 
 
 def at_most(target: float, unit: str) -> Goal:

@@ -56,7 +56,12 @@ def markdown(results: dict) -> str:
     lines = ["# hpctf benchmarks", ""]
     quick = " (**quick mode: tiny sizes, few repeats; not for quoting**)" if results["quick"] else ""
     lines += [f"Command: `{results['command']}`{quick}",
-              f"Run took {results['seconds']:.0f} s.", "", "| Machine | |", "|---|---|"]
+              f"Run took {results['seconds']:.0f} s."]
+    later = [g for g in results["groups"] if g.get("run")]
+    if later:
+        lines.append("Merged in later (`--merge`), each with its own run under its heading: "
+                     + ", ".join(f"{g['number']}. `{g['name']}`" for g in later) + ".")
+    lines += ["", "| Machine | |", "|---|---|"]
     for key, label in MACHINE_ROWS:
         value = ", ".join(f"{x:.2f}" for x in m[key]) if key.startswith("load_average") else m[key]
         lines.append(f"| {label} | {cell(value)} |")
@@ -72,6 +77,12 @@ def markdown(results: dict) -> str:
 
     for g in results["groups"]:
         lines += [f"## {g['number']}. {g['title']} (`{g['name']}`)", ""]
+        if g.get("run"):
+            r = g["run"]
+            load = ", ".join(f"{x:.2f}" for x in r["load_average"])
+            load_end = ", ".join(f"{x:.2f}" for x in r["load_average_end"])
+            lines += [f"*Measured in a separate run:* `{r['command']}`, {r['date']}, hpctf {cell(r['hpctf'])}; "
+                      f"took {r['seconds']:.0f} s; load average {load} at start, {load_end} at end.", ""]
         if g["status"] != "ok":
             lines += [f"**{g['status']}:** {cell(g['error'])}", ""]
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -25,6 +26,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (the smoke test)")
     parser.add_argument("--only", default="", help=f"comma-separated figure groups: {names}")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for results.json and results.md [benchmarks/results]")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other groups of an existing OUT/results.json; replace only the groups run now")
     parser.add_argument("--scratch", type=Path, default=None,
                         help="work folder every cluster node can see [a new folder under /tmp, removed afterwards]")
     args = parser.parse_args(argv)
@@ -63,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path(sys.executable).parent / "hpctf").exists():
         say(f"no hpctf next to {sys.executable}: run the suite with the project's interpreter (.venv/bin/python -m benchmarks)")
         return 2
+    previous = None
+    if args.merge and (args.out / "results.json").exists():
+        previous = json.loads((args.out / "results.json").read_text())
+        if previous["quick"] != args.quick:
+            say(f"--merge: {_shown(args.out / 'results.json')} and this run differ in --quick; not mixing them")
+            return 2
     own_scratch = args.scratch is None
     scratch = Path(tempfile.mkdtemp(prefix="hpctf-bench-", dir="/tmp")) if own_scratch else args.scratch.absolute()
     scratch.mkdir(parents=True, exist_ok=True)
@@ -86,9 +95,28 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(scratch, ignore_errors=True)
     results["seconds"] = time.perf_counter() - t0
     results["machine"]["load_average_end"] = os.getloadavg()
+    ok = all(g["status"] == "ok" for g in results["groups"])
+    if previous is not None:
+        results = merged(previous, results)
     json_path, md_path = report.write(results, args.out)
     say(f"wrote {_shown(json_path)} and {_shown(md_path)}")
-    return 0 if all(g["status"] == "ok" for g in results["groups"]) else 1
+    return 0 if ok else 1
+
+
+def merged(old: dict, results: dict) -> dict:
+    """An earlier run's results with this run's groups in place of its own.
+
+    Each group from this run keeps how it was measured under ``run`` (command, date, hpctf
+    version, duration, load), which the Markdown shows under its heading; the rest of the
+    file (machine, command, duration) still describes the earlier run.
+    """
+    m = results["machine"]
+    run = {"command": results["command"], "date": m["date"], "hpctf": m["hpctf"], "seconds": results["seconds"],
+           "load_average": m["load_average"], "load_average_end": m["load_average_end"]}
+    names = {g["name"] for g in results["groups"]}
+    old["groups"] = sorted([g for g in old["groups"] if g["name"] not in names]
+                           + [{**g, "run": run} for g in results["groups"]], key=lambda g: g["number"])
+    return old
 
 
 def _shown(path: Path) -> str:
