@@ -20,6 +20,7 @@ import jinja2
 from . import __version__
 from .errors import HpctfError
 from .spec import TensorFlow
+from .targets import Target, apply_target, get_target
 
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates")
@@ -28,6 +29,13 @@ SOURCE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # Open MPI's -x takes one name each and no wildcards (Horovod's docs export NCCL_* and
 # HOROVOD_* one by one); the script collects the ones set at run time with these prefixes.
 MPIRUN_EXPORT_PREFIXES = ("LD_LIBRARY_PATH", "NCCL_", "HOROVOD_", "TF_", "HPCTF_", "PYTHON")
+# Where the hpctf package (and hostlist, its one dependency at run time) is bound inside a
+# container, so the image needs only Python: the bootstrap is pure standard library.
+CONTAINER_RUNTIME_PATH = "/opt/hpctf-runtime"
+# The cache of pip/conda environments when the target names none: under the home folder,
+# which clusters share between the login and compute nodes; evaluated on the node.
+DEFAULT_ENV_CACHE = '"${HPCTF_ENV_CACHE:-$HOME/.cache/hpctf/envs}"'
+
 # Horovod's recommended mpirun flags (docs/mpi.rst): no binding so TF's thread pools use
 # every core, ranks filled slot by slot, and the ob1 PML without the obsolete openib BTL.
 MPIRUN_FLAGS = ("-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-mca", "btl", "^openib")
@@ -64,11 +72,19 @@ def render_script(
     paths: JobPaths | None = None,
     *,
     template_dirs: Sequence[str | Path] = (),
+    target: Target | None = None,
 ) -> str:
-    """The sbatch script for ``spec``: plain bash, readable, ready for ``sbatch``."""
+    """The sbatch script for ``spec``: plain bash, readable, ready for ``sbatch``.
+
+    The compute target (``spec.compute_target`` unless given) fills in the site's
+    defaults; its ``templates`` folder comes after ``template_dirs`` in the search path.
+    """
+    target = target or get_target(spec.compute_target)
+    spec = apply_target(spec, target)
     paths = paths or JobPaths.for_spec(spec)
-    template = environment(tuple(str(d) for d in template_dirs)).get_template(f"{spec.backend}.sbatch.j2")
-    return template.render(**build_context(spec, paths))
+    dirs = [*template_dirs, *([target.templates] if target.templates else [])]
+    template = environment(tuple(str(d) for d in dirs)).get_template(f"{spec.backend}.sbatch.j2")
+    return template.render(**build_context(spec, paths, target))
 
 
 @functools.lru_cache(maxsize=8)
@@ -104,18 +120,26 @@ def comment_safe(value: Any) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def build_context(spec: TensorFlow, paths: JobPaths) -> dict[str, Any]:
+def build_context(spec: TensorFlow, paths: JobPaths, target: Target | None = None) -> dict[str, Any]:
+    target = target or Target(name="slurm")
     command = [spec.entry_script, *spec.command_arguments()]
+    container = container_settings(spec, paths)
     return {
         "version": __version__,
         "spec": spec,
         "summary": _summary(spec),
-        "sbatch": sbatch_directives(spec, paths),
+        "sbatch": sbatch_directives(spec, paths, gpu_request_form(target)),
         "environment": [(k, str(v)) for k, v in spec.environment_variables.items()],
+        "module_paths": list(target.module_paths),
+        "modules": list(spec.modules),
+        "site_setup": list(target.setup),
         "setup": list(spec.setup),
-        "python": spec.python or sys.executable,
+        "python": spec.python or ("python3" if container else sys.executable),
         "pip_packages": list(spec.pip_packages),
         "conda_packages": list(spec.conda_packages),
+        "env_cache": shell_quote(target.env_cache) if target.env_cache else DEFAULT_ENV_CACHE,
+        "env_args": environment_arguments(spec, target),
+        "container": container,
         "workdir": str(paths.workdir),
         "log_dir": str(paths.log_dir),
         "task_output": paths.log_pattern("out"),
@@ -127,7 +151,67 @@ def build_context(spec: TensorFlow, paths: JobPaths) -> dict[str, Any]:
     }
 
 
-def sbatch_directives(spec: TensorFlow, paths: JobPaths) -> list[str]:
+def environment_arguments(spec: TensorFlow, target: Target) -> list[str]:
+    """Options for ``python -m hpctf.envs ensure`` (after ``--cache``)."""
+    args: list[str] = []
+    if target.tensorflow is not None:
+        args += ["--tensorflow", target.tensorflow]
+    if spec.use_gpu:
+        args.append("--gpu")
+    for package in spec.conda_packages:
+        args += ["--conda", package]
+    for package in spec.pip_packages:
+        args += ["--pip", package]
+    return args
+
+
+def gpu_request_form(target: Target) -> str:
+    """How the script asks for GPUs: ``gres`` (``--gres=gpu:N``) or ``gpus-per-node``.
+
+    ``--gres`` works with every Slurm release and both GPU-aware node selectors
+    (select/cons_res and cons_tres), so it is the default ("auto"). ``--gpus-per-node``
+    (Slurm >= 19.05) needs select/cons_tres; sites that count GPUs as TRES ask for it.
+    """
+    if target.gpu_request in ("auto", "gres"):
+        return "gres"
+    from .slurmversion import require
+
+    require((19, 5), "--gpus-per-node (gpu_request='gpus-per-node')")
+    return "gpus-per-node"
+
+
+def container_settings(spec: TensorFlow, paths: JobPaths) -> dict[str, Any] | None:
+    """What the launch needs to start every task inside ``spec.container_image``."""
+    if spec.container is None:
+        return None
+    import hostlist
+
+    package = Path(__file__).resolve().parent
+    binds = [str(paths.workdir)]
+    if not paths.log_dir.is_relative_to(paths.workdir):
+        binds.append(str(paths.log_dir))
+    for path in binds:
+        if ":" in path or "," in path:
+            raise HpctfError(f"{path!r}: a container bind path cannot contain ':' or ','")
+    binds = [f"{p}:{p}" for p in binds] + [
+        f"{package}:{CONTAINER_RUNTIME_PATH}/hpctf:ro",
+        f"{Path(hostlist.__file__).resolve()}:{CONTAINER_RUNTIME_PATH}/hostlist.py:ro",
+        *spec.container_mounts,
+    ]
+    runtime = spec.container
+    others = [r for r in ("apptainer", "singularity") if r != runtime]
+    return {
+        "runtime": runtime,
+        "image": spec.container_image,
+        "binds": ",".join(binds),
+        "runtime_path": CONTAINER_RUNTIME_PATH,
+        "find": [runtime, *others],  # the binaries to look for, preferred first
+        # --nv binds the host's NVIDIA driver and devices; CUDA_VISIBLE_DEVICES passes in.
+        "exec_flags": ["--nv"] if spec.use_gpu else [],
+    }
+
+
+def sbatch_directives(spec: TensorFlow, paths: JobPaths, gpu_form: str = "gres") -> list[str]:
     """The ``#SBATCH`` flags, in a fixed order, values quoted as sbatch reads them."""
     flags: list[tuple[str, Any]] = [("job-name", spec.name), ("nodes", spec.node_count)]
     if spec.distributed_backend == "ps":
@@ -137,7 +221,7 @@ def sbatch_directives(spec: TensorFlow, paths: JobPaths) -> list[str]:
     optional = [
         ("cpus-per-task", spec.cpus_per_task),
         ("mem", spec.memory),
-        ("gres", gres(spec)),
+        *gpu_request(spec, gpu_form),
         ("partition", spec.partition),
         ("account", spec.account),
         ("qos", spec.qos),
@@ -157,11 +241,14 @@ def sbatch_directives(spec: TensorFlow, paths: JobPaths) -> list[str]:
     return [f"--{k}" if v is None else f"--{k}={shell_quote(v)}" for k, v in flags]
 
 
-def gres(spec: TensorFlow) -> str | None:
-    """``gpu[:type]:N`` for ``--gres``: N GPUs on every node of the job."""
+def gpu_request(spec: TensorFlow, form: str = "gres") -> list[tuple[str, Any]]:
+    """The GPU flag: ``--gres=gpu[:type]:N`` or ``--gpus-per-node=[type:]N``, N per node."""
     if not spec.gpus:
-        return None
-    return ":".join(["gpu", *([spec.gpu_type] if spec.gpu_type else []), str(spec.gpus)])
+        return []
+    typed = [spec.gpu_type] if spec.gpu_type else []
+    if form == "gpus-per-node":
+        return [("gpus-per-node", ":".join([*typed, str(spec.gpus)]))]
+    return [("gres", ":".join(["gpu", *typed, str(spec.gpus)]))]
 
 
 def runtime_arguments(spec: TensorFlow) -> list[str]:
@@ -179,20 +266,20 @@ def runtime_arguments(spec: TensorFlow) -> list[str]:
 
 def launch_words(spec: TensorFlow) -> list[str]:
     """The launcher in front of the per-task command (without the log flags)."""
-    if spec.distributed_backend == "mpi" and spec.launcher == "mpirun":
+    if spec.distributed_backend == "mpi" and spec.mpi_launcher == "mpirun":
         return ["mpirun", "-np", str(spec.task_count), *MPIRUN_FLAGS]
     words = ["srun", f"--ntasks={spec.task_count}", "--distribution=block", "--kill-on-bad-exit=1"]
     if spec.cpus_per_task:
         # Since Slurm 22.05 srun no longer inherits --cpus-per-task from the job.
         words.append(f"--cpus-per-task={spec.cpus_per_task}")
     if spec.distributed_backend == "mpi":
-        words.insert(1, f"--mpi={spec.pmi}")
+        words.insert(1, f"--mpi={spec.pmi_plugin}")
     return words
 
 
 def _summary(spec: TensorFlow) -> dict[str, str]:
     if spec.distributed_backend == "mpi":
-        how = f"Horovod over Open MPI, started by {'srun --mpi=' + spec.pmi if spec.launcher == 'srun' else 'mpirun'}"
+        how = f"Horovod over Open MPI, started by {'srun --mpi=' + spec.pmi_plugin if spec.mpi_launcher == 'srun' else 'mpirun'}"
         shape = f"{spec.node_count} node(s) x {spec.process_count_per_node} process(es) = {spec.task_count}"
     elif spec.distributed_backend == "ps":
         how = "TensorFlow parameter servers and workers, TF_CONFIG per task"

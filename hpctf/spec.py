@@ -18,6 +18,7 @@ from .errors import Problem, SpecError
 
 BACKENDS = (None, "mpi", "ps")
 LAUNCHERS = ("srun", "mpirun")
+CONTAINER_RUNTIMES = ("apptainer", "singularity", "pyxis")
 
 # Flags hpctf writes itself; setting them through ``sbatch_options`` would contradict
 # the spec, so the escape hatch refuses them and names the field to use instead.
@@ -57,6 +58,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SBATCH_FLAG = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _MEMORY = re.compile(r"^[0-9]+[KMGTkmgt]?$")
 _CONSTRAINT = re.compile(r"^[A-Za-z0-9_.\-&|\[\]*:()!,]+$")
+_MODULE = re.compile(r"^[A-Za-z0-9_.+\-/@:]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"[\r\n]")
 # sbatch --time forms: "M", "M:S", "H:M:S", "D-H", "D-H:M", "D-H:M:S".
@@ -107,10 +109,16 @@ class TensorFlow:
     setup: Sequence[str] = ()  # shell lines run once before the launch (module load ...)
     sbatch_options: Mapping[str, Any] = field(default_factory=dict)  # escape hatch
     python: str | None = None  # interpreter for the job; default: the submitting one
+    modules: Sequence[str] = ()  # environment modules to load: `module load ...`
+
+    # -- containers ----------------------------------------------------------------------
+    container_image: str | None = None  # every task runs inside this image
+    container_runtime: str | None = None  # "apptainer" (default), "singularity" or "pyxis"
+    container_mounts: Sequence[str] = ()  # extra binds "SRC[:DST[:ro]]"; the run folder always
 
     # -- 'mpi' ---------------------------------------------------------------------------
-    launcher: str = "srun"  # "srun" (srun --mpi=<pmi>) or "mpirun" (Open MPI)
-    pmi: str = "pmix"  # srun --mpi flavour
+    launcher: str | None = None  # "srun" (default: srun --mpi=<pmi>) or "mpirun" (Open MPI)
+    pmi: str | None = None  # srun --mpi flavour (default "pmix")
 
     # -- 'ps' ----------------------------------------------------------------------------
     chief: bool = False
@@ -162,6 +170,21 @@ class TensorFlow:
         if self.gpus_per_node is not None:
             return self.gpus_per_node
         return max(1, self.gpu_tasks_per_node)
+
+    @property
+    def mpi_launcher(self) -> str:
+        return self.launcher or "srun"
+
+    @property
+    def pmi_plugin(self) -> str:
+        return self.pmi or "pmix"
+
+    @property
+    def container(self) -> str | None:
+        """The container runtime the tasks start in, or None."""
+        if self.container_image is None:
+            return None
+        return self.container_runtime or "apptainer"
 
     @property
     def name(self) -> str:
@@ -220,7 +243,7 @@ def _normalise(spec: TensorFlow) -> None:
 
     if isinstance(spec.source_directory, (str, os.PathLike)) and str(spec.source_directory):
         put("source_directory", Path(spec.source_directory).expanduser().absolute())
-    for name in ("conda_packages", "pip_packages", "arguments", "setup"):
+    for name in ("conda_packages", "pip_packages", "arguments", "setup", "modules", "container_mounts"):
         value = getattr(spec, name)
         if isinstance(value, (list, tuple)):
             put(name, tuple(value))
@@ -303,6 +326,7 @@ def _validate(spec: TensorFlow) -> list[Problem]:
     _check_shape(c, spec)
     _check_slurm(c, spec)
     _check_environment(c, spec)
+    _check_container(c, spec)
     return c.problems
 
 
@@ -375,7 +399,7 @@ def _check_shape(c: _Checks, spec: TensorFlow) -> None:
     c.boolean("use_gpu", spec.use_gpu)
     c.boolean("chief", spec.chief)
     gpus_ok = c.count("gpus_per_node", spec.gpus_per_node, minimum=0, optional=True)
-    if spec.launcher not in LAUNCHERS:
+    if spec.launcher is not None and spec.launcher not in LAUNCHERS:
         c.add("launcher", spec.launcher, "must be 'srun' (srun --mpi=pmix) or 'mpirun' (Open MPI)")
     c.pattern("pmi", spec.pmi, re.compile(r"^[a-z][a-z0-9_]*$"), "must be an srun --mpi plugin name such as 'pmix', 'pmix_v4' or 'pmi2'")
     if not (_is_int(spec.port_base) and 1024 <= spec.port_base <= 65000):
@@ -522,3 +546,28 @@ def _check_environment(c: _Checks, spec: TensorFlow) -> None:
     if c.strings("setup", spec.setup):
         for line in spec.setup:
             c.text("setup", line, optional=False)
+    if c.strings("modules", spec.modules):
+        for module in spec.modules:
+            if not _MODULE.match(module):
+                c.add("modules", module, "each entry must be a module name such as 'cuda/12.2' or 'openmpi/4.1.5' (letters, digits, '_.+-/@:')")
+
+
+def _check_container(c: _Checks, spec: TensorFlow) -> None:
+    if spec.container_runtime is not None and spec.container_runtime not in CONTAINER_RUNTIMES:
+        c.add("container_runtime", spec.container_runtime, "must be 'apptainer', 'singularity' or 'pyxis' (srun --container-image)")
+    if c.text("container_image", spec.container_image) and spec.container_image is not None:
+        _no_backslash(c, "container_image", spec.container_image)
+    if c.strings("container_mounts", spec.container_mounts):
+        for mount in spec.container_mounts:
+            # Both apptainer --bind and pyxis --container-mounts take comma-separated lists.
+            if not mount or _CONTROL.search(mount) or _LINE_BREAK.search(mount) or "," in mount or not mount.startswith("/"):
+                c.add("container_mounts", mount, "each entry must be 'SRC[:DST[:ro]]' with absolute paths, no commas or line breaks")
+    if spec.container_mounts and spec.container_image is None:
+        c.add("container_mounts", list(spec.container_mounts), "need container_image")
+    if spec.container_image is None:
+        return
+    if spec.container == "pyxis" and spec.distributed_backend == "mpi" and spec.launcher == "mpirun":
+        c.add("launcher", spec.launcher, "must be 'srun' with container_runtime='pyxis': Pyxis starts containers from srun's tasks, not from mpirun's")
+    for name in ("pip_packages", "conda_packages"):
+        if getattr(spec, name):
+            c.add(name, list(getattr(spec, name)), "cannot be combined with container_image: install the packages in the image")

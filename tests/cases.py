@@ -2,9 +2,12 @@
 and shellcheck, and (with the test cluster up) `sbatch --test-only`.
 
 Shapes stay inside the test cluster (3 nodes x 4 CPUs x 2 GPUs of type "tesla").
+A case's "target" entry is a site profile (hpctf.targets.Target fields) it renders with.
 """
 
 from __future__ import annotations
+
+from hpctf.targets import Target
 
 RENDER_CASES: dict[str, dict] = {
     "single-cpu": dict(),
@@ -32,4 +35,44 @@ RENDER_CASES: dict[str, dict] = {
     "ps-3node-gpu-chief": dict(distributed_backend="ps", node_count=3, parameter_server_count=1, worker_count=2, chief=True, use_gpu=True),
     "ps-2node-gpu-2ps": dict(distributed_backend="ps", node_count=2, parameter_server_count=2, worker_count=2, use_gpu=True, port_base=3000),
     "multi-worker-2node-cpu": dict(distributed_backend="ps", node_count=2, parameter_server_count=0, worker_count=2),
+    # Environments, modules, containers and site profiles (issue 7).
+    "single-pip-site-cache": dict(
+        pip_packages=["requests==2.32.3"], use_gpu=True,
+        target=dict(env_cache="/shared/hpctf/envs", tensorflow="tensorflow[and-cuda]==2.18.1"),
+    ),
+    "single-modules-site-setup": dict(
+        modules=["cuda/12.2", "openmpi/4.1.5"],
+        target=dict(module_paths=["/opt/site/modulefiles"], modules=["gcc/12"], setup=["ulimit -n 4096 || true"]),
+    ),
+    "single-gpus-per-node-form": dict(gpus_per_node=2, gpu_type="tesla", target=dict(gpu_request="gpus-per-node")),
+    "single-target-defaults": dict(
+        target=dict(partition="debug", time="10", sbatch_options={"comment": "site default"}, environment_variables={"SITE": "lab"}),
+    ),
+    "single-apptainer-cpu": dict(container_image="/shared/images/tf-2.18.sif"),
+    "mpi-srun-2node-apptainer-gpu": dict(
+        distributed_backend="mpi", node_count=2, process_count_per_node=2, use_gpu=True,
+        container_image="/shared/images/tf-2.18-horovod.sif", container_mounts=["/scratch:/scratch", "/datasets:/data:ro"],
+    ),
+    "mpi-mpirun-1node-singularity": dict(
+        distributed_backend="mpi", launcher="mpirun", process_count_per_node=2,
+        container_image="docker://tensorflow/tensorflow:2.18.0", container_runtime="singularity",
+    ),
+    "mpi-srun-2node-pyxis-gpu": dict(
+        distributed_backend="mpi", node_count=2, process_count_per_node=2, use_gpu=True,
+        container_image="nvcr.io#nvidia/tensorflow:24.12-tf2-py3", container_runtime="pyxis",
+    ),
+    "ps-2node-apptainer": dict(
+        distributed_backend="ps", node_count=2, parameter_server_count=1, worker_count=2,
+        container_image="/shared/images/tf-2.18.sif",
+    ),
 }
+
+
+def split_case(name: str) -> tuple[dict, Target | None]:
+    """A case's estimator fields and its site profile (None: the built-in default)."""
+    fields = dict(RENDER_CASES[name])
+    profile = fields.pop("target", None)
+    if profile is None:
+        return fields, None
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in profile.items()}
+    return fields, Target(name="site", source="tests/cases.py", **values)

@@ -15,6 +15,12 @@ REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT_PATHS = JobPaths(workdir=Path("/shared/project"), log_dir=Path("/shared/project/hpctf-logs"))
 
 
+@pytest.fixture(autouse=True)
+def no_site_config(tmp_path_factory, monkeypatch):
+    """Tests see only the targets they define: not this machine's ~/.config/hpctf."""
+    monkeypatch.setenv("HPCTF_CONFIG", str(tmp_path_factory.getbasetemp() / "no-user-config.toml"))
+
+
 @pytest.fixture
 def source_dir(tmp_path: Path) -> Path:
     src = tmp_path / "project"

@@ -15,7 +15,7 @@ import pytest
 import hpctf
 from hpctf.render import JobPaths, render_script
 
-from .cases import RENDER_CASES
+from .cases import RENDER_CASES, split_case
 from .test_nodelist import NODELIST_CASES
 
 pytestmark = pytest.mark.slurm
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slurm
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
 
-def write_job(shared_dir: Path, entry: str, **fields) -> tuple[Path, Path]:
+def write_job(shared_dir: Path, entry: str, target=None, **fields) -> tuple[Path, Path]:
     """Copy a probe program into a shared folder, render its job; (script, log dir)."""
     src = shared_dir / "src"
     src.mkdir(exist_ok=True)
@@ -33,7 +33,7 @@ def write_job(shared_dir: Path, entry: str, **fields) -> tuple[Path, Path]:
     fields = {"time": "5", "python": sys.executable, **fields}
     spec = hpctf.TensorFlow(source_directory=src, entry_script=entry, **fields)
     script = shared_dir / "job.sbatch"
-    script.write_text(render_script(spec, JobPaths(src, logs)))
+    script.write_text(render_script(spec, JobPaths(src, logs), target=target))
     return script, logs
 
 
@@ -63,7 +63,8 @@ def test_nodelist_expansion_agrees_with_scontrol(slurm, nodelist, hosts):
 
 @pytest.mark.parametrize("name", sorted(RENDER_CASES))
 def test_every_snapshot_script_passes_sbatch_test_only(slurm, shared_dir, name):
-    script, _ = write_job(shared_dir, "hello.py", **RENDER_CASES[name])
+    fields, target = split_case(name)
+    script, _ = write_job(shared_dir, "hello.py", target=target, **fields)
     done = slurm.run("sbatch", "--test-only", str(script), check=False)
     assert done.returncode == 0 and "to start at" in done.stderr, done.stderr
 

@@ -1,0 +1,268 @@
+"""Compute targets: named site profiles that say how jobs run on one cluster.
+
+``compute_target`` in the estimator (``--target`` on the CLI) names a profile. Two are
+built in: ``slurm`` (submit with ``sbatch``) and ``local`` (run on this machine). Sites add
+their own in TOML, in two files read in this order, later ones winning key by key:
+
+- the user's file: ``$HPCTF_CONFIG``, else ``${XDG_CONFIG_HOME:-~/.config}/hpctf/config.toml``;
+- the project's file: ``hpctf.toml`` in the current folder or the nearest parent with one.
+
+::
+
+    default = "a100"                # used when no target is named
+
+    [targets.a100]
+    partition = "gpu"
+    account = "ml-team"
+    gpu_type = "a100"               # --gres=gpu:a100:N
+    gpus_per_node = 4               # what each node has: checked, and bounds requests
+    modules = ["cuda/12.2", "openmpi/4.1"]
+    env_cache = "/shared/hpctf/envs"
+    time = "12:00:00"
+
+A profile gives defaults: whatever the estimator sets itself wins; lists (modules,
+setup) and tables (sbatch_options, environment_variables) are combined, the
+estimator's entries last.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import HpctfError
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+EXECUTORS = ("slurm", "local")
+GPU_REQUESTS = ("auto", "gres", "gpus-per-node")
+CONTAINER_RUNTIMES = ("apptainer", "singularity", "pyxis")
+PROJECT_FILE = "hpctf.toml"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One site profile. ``None`` and empty mean: no site default."""
+
+    name: str
+    source: str = "built-in"  # the file(s) the profile came from
+    executor: str = "slurm"  # "slurm" (sbatch) or "local" (this machine)
+    # Scheduling defaults, used where the estimator leaves the field unset.
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str | None = None
+    python: str | None = None
+    launcher: str | None = None
+    pmi: str | None = None
+    gpu_type: str | None = None
+    container_runtime: str | None = None
+    container_image: str | None = None
+    # Site facts and conventions.
+    gres_name: str = "gpu"  # the GRES name of GPUs in gres.conf
+    gpus_per_node: int | None = None  # GPUs each node of the partition has
+    gpu_request: str = "auto"  # how the script asks for GPUs: see gpu_request_form()
+    env_cache: str | None = None  # where pip/conda environments are built and kept
+    tensorflow: str | None = None  # requirement that puts TensorFlow in a pip environment
+    templates: str | None = None  # folder of site templates overriding built-in ones
+    # Combined with the estimator's own.
+    modules: tuple[str, ...] = ()
+    module_paths: tuple[str, ...] = ()  # `module use` folders, before the loads
+    container_mounts: tuple[str, ...] = ()
+    setup: tuple[str, ...] = ()
+    sbatch_options: Mapping[str, Any] = field(default_factory=dict)
+    environment_variables: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value in (None, (), {}) and f.name not in ("name",):
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
+        return out
+
+
+BUILTIN = {
+    "slurm": Target(name="slurm", executor="slurm"),
+    "local": Target(name="local", executor="local"),
+}
+
+# key -> (type check, what is allowed) for TOML profile tables.
+_STR = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
+_STRS = (lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in v), "a list of non-empty strings")
+_TABLE = (lambda v: isinstance(v, dict), "a table (key = value pairs)")
+_KEYS: dict[str, tuple] = {
+    "executor": (lambda v: v in EXECUTORS, "'slurm' or 'local'"),
+    "partition": _STR, "account": _STR, "qos": _STR, "time": _STR, "python": _STR,
+    "launcher": (lambda v: v in ("srun", "mpirun"), "'srun' or 'mpirun'"),
+    "pmi": _STR, "gpu_type": _STR, "container_image": _STR,
+    "container_runtime": (lambda v: v in CONTAINER_RUNTIMES, " or ".join(map(repr, CONTAINER_RUNTIMES))),
+    "gres_name": _STR,
+    "gpus_per_node": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
+    "gpu_request": (lambda v: v in GPU_REQUESTS, " or ".join(map(repr, GPU_REQUESTS))),
+    "env_cache": _STR,
+    "tensorflow": (lambda v: isinstance(v, str), "a pip requirement such as 'tensorflow[and-cuda]==2.18.1', or '' for none"),
+    "templates": _STR,
+    "modules": _STRS, "module_paths": _STRS, "container_mounts": _STRS, "setup": _STRS,
+    "sbatch_options": _TABLE, "environment_variables": _TABLE,
+}
+_PATH_KEYS = ("env_cache", "templates")  # relative paths are relative to their file
+
+
+# ---------------------------------------------------------------------------------------
+# Finding and reading the files
+# ---------------------------------------------------------------------------------------
+
+
+def user_config_file() -> Path:
+    if os.environ.get("HPCTF_CONFIG"):
+        return Path(os.environ["HPCTF_CONFIG"]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "hpctf" / "config.toml"
+
+
+def project_config_file(start: Path | None = None) -> Path | None:
+    folder = (start or Path.cwd()).absolute()
+    for candidate in (folder, *folder.parents):
+        path = candidate / PROJECT_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def config_files() -> list[Path]:
+    """The files that define targets, lowest precedence first."""
+    files = [p for p in (user_config_file(),) if p.is_file()]
+    project = project_config_file()
+    if project is not None and project not in files:
+        files.append(project)
+    return files
+
+
+@dataclass(frozen=True)
+class Config:
+    targets: dict[str, Target]
+    default: str | None
+    files: tuple[Path, ...]
+
+
+def load_config(files: list[Path] | None = None) -> Config:
+    """Every target: the built-ins, then each file's, merged key by key."""
+    files = config_files() if files is None else files
+    raw: dict[str, dict[str, Any]] = {}
+    sources: dict[str, list[str]] = {}
+    default = None
+    for path in files:
+        data = _read_toml(path)
+        unknown = set(data) - {"default", "targets"}
+        if unknown:
+            raise HpctfError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: 'default' and [targets.NAME] tables")
+        if "default" in data:
+            if not isinstance(data["default"], str):
+                raise HpctfError(f"{path}: default={data['default']!r}: must be a target name")
+            default = data["default"]
+        tables = data.get("targets", {})
+        if not isinstance(tables, dict):
+            raise HpctfError(f"{path}: 'targets' must be tables such as [targets.gpu]")
+        for name, table in tables.items():
+            if not isinstance(table, dict):
+                raise HpctfError(f"{path}: targets.{name} must be a table ([targets.{name}])")
+            _check_table(path, name, table)
+            table = {k: _resolve_path(path, v) if k in _PATH_KEYS else v for k, v in table.items()}
+            raw.setdefault(name, {}).update(table)
+            sources.setdefault(name, []).append(str(path))
+
+    targets = dict(BUILTIN)
+    for name, table in raw.items():
+        base = BUILTIN.get(name, Target(name=name))
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+        targets[name] = replace(base, source=", ".join(sources[name]), **values)
+    if default is not None and default not in targets:
+        raise HpctfError(f"default={default!r} in {', '.join(map(str, files))}: no such target; defined: {', '.join(sorted(targets))}")
+    return Config(targets=targets, default=default, files=tuple(files))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as err:
+        raise HpctfError(f"{path}: not valid TOML: {err}") from None
+    except OSError as err:
+        raise HpctfError(f"{path}: cannot be read: {err.strerror}") from None
+
+
+def _check_table(path: Path, name: str, table: dict[str, Any]) -> None:
+    problems = []
+    for key, value in table.items():
+        if key not in _KEYS:
+            close = difflib.get_close_matches(key, _KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(sorted(_KEYS))}"
+            problems.append(f"targets.{name}.{key}: unknown key{hint}")
+            continue
+        check, allowed = _KEYS[key]
+        if not check(value):
+            problems.append(f"targets.{name}.{key}={value!r}: must be {allowed}")
+    if problems:
+        raise HpctfError(f"{path}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _resolve_path(config_file: Path, value: str) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (config_file.parent / path).absolute())
+
+
+# ---------------------------------------------------------------------------------------
+# Choosing a target and applying it to an estimator
+# ---------------------------------------------------------------------------------------
+
+
+def get_target(name: str | None, config: Config | None = None) -> Target:
+    """The target ``name`` names; unnamed: the configured default, else Slurm where
+    ``sbatch`` is on PATH, else this machine."""
+    config = config or load_config()
+    if name is None:
+        name = config.default or ("slurm" if shutil.which("sbatch") else "local")
+    if name not in config.targets:
+        where = f" (read {', '.join(map(str, config.files))})" if config.files else f" (no config file: {user_config_file()} or {PROJECT_FILE})"
+        raise HpctfError(f"compute_target={name!r}: unknown target; defined: {', '.join(sorted(config.targets))}{where}")
+    return config.targets[name]
+
+
+# Estimator fields a profile fills in when the estimator leaves them unset.
+_DEFAULTED = ("partition", "account", "qos", "time", "python", "launcher", "pmi", "gpu_type", "container_runtime", "container_image")
+
+
+def apply_target(spec, target: Target):
+    """The estimator with the profile's defaults merged in, validated again.
+
+    Merging is idempotent (applying the same profile twice changes nothing), so a spec
+    read back from a run record can be resubmitted. Site-only settings (``setup``,
+    ``module_paths``, ``env_cache``, ...) stay on the target and reach the template
+    through :func:`hpctf.render.build_context`.
+    """
+    from .errors import SpecError
+
+    changes: dict[str, Any] = {"compute_target": target.name}
+    for name in _DEFAULTED:
+        if getattr(spec, name) is None and getattr(target, name) is not None:
+            changes[name] = getattr(target, name)
+    if "gpu_type" in changes and not spec.use_gpu:
+        del changes["gpu_type"]  # a profile's GPU type only matters to jobs that use GPUs
+    for name in ("modules", "container_mounts"):
+        mine = tuple(getattr(spec, name))
+        changes[name] = tuple(getattr(target, name)) + tuple(m for m in mine if m not in getattr(target, name))
+    for name in ("sbatch_options", "environment_variables"):
+        changes[name] = {**getattr(target, name), **getattr(spec, name)}
+    try:
+        return spec.with_changes(**changes)
+    except SpecError as err:
+        raise HpctfError(f"target {target.name!r} ({target.source}) does not fit this job: {err}") from None
