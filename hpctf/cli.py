@@ -54,9 +54,9 @@ JOB_OPTIONS = [
     click.option("--ps", "parameter_server_count", type=int, default=1, show_default=True, help="ps backend: parameter servers (0: workers only)"),
     click.option("--chief", is_flag=True, default=False, help="ps backend: add a chief task"),
     click.option("--port-base", type=int, default=2222, show_default=True, help="ps backend: first task port"),
-    click.option("--launcher", type=click.Choice(["srun", "mpirun"]), default="srun", show_default=True, help="mpi backend: how ranks start"),
-    click.option("--pmi", default="pmix", show_default=True, help="mpi backend: srun --mpi flavour"),
-    click.option("--target", "compute_target", default=None, help="'slurm' or 'local' [default: slurm where sbatch exists, else local]"),
+    click.option("--launcher", type=click.Choice(["srun", "mpirun"]), default=None, help="mpi backend: how ranks start [default: the target's, else srun]"),
+    click.option("--pmi", default=None, help="mpi backend: srun --mpi flavour [default: the target's, else pmix]"),
+    click.option("--target", "compute_target", default=None, help="compute target: a profile from hpctf.toml / ~/.config/hpctf/config.toml, 'slurm' or 'local' (hpctf targets lists them)"),
     click.option("--partition", "-p", default=None),
     click.option("--account", "-A", default=None),
     click.option("--qos", default=None),
@@ -72,6 +72,10 @@ JOB_OPTIONS = [
     click.option("--env", "environment_variables", multiple=True, callback=_key_value("--env"), help="KEY=VALUE for every task (repeatable)"),
     click.option("--sbatch", "sbatch_options", multiple=True, callback=_key_value("--sbatch", allow_bare=True), help="extra sbatch FLAG=VALUE or FLAG (repeatable)"),
     click.option("--setup", multiple=True, help="shell line run before the launch (repeatable)"),
+    click.option("--module", "modules", multiple=True, help="environment module to load (repeatable)"),
+    click.option("--container-image", default=None, help="run every task in this image (Apptainer .sif/docker://, or a Pyxis image)"),
+    click.option("--container-runtime", type=click.Choice(["apptainer", "singularity", "pyxis"]), default=None, help="[default: the target's, else apptainer]"),
+    click.option("--mount", "container_mounts", multiple=True, help="container bind SRC[:DST[:ro]] (repeatable)"),
     click.option("--python", default=None, help="interpreter on the compute nodes [default: this one]"),
     click.option("--log-dir", default=None, help="folder for the job's logs [default: SOURCE_DIR/hpctf-logs]"),
     click.option("--templates", "template_dir", default=None, type=click.Path(exists=True, file_okay=False), help="folder whose templates override the built-in ones"),
@@ -107,6 +111,8 @@ def spec_from_options(options: dict[str, Any]):
         pip_packages=list(options["pip_packages"]),
         conda_packages=list(options["conda_packages"]),
         setup=list(options["setup"]),
+        modules=list(options["modules"]),
+        container_mounts=list(options["container_mounts"]),
     )
     return TensorFlow(**fields)
 
@@ -381,6 +387,76 @@ def _duration(seconds: float | None) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# ---------------------------------------------------------------------------------------
+# Compute targets
+# ---------------------------------------------------------------------------------------
+
+
+def _load_targets():
+    from .targets import load_config
+
+    try:
+        return load_config()
+    except HpctfError as err:
+        fail(str(err))
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def targets(ctx: click.Context, as_json: bool) -> None:
+    """List the compute targets (site profiles) jobs can name with --target."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .targets import get_target, user_config_file
+
+    config = _load_targets()
+    default = get_target(None, config).name
+    if as_json:
+        click.echo(json.dumps({"default": default, "files": [str(f) for f in config.files], "targets": [t.describe() for t in config.targets.values()]}))
+        return
+    from .table import format_table
+
+    rows = []
+    for t in config.targets.values():
+        gpus = ":".join([t.gres_name, *([t.gpu_type] if t.gpu_type else []), *([str(t.gpus_per_node)] if t.gpus_per_node else [])]) if (t.gpu_type or t.gpus_per_node) else ""
+        extra = ", ".join(filter(None, [
+            f"modules {' '.join(t.modules)}" if t.modules else "",
+            f"{t.container_runtime or 'apptainer'} {t.container_image}" if t.container_image else (t.container_runtime or ""),
+            f"env cache {t.env_cache}" if t.env_cache else "",
+        ]))
+        rows.append(("*" if t.name == default else "", t.name, t.executor, t.partition or "", gpus, t.time or "", extra, t.source))
+    click.echo(format_table(("", "TARGET", "RUNS ON", "PARTITION", "GPUS", "TIME", "ENVIRONMENT", "DEFINED IN"), rows), nl=False)
+    if not config.files:
+        click.echo(f"(only the built-in targets: define your own in {user_config_file()} or ./hpctf.toml)")
+
+
+@targets.command("check")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def targets_check(name: str | None, as_json: bool) -> None:
+    """Compare target NAME (default: the default target) with the live cluster."""
+    from .targetcheck import MISMATCH, check_target
+    from .targets import get_target
+
+    config = _load_targets()
+    try:
+        target = get_target(name, config)
+    except HpctfError as err:
+        fail(str(err))
+    findings = check_target(target)
+    bad = [f for f in findings if f.status == MISMATCH]
+    if as_json:
+        click.echo(json.dumps({"target": target.name, "ok": not bad, "findings": [f.to_dict() for f in findings]}))
+    else:
+        from .table import format_table
+
+        click.echo(f"target {target.name} ({target.source})")
+        click.echo(format_table(("CHECK", "STATUS", "DETAIL"), [(f.check, f.status, f.detail) for f in findings]), nl=False)
+        click.echo(f"{len(bad)} mismatch(es)" if bad else "the cluster matches the profile")
+    sys.exit(1 if bad else 0)
 
 
 def main() -> None:

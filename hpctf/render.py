@@ -89,10 +89,21 @@ def render_script(
 
 @functools.lru_cache(maxsize=8)
 def environment(user_dirs: tuple[str, ...] = ()) -> jinja2.Environment:
-    """One Jinja environment per template search path; user folders override by name."""
-    builtin = BUILTIN_TEMPLATES if BUILTIN_TEMPLATES.is_dir() else SOURCE_TEMPLATES
+    """One Jinja environment per template search path.
+
+    Site folders override built-in templates by name; a site template can extend the
+    built-in one it replaces as ``builtin/NAME`` and change a single block::
+
+        {% extends "builtin/base.sbatch.j2" %}
+        {% block setup %}{{ super() }}source /site/profile.sh
+        {% endblock %}
+    """
+    builtin = str(BUILTIN_TEMPLATES if BUILTIN_TEMPLATES.is_dir() else SOURCE_TEMPLATES)
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([*user_dirs, str(builtin)]),
+        loader=jinja2.ChoiceLoader([
+            jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(builtin)}),
+            jinja2.FileSystemLoader([*user_dirs, builtin]),
+        ]),
         undefined=jinja2.StrictUndefined,  # a misspelt variable is an error, not ""
         autoescape=False,
         keep_trailing_newline=True,

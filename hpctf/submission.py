@@ -23,6 +23,7 @@ from .errors import HpctfError
 from .registry import Registry, RunRecord, hpctf_home
 from .render import JobPaths, render_script
 from .spec import TensorFlow
+from .targets import Target, apply_target, get_target
 
 SBATCH_TIMEOUT_S = 60
 
@@ -64,10 +65,19 @@ def plan(
     home: str | Path | None = None,
     template_dirs: Sequence[str | Path] = (),
     snapshot_limit_mb: float | None = None,
+    target: Target | None = None,
 ) -> SubmitPlan:
-    """Everything ``submit`` does except writing files and calling ``sbatch``."""
-    target = resolve_target(spec)
-    if target == "local" and spec.distributed_backend == "ps":
+    """Everything ``submit`` does except writing files and calling ``sbatch``.
+
+    The compute target (``spec.compute_target`` unless given) fills in the site's
+    defaults first; the plan's spec is the one that runs.
+    """
+    target = target or get_target(spec.compute_target)
+    spec = apply_target(spec, target)
+    executor = target.executor
+    if executor == "local" and spec.container == "pyxis":
+        raise HpctfError(f"compute_target={target.name!r} runs jobs on this machine, where there is no Pyxis (srun --container-image): use container_runtime='apptainer'")
+    if executor == "local" and spec.distributed_backend == "ps":
         from .local import free_port_base
 
         spec = spec.with_changes(port_base=free_port_base(spec.task_count))
@@ -82,21 +92,8 @@ def plan(
             "or it is inside a linked folder"
         )
     paths = JobPaths(workdir=run_dir / "code", log_dir=run_dir / "logs")
-    script = render_script(spec, paths, template_dirs=template_dirs)
-    return SubmitPlan(spec=spec, home=home, run_dir=run_dir, paths=paths, script=script, manifest=manifest, target=target)
-
-
-BUILTIN_TARGETS = ("slurm", "local")
-
-
-def resolve_target(spec: TensorFlow) -> str:
-    """``compute_target``: 'slurm', 'local', or unset: Slurm where ``sbatch`` exists."""
-    target = spec.compute_target
-    if target is None:
-        return "slurm" if shutil.which("sbatch") else "local"
-    if target not in BUILTIN_TARGETS:
-        raise HpctfError(f"compute_target={target!r}: unknown target; the built-in targets are 'slurm' and 'local'")
-    return target
+    script = render_script(spec, paths, template_dirs=template_dirs, target=target)
+    return SubmitPlan(spec=spec, home=home, run_dir=run_dir, paths=paths, script=script, manifest=manifest, target=executor)
 
 
 def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:

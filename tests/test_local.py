@@ -168,13 +168,14 @@ def test_local_script_is_the_slurm_script(home, project):
 
 
 def test_default_target_is_local_without_sbatch(monkeypatch, project):
-    spec = hpctf.TensorFlow(source_directory=project, entry_script="hello.py")
+    from hpctf.targets import get_target
+
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
-    assert submission.resolve_target(spec) == "local"
+    assert get_target(None).executor == "local"
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: "/usr/bin/" + name)
-    assert submission.resolve_target(spec) == "slurm"
+    assert get_target(None).executor == "slurm"
     with pytest.raises(hpctf.HpctfError, match="compute_target='nowhere'"):
-        submission.resolve_target(spec.with_changes(compute_target="nowhere"))
+        get_target("nowhere")
 
 
 @pytest.mark.tensorflow

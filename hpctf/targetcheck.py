@@ -1,0 +1,229 @@
+"""``hpctf targets check NAME``: compare a site profile with the live cluster.
+
+Every check runs, and every mismatch is reported with what the cluster has instead, so a
+new profile is fixed in one pass. Asks only the scheduler's own commands (``scontrol``,
+``sinfo``, ``srun --mpi=list``, ``sacctmgr`` where accounting exists), each with a
+timeout: a dead ``slurmctld`` makes them hang, not fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .targets import Target
+
+TIMEOUT_S = 20
+OK, MISMATCH, SKIPPED = "ok", "MISMATCH", "skipped"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: str  # ok | MISMATCH | skipped
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"check": self.check, "status": self.status, "detail": self.detail}
+
+
+def _run(*command: str) -> tuple[int, str]:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except FileNotFoundError:
+        return 127, f"{command[0]}: not found"
+    except subprocess.TimeoutExpired:
+        return 124, f"{' '.join(command)}: no answer in {TIMEOUT_S}s (is slurmctld up?)"
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def parse_fields(line: str) -> dict[str, str]:
+    """``scontrol -o`` output: ``Key=Value Key=Value ...`` on one line."""
+    return dict(item.split("=", 1) for item in line.split() if "=" in item)
+
+
+def minutes(limit: str) -> float | None:
+    """A Slurm time (``1-02:00:00``, ``30``, ``UNLIMITED``) in minutes; None is unlimited."""
+    if limit.upper() in ("UNLIMITED", "INFINITE", "NONE"):
+        return None
+    days, _, rest = limit.rpartition("-") if "-" in limit else ("0", "", limit)
+    parts = [int(p) for p in rest.split(":")]
+    if "-" in limit:
+        hours, mins, secs = (parts + [0, 0])[:3]
+    elif len(parts) == 3:
+        hours, mins, secs = parts
+    elif len(parts) == 2:
+        hours, (mins, secs) = 0, parts
+    else:
+        hours, mins, secs = 0, parts[0], 0
+    return int(days or 0) * 1440 + hours * 60 + mins + secs / 60
+
+
+def gres_entries(text: str) -> list[tuple[str, str | None, int]]:
+    """``gpu:tesla:2(S:0-1),gpu:a100:4`` -> ``[("gpu", "tesla", 2), ("gpu", "a100", 4)]``."""
+    entries = []
+    for item in re.split(r",(?![^()]*\))", text):
+        item = re.sub(r"\(.*?\)", "", item).strip()
+        if not item or item == "(null)":
+            continue
+        parts = item.split(":")
+        count = int(parts[-1]) if parts[-1].isdigit() else 1
+        kind = parts[1] if len(parts) == 3 or (len(parts) == 2 and not parts[1].isdigit()) else None
+        entries.append((parts[0], kind, count))
+    return entries
+
+
+def mpi_plugins(listing: str) -> set[str]:
+    """Plugin names from ``srun --mpi=list`` (22.05+: indented names and a line of pmix
+    versions; older releases: ``srun: pmix`` lines)."""
+    plugins: set[str] = set()
+    for line in listing.splitlines():
+        line = line.strip().removeprefix("srun: ").strip()
+        versions = re.match(r"specific pmix plugin versions available:\s*(.*)", line)
+        if versions:
+            plugins |= {v.strip() for v in versions.group(1).split(",") if v.strip()}
+        elif re.fullmatch(r"(?:mpi/)?[a-z][a-z0-9_]*", line):
+            plugins.add(line.removeprefix("mpi/"))
+    return plugins
+
+
+def check_target(target: Target) -> list[Finding]:
+    if target.executor == "local":
+        return [Finding("executor", OK, "runs on this machine: no cluster to compare with")]
+    findings: list[Finding] = []
+    code, out = _run("scontrol", "show", "partition", "-o")
+    if code != 0:
+        return [Finding("scheduler", MISMATCH, f"cannot ask Slurm for its partitions: {out}")]
+    partitions = {f.get("PartitionName"): f for f in map(parse_fields, out.splitlines()) if f.get("PartitionName")}
+
+    name = target.partition or next((n for n, f in partitions.items() if f.get("Default") == "YES"), None)
+    partition = partitions.get(name) if name else None
+    if partition is None:
+        detail = f"no partition {name!r}" if name else "no partition named and the cluster has no default"
+        findings.append(Finding("partition", MISMATCH, f"{detail}; the cluster has {', '.join(sorted(partitions)) or 'none'}"))
+    else:
+        state = partition.get("State", "?")
+        status = OK if state == "UP" else MISMATCH
+        findings.append(Finding("partition", status, f"{name} (state {state}, nodes {partition.get('Nodes', '?')})"))
+        findings.append(_time_limit(target, partition))
+    findings.append(_gpus(target, name if partition else None))
+    findings.extend(_scheduler_details(target))
+    findings.extend(_site_paths(target))
+    return findings
+
+
+def _time_limit(target: Target, partition: dict[str, str]) -> Finding:
+    limit = partition.get("MaxTime", "UNLIMITED")
+    if target.time is None:
+        return Finding("time", SKIPPED, f"the profile sets no default time (partition limit {limit})")
+    wanted, allowed = minutes(target.time), minutes(limit)
+    if allowed is None or (wanted is not None and wanted <= allowed):
+        return Finding("time", OK, f"{target.time} fits the partition limit {limit}")
+    return Finding("time", MISMATCH, f"{target.time} is over the partition limit {limit}: jobs would stay pending (PartitionTimeLimit)")
+
+
+def _gpus(target: Target, partition: str | None) -> Finding:
+    wants_gpus = target.gpu_type or target.gpus_per_node or target.gres_name != "gpu"
+    if not wants_gpus:
+        return Finding("gpus", SKIPPED, "the profile names no GPU type or count")
+    # Without a usable partition, look at every node: a wrong GPU type is still reported.
+    where = ("-p", partition) if partition else ()
+    scope = partition or "the cluster"
+    code, out = _run("sinfo", "-N", "-h", *where, "-o", "%N|%G")
+    if code != 0:
+        return Finding("gpus", MISMATCH, f"sinfo failed: {out}")
+    wanted = ":".join([target.gres_name, *([target.gpu_type] if target.gpu_type else []), str(target.gpus_per_node or 1)])
+    seen, matching = set(), set()
+    for line in out.splitlines():
+        node, _, gres = line.partition("|")
+        for kind, gpu_type, count in gres_entries(gres):
+            seen.add(f"{kind}:{gpu_type}:{count}" if gpu_type else f"{kind}:{count}")
+            if kind == target.gres_name and (target.gpu_type is None or gpu_type == target.gpu_type) and count >= (target.gpus_per_node or 1):
+                matching.add(node)
+    if matching:
+        return Finding("gpus", OK, f"{len(matching)} node(s) of {scope} have {wanted}")
+    return Finding("gpus", MISMATCH, f"no node of {scope} has gres {wanted}; the nodes have {', '.join(sorted(seen)) or 'no GRES'}")
+
+
+def _scheduler_details(target: Target) -> list[Finding]:
+    findings = []
+    from .slurmversion import detect
+
+    version = detect()
+    shown = f"{version[0]}.{version[1]:02d}.{version[2]}" if version else "unknown"
+    if target.gpu_request == "gpus-per-node":
+        code, out = _run("scontrol", "show", "config")
+        select = re.search(r"SelectType\s*=\s*(\S+)", out or "")
+        ok = version is not None and version[:2] >= (19, 5) and select is not None and select.group(1) == "select/cons_tres"
+        findings.append(Finding("gpu_request", OK if ok else MISMATCH, f"--gpus-per-node needs Slurm >= 19.05 and select/cons_tres; this is Slurm {shown} with {select.group(1) if select else 'unknown'}"))
+    else:
+        findings.append(Finding("gpu_request", OK, f"--gres=gpu:N (Slurm {shown})"))
+    if target.launcher != "mpirun":
+        pmi = target.pmi or "pmix"
+        code, out = _run("srun", "--mpi=list")
+        plugins = mpi_plugins(out)
+        if code != 0:
+            findings.append(Finding("pmi", MISMATCH, f"srun --mpi=list failed: {out}"))
+        elif pmi in plugins:
+            findings.append(Finding("pmi", OK, f"srun --mpi={pmi} is available"))
+        else:
+            findings.append(Finding("pmi", MISMATCH, f"srun has no --mpi={pmi}; it has {', '.join(sorted(plugins))}"))
+    for kind, value in (("account", target.account), ("qos", target.qos)):
+        if value is None:
+            continue
+        code, out = _run("sacctmgr", "-n", "-P", "show", kind, value, "format=" + ("account" if kind == "account" else "name"))
+        if code != 0:
+            findings.append(Finding(kind, SKIPPED, f"cannot ask accounting (sacctmgr): {out.splitlines()[-1] if out else code}"))
+        elif value in out.split():
+            findings.append(Finding(kind, OK, f"{value} exists"))
+        else:
+            findings.append(Finding(kind, MISMATCH, f"no {kind} {value!r} in the accounting database"))
+    if target.container_runtime == "pyxis":
+        code, out = _run("srun", "--help")
+        ok = "--container-image" in out
+        findings.append(Finding("container", OK if ok else MISMATCH, "srun has --container-image (Pyxis)" if ok else "srun has no --container-image: the Pyxis plugin is not installed"))
+    elif target.container_runtime or target.container_image:
+        found = shutil.which(target.container_runtime or "apptainer") or shutil.which("apptainer") or shutil.which("singularity")
+        findings.append(Finding("container", OK if found else MISMATCH, f"{found} (on this node)" if found else "neither apptainer nor singularity is on PATH here (compute nodes may differ)"))
+    return findings
+
+
+def _site_paths(target: Target) -> list[Finding]:
+    findings = []
+    if target.python:
+        ok = os.access(target.python, os.X_OK) or shutil.which(target.python) is not None
+        findings.append(Finding("python", OK if ok else MISMATCH, target.python if ok else f"{target.python} is not an executable here"))
+    if target.env_cache:
+        cache = Path(target.env_cache)
+        parent = next((p for p in (cache, *cache.parents) if p.exists()), None)
+        ok = parent is not None and os.access(parent, os.W_OK)
+        findings.append(Finding("env_cache", OK if ok else MISMATCH, f"{cache} is writable" if ok else f"{cache} cannot be created or written"))
+    if target.templates:
+        ok = Path(target.templates).is_dir()
+        findings.append(Finding("templates", OK if ok else MISMATCH, target.templates + ("" if ok else ": no such folder")))
+    if target.modules or target.module_paths:
+        findings.append(_modules(target))
+    return findings
+
+
+MODULE_INITS = ("/etc/profile.d/lmod.sh", "/usr/share/lmod/lmod/init/bash", "/etc/profile.d/modules.sh", "/usr/share/modules/init/bash")
+
+
+def _modules(target: Target) -> Finding:
+    """Each module is available (``module is-avail``, Lmod and Environment Modules 4+)."""
+    import shlex
+
+    init = next((f for f in MODULE_INITS if Path(f).is_file()), None)
+    if init is None:
+        return Finding("modules", MISMATCH, "the profile loads modules but this node has no Lmod or Environment Modules")
+    lines = [f". {init} >/dev/null 2>&1"] + [f"module use {shlex.quote(p)}" for p in target.module_paths]
+    lines += [f"module is-avail {shlex.quote(m)} || echo MISSING {shlex.quote(m)}" for m in target.modules]
+    code, out = _run("bash", "-c", "\n".join(lines))
+    missing = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("MISSING ")]
+    if missing:
+        return Finding("modules", MISMATCH, f"not available: {', '.join(missing)}")
+    return Finding("modules", OK, f"{len(target.modules)} module(s) available")
