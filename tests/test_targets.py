@@ -266,3 +266,16 @@ def test_targets_check_against_the_cluster_reports_every_mismatch(slurm, tmp_pat
 
     human = subprocess.run([HPCTF, "targets", "check", "wrong"], capture_output=True, text=True, cwd=tmp_path, env={**slurm.env, "HPCTF_CONFIG": "/nonexistent"}, timeout=120)
     assert human.returncode == 1 and "3 mismatch(es)" in human.stdout
+
+
+def test_the_sample_site_file_in_examples_loads_and_renders_every_target(make_spec):
+    """examples/site/hpctf.toml is what the README shows: it must stay valid."""
+    sample = Path(__file__).resolve().parent.parent / "examples" / "site" / "hpctf.toml"
+    config = load_config([sample])
+    assert config.default == "gpu" and {"gpu", "gpu-container", "cpu", "laptop"} <= set(config.targets)
+    for name in ("gpu", "gpu-container", "cpu", "laptop"):
+        target = config.targets[name]
+        script = render_script(make_spec(use_gpu=name.startswith("gpu"), distributed_backend="mpi", process_count_per_node=2), SNAPSHOT_PATHS, target=target)
+        assert bash_n(script).returncode == 0 and shellcheck(script).returncode == 0, name
+    site = render_script(make_spec(), SNAPSHOT_PATHS, target=config.targets["gpu"])
+    assert "placements.txt" in site and "module load cuda/12.2 openmpi/4.1.5" in site and "#SBATCH --mail-type=FAIL" in site
