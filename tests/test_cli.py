@@ -62,7 +62,7 @@ def test_render_env_sbatch_pip_and_setup_options(source_dir):
         "--pip", "six", "--setup", "module load cuda", "--partition", "debug", "--time", "10", "train.py",
     ])
     assert result.exit_code == 0, result.output
-    for line in ("export A=1", "export B='x y'", "#SBATCH --mail-type=END", "#SBATCH --requeue", "module load cuda", "#SBATCH --partition=debug", "#SBATCH --time=10", "-- six"):
+    for line in ("export A=1", "export B='x y'", "#SBATCH --mail-type=END", "#SBATCH --requeue", "module load cuda", "#SBATCH --partition=debug", "#SBATCH --time=10", "--pip six"):
         assert line in result.output
 
 
