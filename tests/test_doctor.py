@@ -1,0 +1,301 @@
+"""`hpctf doctor`: preflight jobs on the real test cluster, and the report's judgement.
+
+The cluster tests run real doctor jobs (no mocks): healthy shapes must pass every check,
+and broken ones (an srun MPI plugin that does not exist, a Python without TensorFlow or
+without hpctf, a taken port, a shape sbatch refuses) must fail with advice that says what
+to change. Each doctor job is small (at most 4 ranks) and takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from hpctf import doctor
+from hpctf.doctor import FAIL, PASS, SKIP, WARN, Check, JobResult, Shape
+
+HPCTF = str(Path(sys.executable).with_name("hpctf"))
+HEAVY = ("tensorflow", "horovod", "mpi4py")
+
+
+def run_doctor(slurm, home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """`hpctf doctor ARGS` in a fresh process; stderr ends with the heavy modules it imported."""
+    code = (
+        "import sys; from hpctf.cli import main; sys.argv = ['hpctf', 'doctor', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit as end:\n    code = end.code\n"
+        f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    env = {**slurm.env, "HPCTF_HOME": str(home)}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def json_report(done: subprocess.CompletedProcess) -> dict:
+    assert "HEAVY []" in done.stderr, f"the CLI imported TensorFlow/Horovod/mpi4py: {done.stderr}"
+    return json.loads(done.stdout)
+
+
+def statuses(report: dict) -> dict[str, str]:
+    return {c["name"]: c["status"] for c in report["checks"]}
+
+
+def failed(report: dict) -> list[dict]:
+    return [c for c in report["checks"] if c["status"] == FAIL]
+
+
+# ---------------------------------------------------------------------------------------
+# Real doctor jobs on the test cluster
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("launcher, other", [("srun", "mpirun"), ("mpirun", "srun")])
+def test_healthy_two_node_mpi_doctor_passes_every_check(slurm, home, launcher, other):
+    done = run_doctor(slurm, home, "--json", "--backend", "mpi", "--launcher", launcher, "--nodes", "2", "--procs-per-node", "2")
+    report = json_report(done)
+    assert done.returncode == 0 and report["ok"], json.dumps(report, indent=1)
+    first, second = ("srun --mpi=pmix", "mpirun") if launcher == "srun" else ("mpirun", "srun --mpi=pmix")
+    assert statuses(report) == {
+        "sbatch --test-only": PASS, "doctor job": PASS, "ranks start": PASS,
+        f"MPI allreduce ({first})": PASS, f"MPI allreduce ({second})": PASS,
+        "GPU visibility": SKIP, "hostnames": PASS, "Python environment": PASS,
+    }
+    assert [j["launcher"] for j in report["jobs"]] == [launcher, other]
+    assert all(j["state"] == "COMPLETED" and j["exit_code"] == 0 for j in report["jobs"])
+    ranks = report["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1, 2, 3]
+    assert [str(r["launcher_id"]) for r in ranks] == ["0", "1", "2", "3"]
+    assert len({r["host"] for r in ranks}) == 2 and sorted(r["local_rank"] for r in ranks) == [0, 0, 1, 1]
+    env = next(c for c in report["checks"] if c["name"] == "Python environment")["summary"]
+    assert "TensorFlow 2." in env and "Horovod 0.28" in env and "(MPI)" in env
+    allreduce = next(c for c in report["checks"] if c["name"] == f"MPI allreduce ({first})")["summary"]
+    assert "size 4, sum 6" in allreduce
+    # The doctor job went through hpctf's own submission path: it is in the history.
+    history = subprocess.run([HPCTF, "ls", "--json"], capture_output=True, text=True, env={**slurm.env, "HPCTF_HOME": str(home)})
+    assert {r["job_id"] for r in json.loads(history.stdout)} == {j["job_id"] for j in report["jobs"]}
+    script = Path(report["jobs"][0]["run_dir"], "job.sbatch").read_text()
+    assert ("srun --mpi=pmix" in script) == (launcher == "srun") and (("mpirun -np 4" in script) == (launcher == "mpirun"))
+
+
+@pytest.mark.slurm
+def test_ps_doctor_checks_every_tf_config_port(slurm, home):
+    done = run_doctor(slurm, home, "--json", "--backend", "ps", "--nodes", "2", "--ps", "1", "--workers", "2", "--port-base", "26410")
+    report = json_report(done)
+    assert done.returncode == 0 and report["ok"], json.dumps(report, indent=1)
+    checks = statuses(report)
+    assert checks["TF_CONFIG ports"] == PASS and checks["ranks start"] == PASS and checks["Python environment"] == PASS
+    assert not any(name.startswith("MPI") for name in checks)  # ps jobs do not use MPI
+    ports = next(c for c in report["checks"] if c["name"] == "TF_CONFIG ports")["summary"]
+    assert "3 tasks listen" in ports and "all 6 task-to-task connections work" in ports
+    assert [r["role"] for r in report["ranks"]] == ["ps/0", "worker/0", "worker/1"]
+    assert report["ranks"][0]["cuda_visible_devices"] == ""
+
+
+@pytest.mark.slurm
+def test_ps_doctor_fails_when_a_tf_config_port_is_taken(slurm, home):
+    port_base = 26420
+    with socket.create_server(("", port_base + 1)):  # task 1's port, on the nodes' shared network
+        done = run_doctor(slurm, home, "--backend", "ps", "--nodes", "2", "--ps", "1", "--workers", "2", "--port-base", str(port_base))
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert "FAIL  TF_CONFIG ports" in out
+    assert f"cannot listen on node1:{port_base + 1}" in out and "Address already in use" in out
+    assert f"what to change: another process holds a port on that node: choose another --port-base (the job uses {port_base}-{port_base + 2})" in out
+
+
+@pytest.mark.slurm
+def test_gpu_doctor_gives_each_local_rank_its_own_gpu(slurm, home):
+    done = run_doctor(slurm, home, "--json", "--backend", "mpi", "--nodes", "1", "--procs-per-node", "2",
+                      "--gpus-per-node", "2", "--no-other-launcher")
+    report = json_report(done)
+    assert done.returncode == 0 and report["ok"], json.dumps(report, indent=1)
+    gpu = next(c for c in report["checks"] if c["name"] == "GPU visibility")
+    assert gpu["status"] == PASS
+    assert "2 GPU rank(s), each with its own CUDA_VISIBLE_DEVICES" in gpu["summary"]
+    assert "only CUDA_VISIBLE_DEVICES was checked" in gpu["summary"]  # the test cluster's GPUs are fake
+    assert sorted(r["cuda_visible_devices"] for r in report["ranks"]) == ["0", "1"]
+    assert len(report["jobs"]) == 1  # --no-other-launcher
+
+
+@pytest.mark.slurm
+def test_unknown_srun_mpi_plugin_fails_and_says_what_to_change(slurm, home):
+    done = run_doctor(slurm, home, "--backend", "mpi", "--nodes", "2", "--pmi", "pmi_bogus")
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert "FAIL  ranks start" in out and "FAIL  MPI allreduce (srun --mpi=pmi_bogus)" in out
+    assert "ok    MPI allreduce (mpirun)" in out
+    assert "srun --mpi=pmi_bogus failed: this srun has no 'pmi_bogus' MPI plugin (`srun --mpi=list`: pmix" in out
+    assert "or use --launcher mpirun (mpirun works here)" in out
+    assert "Invalid MPI type 'pmi_bogus'" in out  # srun's own words, from the job's log
+    assert "skip  hostnames" in out and "check(s) failed" in out
+
+
+@pytest.fixture
+def python_without_tensorflow(tmp_path) -> Path:
+    """A venv of the system Python with hpctf (for the task bootstrap) but no TensorFlow."""
+    venv = tmp_path / "notf"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    extra = venv / "extra"
+    extra.mkdir()
+    hostlist = Path(sysconfig.get_paths()["purelib"]) / "hostlist.py"
+    (extra / "hostlist.py").write_text(hostlist.read_text())
+    (Path(purelib) / "hpctf-source.pth").write_text(f"{Path(doctor.__file__).parent.parent}\n{extra}\n")
+    tmp_path.chmod(0o755)
+    return python
+
+
+@pytest.mark.slurm
+def test_python_without_tensorflow_fails_and_says_what_to_change(slurm, home, python_without_tensorflow):
+    python = str(python_without_tensorflow)
+    done = run_doctor(slurm, home, "--backend", "ps", "--ps", "0", "--workers", "2", "--nodes", "2",
+                      "--port-base", "26430", "--python", python)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert "ok    ranks start" in out and "ok    TF_CONFIG ports" in out
+    assert "FAIL  Python environment" in out
+    assert f"TensorFlow is not importable with {python} on node1: ModuleNotFoundError: No module named 'tensorflow'" in out
+    assert "what to change: install TensorFlow into the job's Python" in out
+
+
+@pytest.mark.slurm
+def test_python_without_hpctf_fails_and_says_what_to_change(slurm, home):
+    done = run_doctor(slurm, home, "--json", "--python", "/usr/bin/python3")
+    report = json_report(done)
+    assert done.returncode == 1 and not report["ok"]
+    [ranks] = [c for c in failed(report) if c["name"] == "ranks start"]
+    assert ranks["summary"].startswith("no rank of 1 started")
+    assert "cannot import hpctf" in ranks["advice"] and "pip install hpctf" in ranks["advice"]
+    assert any("No module named 'hpctf'" in line for line in ranks["details"])
+    assert statuses(report)["Python environment"] == SKIP
+
+
+@pytest.mark.slurm
+def test_shape_sbatch_refuses_fails_before_submitting(slurm, home):
+    done = run_doctor(slurm, home, "--json", "--gpus-per-node", "3")  # the nodes have 2
+    report = json_report(done)
+    assert done.returncode == 1
+    [test_only] = failed(report)
+    assert test_only["name"] == "sbatch --test-only" and "sbatch refuses the script" in test_only["summary"]
+    assert "GPUs" in test_only["advice"]
+    assert report["jobs"][0]["job_id"] is None and not (home / "runs").exists()
+    assert {c["status"] for c in report["checks"][1:]} == {SKIP}
+
+
+@pytest.mark.slurm
+def test_doctor_that_runs_out_of_time_cancels_its_job_and_fails(slurm, home):
+    done = run_doctor(slurm, home, "--json", "--timeout", "1")  # importing TensorFlow alone takes longer
+    report = json_report(done)
+    assert done.returncode == 1 and not report["ok"]
+    job = next(c for c in report["checks"] if c["name"] == "doctor job")
+    assert job["status"] == FAIL and "when --timeout ran out (cancelled)" in job["summary"], job
+    [record] = report["jobs"]
+    assert record["timed_out"] is True
+    state, _ = slurm.wait(record["job_id"], timeout=60)
+    assert state == "CANCELLED", state
+
+
+def test_doctor_takes_submit_shape_options_but_no_entry_script():
+    done = subprocess.run([HPCTF, "doctor", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for option in ("--backend", "--nodes", "--procs-per-node", "--gpus-per-node", "--launcher", "--pmi", "--target", "--python", "--json"):
+        assert option in done.stdout
+    assert "ENTRY_SCRIPT" not in done.stdout and "--source-dir" not in done.stdout
+    bad = subprocess.run([HPCTF, "doctor", "--backend", "mpi", "--nodes", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "node_count=0" in bad.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# The judgement alone (no cluster)
+# ---------------------------------------------------------------------------------------
+
+
+def _shape(**changes) -> Shape:
+    fields = dict(backend="mpi", tasks=4, nodes=2, tasks_per_node=[2, 2], gpus=2, launcher="srun", pmi="pmix",
+                  python="/venv/bin/python")
+    return Shape(**{**fields, **changes})
+
+
+def _rank(rank: int, **changes) -> dict:
+    host = f"node{1 + rank // 2}"
+    report = {
+        "phase": "done", "rank": rank, "local_rank": rank % 2, "world_size": 4, "host": host,
+        "slurm_procid": str(rank), "cuda_visible_devices": str(rank % 2), "nvidia_driver": False,
+        "python": "/venv/bin/python", "python_version": "3.11.7",
+        "resolve": {"node1": {"addresses": ["10.0.0.1"]}, "node2": {"addresses": ["10.0.0.2"]}},
+        "mpi": {"via": "mpi4py", "rank": rank, "size": 4, "sum": 6},
+    }
+    if rank % 2 == 0:
+        report["env"] = {"tensorflow": "2.18.1", "horovod": "0.28.1", "horovod_mpi": True}
+    report.update(changes)
+    return report
+
+
+def _judge(shape: Shape, reports: dict[int, dict], other: JobResult | None = None) -> dict[str, Check]:
+    primary = JobResult(launcher=shape.launcher, job_id="7", state="COMPLETED", exit_code=0, reports=reports)
+    checks = doctor.evaluate(shape, Check("sbatch --test-only", PASS, "ok"), primary, other, mpi_list="pmix, pmi2")
+    return {c.name: c for c in checks}
+
+
+def test_report_of_a_healthy_job_passes():
+    checks = _judge(_shape(), {r: _rank(r) for r in range(4)})
+    assert {name: c.status for name, c in checks.items()} == {
+        "sbatch --test-only": PASS, "doctor job": PASS, "ranks start": PASS, "MPI allreduce (srun --mpi=pmix)": PASS,
+        "GPU visibility": PASS, "hostnames": PASS, "Python environment": PASS,
+    }
+
+
+def test_report_finds_shared_gpus_singleton_mpi_missing_ranks_and_mixed_versions():
+    reports = {r: _rank(r, cuda_visible_devices="0", mpi={"via": "mpi4py", "rank": 0, "size": 1, "sum": 0}) for r in range(3)}
+    reports[2]["env"] = {"tensorflow": "2.15.0", "horovod": "0.28.1", "horovod_mpi": True}
+    other = JobResult(launcher="mpirun", job_id="8", state="COMPLETED", exit_code=0, reports={r: _rank(r) for r in range(4)})
+    checks = _judge(_shape(), reports, other)
+    assert checks["ranks start"].status == FAIL and "missing: 3" in checks["ranks start"].summary
+    mpi = checks["MPI allreduce (srun --mpi=pmix)"]
+    assert mpi.status == FAIL and "size 1" in mpi.advice and "--launcher mpirun" in mpi.advice
+    assert checks["MPI allreduce (mpirun)"].status == PASS
+    gpu = checks["GPU visibility"]
+    assert gpu.status == FAIL and "node1: ranks 0, 1 share GPU 0" in gpu.details
+    env = checks["Python environment"]
+    assert env.status == FAIL and any("nodes differ" in d for d in env.details)
+
+
+def test_report_of_a_failing_other_launcher_only_warns_and_unresolvable_names_fail():
+    reports = {r: _rank(r) for r in range(4)}
+    reports[3]["resolve"] = {"node1": {"error": "[Errno -2] Name or service not known"}, "node2": {"addresses": ["10.0.0.2"]}}
+    other = JobResult(launcher="mpirun", job_id="8", state="FAILED", exit_code=1,
+                      logs={"8_0_log.err": "bash: line 1: mpirun: command not found"})
+    checks = _judge(_shape(), reports, other)
+    assert checks["MPI allreduce (srun --mpi=pmix)"].status == PASS
+    warned = checks["MPI allreduce (mpirun)"]
+    assert warned.status == WARN and "mpirun is not on PATH in the job" in warned.advice
+    names = checks["hostnames"]
+    assert names.status == FAIL and "node1 does not resolve on node2 (rank 3)" in names.summary
+    assert "DNS or /etc/hosts" in names.advice
+
+
+def test_report_of_ps_ports_and_gpu_roles():
+    shape = _shape(backend="ps", tasks=3, tasks_per_node=[2, 1], gpus=1, roles=[("ps", 0), ("worker", 0), ("worker", 1)], port_base=3000)
+    reports = {}
+    for rank in range(3):
+        rep = _rank(rank, world_size=3, host="node1" if rank < 2 else "node2", mpi=None,
+                    cuda_visible_devices="" if rank == 0 else "0")
+        rep["ports"] = {"address": f"{rep['host']}:{3000 + rank}", "listen_error": None,
+                        "reached": {f"x:{3000 + p}": None for p in range(3) if p != rank}}
+        rep["env"] = {"tensorflow": "2.18.1"}
+        reports[rank] = rep
+    reports[2]["ports"]["reached"]["x:3000"] = "[Errno 111] Connection refused"
+    checks = _judge(shape, reports)
+    assert checks["GPU visibility"].status == PASS
+    ports = checks["TF_CONFIG ports"]
+    assert ports.status == FAIL and "worker/1 (rank 2) on node2 cannot reach x:3000" in ports.summary
+    assert "firewall" in ports.advice and "3000-3002" in ports.advice
+    assert checks["Python environment"].status == PASS
