@@ -80,5 +80,13 @@ def start_cluster(**knobs: str) -> Cluster:
     return Cluster(env=env, lab_env=lab_env)
 
 
+def fault(cluster: Cluster, *args: str) -> str:
+    """Inject a fault with cluster.sh (kill-node NODE, revive-node NODE, stop-ctld, start-ctld)."""
+    done = subprocess.run(["bash", str(CLUSTER_SH), *args], capture_output=True, text=True, timeout=300, env=cluster.lab_env)
+    if done.returncode != 0:
+        raise RuntimeError(f"cluster.sh {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
 def stop_cluster(cluster: Cluster) -> None:
     subprocess.run(["bash", str(CLUSTER_SH), "stop"], capture_output=True, text=True, timeout=300, env=cluster.lab_env)

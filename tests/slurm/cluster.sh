@@ -25,6 +25,13 @@
 #   HPCTF_LAB_FIRST_JOB_ID [1] first job id (give a second lab other ids than the first)
 #   HPCTF_LAB_KEEP    [0]      1 = keep jobs, job ids, accounting DB and logs across restarts
 #   HPCTF_LAB_TIMEOUT [60]     seconds to wait for idle nodes (and for apt/dpkg held by others)
+#   HPCTF_LAB_SLURMD_TIMEOUT [60] seconds before slurmctld declares a silent node DOWN
+#
+# Faults, for tests of what survives them (on a running cluster):
+#   kill-node NODE   SIGKILL everything of NODE (its slurmd, job steps and tasks): a crash
+#   revive-node NODE start NODE's slurmd again (ReturnToService=2 brings it back to service)
+#   stop-ctld        stop slurmctld (jobs keep running on the nodes)
+#   start-ctld       start slurmctld again from its saved state, wait until it answers
 set -euo pipefail
 
 LAB=${HPCTF_LAB:-/tmp/hpctf-lab}
@@ -37,6 +44,7 @@ PORT=${HPCTF_LAB_PORT:-16810}
 KEEP=${HPCTF_LAB_KEEP:-0}
 FIRST_JOB_ID=${HPCTF_LAB_FIRST_JOB_ID:-1}
 TIMEOUT=${HPCTF_LAB_TIMEOUT:-60}
+SLURMD_TIMEOUT=${HPCTF_LAB_SLURMD_TIMEOUT:-60}
 
 case $LAB in /*) ;; *) LAB=$PWD/$LAB ;; esac
 LAB=${LAB%/}
@@ -106,6 +114,7 @@ check_knobs() {
 	[ "$NODES" -ge 1 ] && [ "$NODES" -le 89 ] || die "HPCTF_LAB_NODES must be 1..89"
 	[ "$CPUS" -ge 1 ] && [ "$MEM" -ge "$CPUS" ] || die "HPCTF_LAB_CPUS must be >= 1 and <= HPCTF_LAB_MEM"
 	[ "$PORT" -ge 1024 ] && [ "$PORT" -le 65400 ] || die "HPCTF_LAB_PORT must be 1024..65400"
+	[[ $SLURMD_TIMEOUT =~ ^[0-9]+$ ]] && [ "$SLURMD_TIMEOUT" -ge 5 ] || die "HPCTF_LAB_SLURMD_TIMEOUT must be a number >= 5"
 	# Slurm config files cannot quote paths; unix sockets (MariaDB, PMIx) have a 108-byte limit.
 	[[ $LAB =~ ^[A-Za-z0-9/._-]+$ ]] || die "HPCTF_LAB may only contain [A-Za-z0-9/._-]: '$LAB'"
 	[ ${#LAB} -le 60 ] || die "HPCTF_LAB is too long (${#LAB} > 60 chars; unix socket paths below it)"
@@ -269,7 +278,7 @@ MpiDefault=none
 # The nodes' CPUs/memory/GPUs are invented: slurmd must report slurm.conf's values, not the host's.
 SlurmdParameters=config_overrides
 ReturnToService=2
-SlurmdTimeout=60
+SlurmdTimeout=$SLURMD_TIMEOUT
 InactiveLimit=0
 MinJobAge=300
 FirstJobId=$FIRST_JOB_ID
@@ -403,22 +412,28 @@ start_accounting() {
 	die "slurmdbd does not answer (log: $LAB/log/slurmdbd.log)"
 }
 
-start_slurm() {
-	local n
+spawn_ctld() {
 	# slurmctld sees the nodes' /etc/hosts too (mount namespace only): Slurm 24.11 answers an srun
 	# started inside a job (e.g. by Open MPI 5's mpirun) at that node's *name*, and retries for
-	# 10 s when nodeN does not resolve.
+	# 10 s when nodeN does not resolve. -i: start from the saved state, whatever it holds.
 	spawn slurmctld unshare --mount --propagation private -- sh -c '
 		mount --bind "$1" /etc/hosts || exit 1
 		exec slurmctld -D -i -f "$2"' sh "$LAB/etc/hosts" "$CONF"
-	for n in $(node_names); do
-		# Own hostname (UTS namespace) and own /etc/hosts (mount namespace); the network namespace
-		# stays shared. `hostname` may be missing on minimal systems: fall back to /proc.
-		spawn "slurmd-$n" unshare --uts --mount --propagation private -- sh -c '
-			hostname "$1" 2>/dev/null || echo "$1" >/proc/sys/kernel/hostname || exit 1
-			mount --bind "$2" /etc/hosts || exit 1
-			exec slurmd -D -N "$1" -f "$3"' sh "$n" "$LAB/etc/hosts" "$CONF"
-	done
+}
+
+spawn_slurmd() { # spawn_slurmd NODE
+	# Own hostname (UTS namespace) and own /etc/hosts (mount namespace); the network namespace
+	# stays shared. `hostname` may be missing on minimal systems: fall back to /proc.
+	spawn "slurmd-$1" unshare --uts --mount --propagation private -- sh -c '
+		hostname "$1" 2>/dev/null || echo "$1" >/proc/sys/kernel/hostname || exit 1
+		mount --bind "$2" /etc/hosts || exit 1
+		exec slurmd -D -N "$1" -f "$3"' sh "$1" "$LAB/etc/hosts" "$CONF"
+}
+
+start_slurm() {
+	local n
+	spawn_ctld
+	for n in $(node_names); do spawn_slurmd "$n"; done
 }
 
 diagnose() {
@@ -594,7 +609,7 @@ do_stop() { # do_stop [restart]: with "restart", munged stays up for the start t
 # What a running cluster was started with; any difference (including an edited cluster.sh) means
 # "restart" rather than "already running".
 settings() {
-	echo "nodes=$NODES cpus=$CPUS mem=$MEM gpus=$GPUS acct=$ACCT port=$PORT v=$(slurm_vnum)" \
+	echo "nodes=$NODES cpus=$CPUS mem=$MEM gpus=$GPUS acct=$ACCT port=$PORT slurmd_timeout=$SLURMD_TIMEOUT v=$(slurm_vnum)" \
 		"script=$(cksum <"${BASH_SOURCE[0]}" | cut -d' ' -f1)"
 }
 
@@ -680,11 +695,56 @@ cmd_env() {
 	echo "export SLURM_CONF=$CONF"
 }
 
+# ---- faults --------------------------------------------------------------------------------
+node_pid() { # the live slurmd of NODE, or fail
+	alive "slurmd-$1" slurmd || die "$1: no slurmd of this lab is running"
+	cat "$RUN/slurmd-$1.pid"
+}
+
+cmd_kill_node() {
+	local node=${1:?usage: kill-node NODE} ns p victims=()
+	# Everything that node runs shares its slurmd's UTS namespace (its hostname): slurmd,
+	# the slurmstepd of every job step, and the job's tasks. Kill them all at once.
+	ns=$(readlink "/proc/$(node_pid "$node")/ns/uts")
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/ns/uts" 2>/dev/null)" = "$ns" ] && victims+=("${p#/proc/}")
+	done
+	say "killing $node: ${#victims[@]} processes"
+	kill -KILL "${victims[@]}" 2>/dev/null || true
+	rm -f "$RUN/slurmd-$node.pid"
+}
+
+cmd_revive_node() {
+	local node=${1:?usage: revive-node NODE}
+	alive "slurmd-$node" slurmd && { say "$node is running"; return 0; }
+	spawn_slurmd "$node"
+	say "started slurmd of $node"
+}
+
+cmd_stop_ctld() {
+	stop_daemons slurmctld slurmctld
+}
+
+cmd_start_ctld() {
+	local i
+	alive slurmctld slurmctld || spawn_ctld
+	for i in $(seq $((TIMEOUT * 5))); do
+		sq scontrol ping 2>/dev/null | grep -q 'is UP' && { say "slurmctld is up"; return 0; }
+		alive slurmctld slurmctld || { tail "$LAB/log/slurmctld.log" >&2; die "slurmctld died"; }
+		sleep 0.2
+	done
+	die "slurmctld does not answer after ${TIMEOUT}s"
+}
+
 case ${1:-} in
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 env) cmd_env ;;
+kill-node) cmd_kill_node "${2:-}" ;;
+revive-node) cmd_revive_node "${2:-}" ;;
+stop-ctld) cmd_stop_ctld ;;
+start-ctld) cmd_start_ctld ;;
 *)
 	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
