@@ -43,6 +43,13 @@ def _key_value(flag: str, allow_bare: bool = False) -> Callable:
     return convert
 
 
+# -- requeue: preemption and time limits (fields of the estimator, same names).
+REQUEUE_OPTIONS = [
+    click.option("--requeue", is_flag=True, default=False, help="before the time limit (SIGUSR1), tasks save a checkpoint and the job requeues itself"),
+    click.option("--max-restarts", type=int, default=None, help="with --requeue: requeue at most N times [default: 3]"),
+    click.option("--signal-grace", type=int, default=None, metavar="SECONDS", help="with --requeue: Slurm signals this long before the time limit [default: 120]"),
+]
+
 JOB_OPTIONS = [
     click.option("--backend", type=click.Choice(["single", "none", "mpi", "ps"]), default="single", show_default=True, help="single process, Horovod over MPI, or parameter server"),
     click.option("--nodes", "node_count", type=int, default=1, show_default=True, help="nodes to allocate"),
@@ -79,6 +86,7 @@ JOB_OPTIONS = [
     click.option("--python", default=None, help="interpreter on the compute nodes [default: this one]"),
     click.option("--log-dir", default=None, help="folder for the job's logs [default: SOURCE_DIR/hpctf-logs]"),
     click.option("--templates", "template_dir", default=None, type=click.Path(exists=True, file_okay=False), help="folder whose templates override the built-in ones"),
+    *REQUEUE_OPTIONS,
     click.argument("entry_script"),
     click.argument("script_args", nargs=-1, type=click.UNPROCESSED),
 ]
@@ -302,8 +310,26 @@ def status(job_id: str, as_json: bool) -> None:
     failed = _failed_task(record)
     if failed:
         rows.insert(4, ("failed task", f"task {failed[0]} exited with {failed[1]} (hpctf logs {record.job_id} --task {failed[0]} --err)"))
+    restarts = _restarts_row(record)
+    if restarts:
+        rows.insert(3, ("restarts", restarts))
     rows += [("submitted", _when(record.submitted)), ("duration", _duration(record.duration))]
     click.echo(format_table(None, rows), nl=False)
+
+
+def _restarts_row(record) -> str | None:
+    """The status line for requeue jobs and jobs Slurm requeued: '1 (2 attempts; ...)'."""
+    spec = json.loads(record.spec or "{}")
+    restarts = record.restarts or 0
+    if not restarts and not spec.get("requeue"):
+        return None
+    text = f"{restarts} ({restarts + 1} attempt{'s' if restarts else ''}"
+    if spec.get("requeue") and record.target != "local":
+        from .spec import DEFAULT_MAX_RESTARTS
+
+        limit = spec.get("max_restarts")
+        text += f"; requeues itself at most {DEFAULT_MAX_RESTARTS if limit is None else limit} time(s)"
+    return text + ")"
 
 
 def _failed_task(record):

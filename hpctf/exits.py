@@ -4,7 +4,8 @@ Slurm and local runs.
 - ``<job>_exitcode``: the batch script's exit status, written by its EXIT trap;
 - ``<job>_<task>_failed``: a task's own exit code, written by ``hpctf.runtime`` when the
   task fails. When one task fails, ``srun --kill-on-bad-exit`` stops the rest and exits
-  143, and ``mpirun`` exits 1: the first marker tells which task failed and how.
+  143, and ``mpirun`` exits 1: the first marker tells which task failed and how;
+- ``<job>_restarts``: with requeue=True, the attempt's ``SLURM_RESTART_COUNT`` (0 first).
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def job_exit_code(log_dir: str | Path, job_id: str) -> int | None:
         if failed is not None:
             return failed[1]
     return status
+
+
+def job_restarts(log_dir: str | Path, job_id: str) -> int | None:
+    """How often the job was requeued, as its latest attempt saw it (``SLURM_RESTART_COUNT``
+    in ``<job>_restarts``, written by jobs with requeue=True); None without the file."""
+    return _read_int(Path(log_dir) / f"{job_id}_restarts")
 
 
 def parse_exit_code(text: str | None) -> int | None:

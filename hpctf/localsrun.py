@@ -134,7 +134,17 @@ def run_mpi(command: list[str], ntasks: int, options: dict[str, str]) -> int:
         if options.get(stream):
             here.append(f"--{stream}={options[stream]}")
     mpirun = ["mpirun", "-np", str(ntasks), "--bind-to", "none"]
-    return subprocess.call([*mpirun, *here, "--", *command])
+    process = subprocess.Popen([*mpirun, *here, "--", *command])
+
+    # As srun does: signals for the step go to mpirun, which passes SIGUSR1/SIGUSR2 to the
+    # ranks (a requeue job's checkpoint request) and stops them on SIGTERM/SIGINT.
+    def forward(signum, _frame):
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, forward)
+    return process.wait()
 
 
 def exec_as_rank(command: list[str], options: dict[str, str]) -> int:

@@ -49,6 +49,7 @@ class RunRecord:
     ended: float | None = None
     nodes: str | None = None
     spec: str = "{}"  # the estimator as JSON
+    restarts: int = 0  # times Slurm requeued the job (each restart is one more attempt)
     run_id: int | None = None
 
     @property
@@ -86,8 +87,25 @@ class Registry:
         self._db.execute("PRAGMA busy_timeout = 30000")
         try:
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
         except sqlite3.OperationalError as err:
             raise HpctfError(f"cannot open the run registry {self.path}: {err}") from None
+
+    def _add_missing_columns(self) -> None:
+        """A registry written by an older hpctf lacks newer columns (``restarts``): add
+        them, with the field's default for the rows already there."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        defaults = {f.name: f.default for f in fields(RunRecord)}
+        for column in _COLUMNS:
+            if column in have:
+                continue
+            default = defaults[column]
+            literal = f" DEFAULT {default!r}" if isinstance(default, int) and not isinstance(default, bool) else ""
+            try:
+                self._db.execute(f"ALTER TABLE runs ADD COLUMN {column}{literal}")
+            except sqlite3.OperationalError as err:
+                if "duplicate column" not in str(err):  # another process added it first
+                    raise
 
     def close(self) -> None:
         self._db.close()

@@ -159,6 +159,7 @@ def build_context(spec: TensorFlow, paths: JobPaths, target: Target | None = Non
         "runtime_args": runtime_arguments(spec),
         "launch": launch_words(spec),
         "mpirun_export_prefixes": MPIRUN_EXPORT_PREFIXES,
+        "requeue": requeue_settings(spec),
     }
 
 
@@ -248,6 +249,7 @@ def sbatch_directives(spec: TensorFlow, paths: JobPaths, gpu_form: str = "gres")
         # srun's per-task logs of task 0 go to the same files as the batch step's.
         ("open-mode", "append"),
     ]
+    flags += requeue_directives(spec)
     flags += [(k.lstrip("-"), None if v is True else v) for k, v in spec.sbatch_options.items()]
     return [f"--{k}" if v is None else f"--{k}={shell_quote(v)}" for k, v in flags]
 
@@ -286,6 +288,33 @@ def launch_words(spec: TensorFlow) -> list[str]:
     if spec.distributed_backend == "mpi":
         words.insert(1, f"--mpi={spec.pmi_plugin}")
     return words
+
+
+# -- requeue: preemption and time limits --------------------------------------------------
+
+
+def requeue_settings(spec: TensorFlow) -> dict[str, Any] | None:
+    """What the requeue section of the script needs; None (no section) without requeue."""
+    if not spec.requeue:
+        return None
+    from .spec import REQUEUE_MARGIN_S, requeue_limits
+
+    max_restarts, grace = requeue_limits(spec)
+    return {
+        "signal": "USR1",
+        "max_restarts": max_restarts,
+        "grace": grace,
+        "task_grace": grace - REQUEUE_MARGIN_S,  # for the tasks; the rest is for the requeue
+        "margin": REQUEUE_MARGIN_S,
+    }
+
+
+def requeue_directives(spec: TensorFlow) -> list[tuple[str, Any]]:
+    """``--requeue`` and ``--signal=B:USR1@<grace>`` (none without requeue)."""
+    settings = requeue_settings(spec)
+    if settings is None:
+        return []
+    return [("requeue", None), ("signal", f"B:{settings['signal']}@{settings['grace']}")]
 
 
 def _summary(spec: TensorFlow) -> dict[str, str]:

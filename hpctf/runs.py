@@ -51,6 +51,9 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
             started = now
         if started is not None:
             changes["started"] = started
+        restarts = job.restarts if record.target != "local" else None
+        if restarts is not None:
+            changes["restarts"] = restarts
         if state.finished:
             changes["exit_code"] = job.exit_code
             changes["ended"] = _slurm_time(info.get("End")) or record.ended or now

@@ -124,6 +124,14 @@ class TensorFlow:
     chief: bool = False
     port_base: int = 2222
 
+    # -- requeue: preemption and time limits ---------------------------------------------
+    # Slurm sends SIGUSR1 signal_grace seconds before the time limit (--signal=B:USR1@N);
+    # the tasks save a checkpoint and stop, and the job requeues itself (same job id) while
+    # it has been restarted fewer than max_restarts times. See templates/base.sbatch.j2.
+    requeue: bool = False
+    max_restarts: int | None = None  # default DEFAULT_MAX_RESTARTS (3)
+    signal_grace: int | None = None  # seconds; default DEFAULT_SIGNAL_GRACE_S (120)
+
     def __post_init__(self) -> None:
         _normalise(self)
         problems = _validate(self)
@@ -327,6 +335,7 @@ def _validate(spec: TensorFlow) -> list[Problem]:
     _check_slurm(c, spec)
     _check_environment(c, spec)
     _check_container(c, spec)
+    _check_requeue(c, spec)
     return c.problems
 
 
@@ -571,3 +580,76 @@ def _check_container(c: _Checks, spec: TensorFlow) -> None:
     for name in ("pip_packages", "conda_packages"):
         if getattr(spec, name):
             c.add(name, list(getattr(spec, name)), "cannot be combined with container_image: install the packages in the image")
+
+
+# ---------------------------------------------------------------------------------------
+# Requeue: preemption and time limits
+# ---------------------------------------------------------------------------------------
+
+DEFAULT_MAX_RESTARTS = 3
+DEFAULT_SIGNAL_GRACE_S = 120
+# The job script keeps this much of the grace period for `scontrol requeue` itself: the
+# tasks get signal_grace - REQUEUE_MARGIN_S seconds to save and exit.
+REQUEUE_MARGIN_S = 15
+MIN_SIGNAL_GRACE_S = 30
+MAX_SIGNAL_GRACE_S = 65535  # sbatch --signal=...@N takes 0..65535 seconds
+# sbatch flags the requeue section writes or contradicts (sbatch also takes prefixes).
+_REQUEUE_FLAGS = ("requeue", "no-requeue", "signal")
+
+
+def requeue_limits(spec: TensorFlow) -> tuple[int, int]:
+    """(max_restarts, signal_grace) with their defaults filled in."""
+    restarts = DEFAULT_MAX_RESTARTS if spec.max_restarts is None else spec.max_restarts
+    grace = DEFAULT_SIGNAL_GRACE_S if spec.signal_grace is None else spec.signal_grace
+    return restarts, grace
+
+
+def time_limit_seconds(value: str) -> int | None:
+    """A valid sbatch --time value in seconds; None for 'infinite'/'unlimited'."""
+    m = _TIME.match(value)
+    if m is None:
+        return None
+    p = {k: int(v) if v is not None else None for k, v in m.groupdict().items()}
+    if p["days"] is not None:
+        return ((p["days"] * 24 + p["dh"]) * 60 + (p["dm"] or 0)) * 60 + (p["ds"] or 0)
+    if p["c"] is not None:  # H:M:S
+        return (p["a"] * 60 + p["b"]) * 60 + p["c"]
+    return p["a"] * 60 + (p["b"] or 0)  # M or M:S
+
+
+def _check_requeue(c: _Checks, spec: TensorFlow) -> None:
+    c.boolean("requeue", spec.requeue)
+    restarts_ok = c.count("max_restarts", spec.max_restarts, minimum=0, optional=True)
+    grace = spec.signal_grace
+    grace_ok = grace is None or (_is_int(grace) and MIN_SIGNAL_GRACE_S <= grace <= MAX_SIGNAL_GRACE_S)
+    if not grace_ok:
+        c.add(
+            "signal_grace", grace,
+            f"must be whole seconds between {MIN_SIGNAL_GRACE_S} and {MAX_SIGNAL_GRACE_S}: the tasks "
+            f"get signal_grace - {REQUEUE_MARGIN_S} s to save a checkpoint, the rest is for the requeue",
+        )
+    if spec.requeue is not True:
+        for name in ("max_restarts", "signal_grace"):
+            if getattr(spec, name) is not None:
+                c.add(name, getattr(spec, name), "needs requeue=True")
+        return
+    if restarts_ok and spec.max_restarts is not None and spec.max_restarts > 1000:
+        c.add("max_restarts", spec.max_restarts, "must be at most 1000")
+    if grace_ok and isinstance(spec.time, str) and _valid_time(spec.time):
+        limit = time_limit_seconds(spec.time)
+        _, lead = requeue_limits(spec)
+        if limit is not None and lead >= limit:
+            c.add(
+                "signal_grace", lead,
+                f"must be shorter than the time limit ({spec.time!r} = {limit} s): Slurm would "
+                "signal the job as soon as it starts",
+            )
+    if isinstance(spec.sbatch_options, dict):
+        for flag, value in spec.sbatch_options.items():
+            name = flag.lstrip("-") if isinstance(flag, str) else ""
+            if len(name) > 1 and any(f.startswith(name) for f in _REQUEUE_FLAGS):
+                c.add(
+                    f"sbatch_options[{flag!r}]", value,
+                    "is set by hpctf when requeue=True (--requeue, --signal=B:USR1@signal_grace): "
+                    "use max_restarts and signal_grace instead",
+                )

@@ -17,7 +17,7 @@ from typing import Any
 import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from .exits import job_exit_code, parse_exit_code
+from .exits import job_exit_code, job_restarts, parse_exit_code
 from .states import JobState
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
@@ -42,7 +42,9 @@ class ClusterWatcher(SlurmInfoWatcher):
         ids = self._unfinished()
         if not ids:
             return None
-        return ["sacct", "-o", "JobID,State,ExitCode,NodeList,Start,End", "--parsable2", "-j", ",".join(ids)]
+        # --duplicates: a requeued job has one record per attempt, the earlier ones REQUEUED
+        # (oldest first); the last one is the job's state, their number its attempts.
+        return ["sacct", "-o", "JobID,State,ExitCode,NodeList,Start,End", "--parsable2", "--duplicates", "-j", ",".join(ids)]
 
     def update(self) -> None:
         """Refresh every unfinished job with one scheduler call."""
@@ -74,7 +76,11 @@ class ClusterWatcher(SlurmInfoWatcher):
         if out.returncode != 0:
             return None
         self.accounting = True
-        return self.read_info(out.stdout)
+        info = self.read_info(out.stdout)
+        for job_id, attempts in count_attempts(out.stdout).items():
+            if job_id in info:
+                info[job_id] = {**info[job_id], "Restarts": str(attempts - 1)}
+        return info
 
     def _from_squeue(self, ids: list[str]) -> dict[str, dict[str, str]] | None:
         # --states=all lists finished jobs too, for as long as slurmctld keeps them
@@ -92,6 +98,9 @@ class ClusterWatcher(SlurmInfoWatcher):
             return None  # squeue itself failed (controller down): keep what we knew
         for job_id in ids:
             entry = seen.get(job_id)
+            restarts = self._restarts(job_id)  # squeue does not say; requeue jobs write it
+            if entry is not None and restarts is not None:
+                entry["Restarts"] = str(restarts)
             if entry is not None and not JobState.from_slurm(entry["State"]).finished:
                 continue  # still queued or running
             code = self._exit_status(job_id)
@@ -105,12 +114,26 @@ class ClusterWatcher(SlurmInfoWatcher):
                 seen[job_id] = {"JobID": job_id, "State": "LOST", "NodeList": ""}
         return seen
 
+    def _restarts(self, job_id: str) -> int | None:
+        folder = self._folders.get(job_id)
+        return None if folder is None else job_restarts(folder, job_id)
+
     def _exit_status(self, job_id: str) -> int | None:
         folder = self._folders.get(job_id)
         return None if folder is None else job_exit_code(folder, job_id)
 
     def is_done(self, job_id: str, mode: str = "standard") -> bool:
         return JobState.from_slurm(self.get_state(job_id, mode=mode)).finished
+
+
+def count_attempts(sacct_output: str) -> dict[str, int]:
+    """Records per job in ``sacct --duplicates --parsable2`` output (steps not counted)."""
+    counts: dict[str, int] = {}
+    for line in sacct_output.splitlines()[1:]:
+        job_id = line.split("|", 1)[0].strip()
+        if job_id and "." not in job_id:
+            counts[job_id] = counts.get(job_id, 0) + 1
+    return counts
 
 
 class SlurmRun(submitit.SlurmJob):
@@ -133,6 +156,12 @@ class SlurmRun(submitit.SlurmJob):
     @property
     def info(self) -> dict[str, str]:
         return self.watcher.get_info(self.job_id, mode="cache")
+
+    @property
+    def restarts(self) -> int | None:
+        """How often Slurm requeued the job (None: not known yet)."""
+        value = self.info.get("Restarts")
+        return int(value) if value is not None and value.isdigit() else None
 
     @property
     def exit_code(self) -> int | None:

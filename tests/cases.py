@@ -65,6 +65,12 @@ RENDER_CASES: dict[str, dict] = {
         distributed_backend="ps", node_count=2, parameter_server_count=1, worker_count=2,
         container_image="/shared/images/tf-2.18.sif",
     ),
+    # Requeue: checkpoint at SIGUSR1 before the time limit, then requeue (issue 8).
+    "single-requeue": dict(requeue=True, time="1:00:00"),
+    "mpi-mpirun-2node-requeue": dict(
+        distributed_backend="mpi", launcher="mpirun", node_count=2, process_count_per_node=2,
+        requeue=True, max_restarts=5, signal_grace=300, time="2:00:00",
+    ),
 }
 
 

@@ -5,11 +5,17 @@ scaled by the number of processes; every process starts from rank 0's weights; e
 process trains on its own shard; metrics averaged over processes; only rank 0 writes
 checkpoints. hpctf starts the processes (srun --mpi=pmix or mpirun) and gives each one
 its own GPU, so this file has no launcher code at all.
+
+Preemption and time limits: submitted with requeue (``hpctf submit --requeue``), the job
+is told to stop shortly before its time limit (every rank gets SIGUSR1). The ranks agree
+to stop after the same step, rank 0 saves a checkpoint, and when Slurm starts the job
+again rank 0 restores it and broadcasts it, so training goes on from that step.
 """
 
 import argparse
 import hashlib
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,6 +25,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
+
+from hpctf.runtime import CHECKPOINT_SIGNAL_ENV, install, restart_count, should_checkpoint  # noqa: E402
 
 
 def load_data():
@@ -63,13 +71,27 @@ def weights_digest(model: tf.keras.Model) -> str:
     return h.hexdigest()[:16]
 
 
+def stop_requested(check: bool) -> bool:
+    """Whether any rank was told to stop. The signal reaches the ranks at slightly
+    different steps: all must stop after the same one, or an allreduce waits forever."""
+    if not check:
+        return False
+    flag = tf.constant(1.0 if should_checkpoint() else 0.0)
+    return float(hvd.allreduce(flag, op=hvd.Max, name="stop_requested")) > 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32, help="per process")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="for one process")
-    parser.add_argument("--checkpoint-dir", default="checkpoints")
+    parser.add_argument("--checkpoint-dir", default="checkpoints", help="relative to the run's working folder")
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="epochs between checkpoints (0: at the end and when told to stop)")
+    parser.add_argument("--step-delay", type=float, default=0.0, help="seconds to sleep after each step")
     args = parser.parse_args()
+    install()  # from here on, a stop request (SIGUSR1) is noted, not fatal
+    # Asking every step costs an allreduce: only where a request can come (requeue jobs).
+    check_stop = CHECKPOINT_SIGNAL_ENV in os.environ
 
     hvd.init()
     use_one_gpu()
@@ -96,28 +118,56 @@ def main() -> None:
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    broadcast_from_rank_0(model.variables + optimizer.variables)
+    # Checkpoints hold the model, the optimizer and the global step; only rank 0 reads and
+    # writes them, the broadcast below gives every rank its state.
+    global_step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step)
+    manager = tf.train.CheckpointManager(checkpoint, args.checkpoint_dir, max_to_keep=2, checkpoint_name="digits")
+    if rank == 0 and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        print(f"resuming from step {int(global_step.numpy())} (restart {restart_count()}): {manager.latest_checkpoint}", flush=True)
+
+    broadcast_from_rank_0(model.variables + optimizer.variables + [global_step])
+
+    def save(why: str) -> None:
+        if rank == 0:
+            path = manager.save(checkpoint_number=int(global_step.numpy()))
+            print(f"checkpoint {why} at step {int(global_step.numpy())}: {path}", flush=True)
+        hvd.allreduce(tf.constant(0.0), name="saved")  # the others wait for rank 0's write
 
     dataset = tf.data.Dataset.from_tensor_slices((x_shard, y_shard)).shuffle(len(x_shard), seed=rank).batch(args.batch_size, drop_remainder=True)
+    first_step = int(global_step.numpy())
+    first_epoch = min(first_step // steps, args.epochs)
     start = None
-    for epoch in range(args.epochs):
-        if epoch == 1:
+    for epoch in range(first_epoch, args.epochs):
+        if epoch == first_epoch + 1:
             start = time.perf_counter()  # the first epoch includes tracing
-        for x, y in dataset.take(steps):
+        done_in_epoch = first_step - epoch * steps if epoch == first_epoch else 0
+        for x, y in dataset.take(steps).skip(done_in_epoch):
             loss = train_step(x, y)
+            global_step.assign_add(1)
+            if args.step_delay:
+                time.sleep(args.step_delay)  # stands in for a bigger model (the tests use it)
+            if stop_requested(check_stop):
+                save("saved")
+                if rank == 0:
+                    print(f"stopped at step {int(global_step.numpy())}: the job resumes from the checkpoint when it runs again", flush=True)
+                sys.exit(0)
         if rank == 0 and (epoch + 1) % 5 == 0:
             print(f"epoch {epoch + 1}/{args.epochs} loss={float(loss):.4f}", flush=True)
+        if args.checkpoint_every and (epoch + 1) % args.checkpoint_every == 0 and epoch + 1 < args.epochs:
+            save("saved")
     seconds = time.perf_counter() - start if start else float("nan")
+    timed_epochs = args.epochs - first_epoch - 1
 
     correct = tf.reduce_sum(tf.cast(tf.argmax(model(x_test[rank::size]), axis=1) == y_test[rank::size], tf.float32))
     totals = hvd.allreduce(tf.stack([correct, float(len(x_test[rank::size]))]), op=hvd.Sum)
     accuracy = float(totals[0] / totals[1])
-    samples = hvd.allreduce(tf.constant(steps * args.batch_size * (args.epochs - 1) / seconds), op=hvd.Sum)
+    samples = hvd.allreduce(tf.constant(steps * args.batch_size * timed_epochs / seconds), op=hvd.Sum)
 
     print(f"rank {rank}/{size} weights={weights_digest(model)}", flush=True)
     if rank == 0:
-        os.makedirs(args.checkpoint_dir, exist_ok=True)
-        path = tf.train.Checkpoint(model=model, optimizer=optimizer).write(os.path.join(args.checkpoint_dir, "digits"))
+        path = manager.save(checkpoint_number=int(global_step.numpy()))
         print(f"checkpoint {path}")
         print(f"samples/s={float(samples):.0f}")
         print(f"accuracy={accuracy:.4f}")
