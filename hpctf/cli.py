@@ -131,6 +131,23 @@ def _template_errors() -> type[Exception]:
     return jinja2.TemplateError
 
 
+def _explain(err: Exception) -> str:
+    """The error in the command line's words: a spec problem also names its option
+    (``node_count=-1: must be an integer >= 1 [--nodes]``)."""
+    if not isinstance(err, SpecError):
+        return str(err)
+    options = {"distributed_backend": "--backend", "source_directory": "--source-dir", "arguments": "SCRIPT_ARGS", "entry_script": "ENTRY_SCRIPT"}
+    for option in JOB_OPTIONS:
+        param = option(lambda: None).__click_params__[0]
+        if isinstance(param, click.Option):
+            options.setdefault(param.name, max(param.opts, key=len))
+    lines = []
+    for problem in err.problems:
+        option = options.get(problem.field.split("[", 1)[0])
+        lines.append(f"  - {problem} [{option}]" if option else f"  - {problem}")
+    return str(err).split("\n", 1)[0] + "\n" + "\n".join(lines)
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     click.echo(f"hpctf: {message}", err=True)
     sys.exit(code)
@@ -163,7 +180,7 @@ def render(output_file: str | None, **options: Any) -> None:
         templates = [options["template_dir"]] if options["template_dir"] else []
         script = render_script(spec, paths, template_dirs=templates)
     except (SpecError, HpctfError) as err:
-        fail(str(err))
+        fail(_explain(err))
     except _template_errors() as err:
         fail(f"template error: {err}")
     if output_file:
@@ -224,7 +241,7 @@ def submit(wait: bool, as_json: bool, dry_run: bool, snapshot_limit_mb: float | 
             return
         record = submission.schedule(the_plan)
     except (SpecError, HpctfError) as err:
-        fail(str(err))
+        fail(_explain(err))
     except _template_errors() as err:
         fail(f"template error: {err}")
     if as_json:
@@ -439,7 +456,7 @@ def doctor(as_json: bool, timeout: float, other_launcher: bool, **options: Any) 
             say = None if as_json else (lambda message: click.echo(f"hpctf doctor: {message}", err=True))
             result = preflight.run(spec, template_dirs=templates, other_launcher=other_launcher, timeout_s=timeout, progress=say)
     except (SpecError, HpctfError) as err:
-        fail(str(err))
+        fail(_explain(err))
     except _template_errors() as err:
         fail(f"template error: {err}")
     click.echo(json.dumps(result.to_dict()) if as_json else preflight.format_report(result), nl=as_json)

@@ -28,12 +28,14 @@ def session_members(sid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            # Bytes: a process name need not be UTF-8 (the kernel also cuts names at 15
+            # bytes, in the middle of a character if need be).
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
         state, session = fields[0], int(fields[3])
-        if session == sid and state != "Z":
+        if session == sid and state != b"Z":
             members.append(int(entry))
     return members
 

@@ -23,6 +23,7 @@ from .spec import TensorFlow
 from .targets import Target, apply_target, get_target
 
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+_LINE_BREAK_OR_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is quoted like a space
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates")
 SOURCE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -50,14 +51,21 @@ class JobPaths:
 
     def __post_init__(self) -> None:
         for name in ("workdir", "log_dir"):
-            if _UNPRINTABLE.search(str(getattr(self, name))):
-                # A line break in a path would end its #SBATCH or shell line.
-                raise HpctfError(f"{name}={str(getattr(self, name))!r}: must not contain control characters or line breaks")
+            problem = _path_problem(name, str(getattr(self, name)))
+            if problem:
+                raise HpctfError(f"{name}={str(getattr(self, name))!r}: {problem}")
 
     @classmethod
     def for_spec(cls, spec: TensorFlow, log_dir: str | Path | None = None) -> "JobPaths":
         workdir = Path(spec.source_directory)
         logs = Path(log_dir).expanduser().absolute() if log_dir is not None else workdir / "hpctf-logs"
+        if log_dir is None and _path_problem("log_dir", str(logs)):
+            # The folder the user named, not one derived from it (`hpctf submit` runs a
+            # snapshot elsewhere, so it takes such folders).
+            raise HpctfError(
+                f"source_directory={str(workdir)!r}: {_path_problem('log_dir', str(logs))} when the job runs "
+                "in place (it logs to SOURCE/hpctf-logs): use `hpctf submit`, which runs a snapshot, or --log-dir"
+            )
         return cls(workdir=workdir, log_dir=logs)
 
     def log_pattern(self, stream: str, task: str = "%t") -> str:
@@ -116,9 +124,30 @@ def environment(user_dirs: tuple[str, ...] = ()) -> jinja2.Environment:
     return env
 
 
+def _path_problem(name: str, path: str) -> str | None:
+    """Why ``path`` cannot be written into the script, or None. Quoting handles the rest."""
+    if _LINE_BREAK_OR_CONTROL.search(path):
+        return "must not contain control characters or line breaks"  # they would end the line
+    if name == "log_dir" and "\\" in path:
+        # In #SBATCH --output=..., sbatch reads a backslash as an escape even inside quotes.
+        return "must not contain a backslash (sbatch reads it as an escape in #SBATCH lines)"
+    return None
+
+
 def shell_quote(value: Any) -> str:
     """Quote one word for bash; every user value in a script goes through here."""
-    return shlex.quote(str(value))
+    text = str(value)
+    if _LINE_BREAK_OR_CONTROL.search(text):
+        # Line breaks and control characters become escapes ($'a\nb'): the script keeps
+        # one command per line, and sbatch refuses a script with a CR LF anywhere in it.
+        return "$'" + "".join(_ansi_c_char(ch) for ch in text) + "'"
+    return shlex.quote(text)
+
+
+def _ansi_c_char(ch: str) -> str:
+    if ch in "\\'":
+        return "\\" + ch
+    return f"\\x{ord(ch):02x}" if _LINE_BREAK_OR_CONTROL.match(ch) else ch
 
 
 def comment_safe(value: Any) -> str:
@@ -133,7 +162,9 @@ def comment_safe(value: Any) -> str:
 
 def build_context(spec: TensorFlow, paths: JobPaths, target: Target | None = None) -> dict[str, Any]:
     target = target or Target(name="slurm")
-    command = [spec.entry_script, *spec.command_arguments()]
+    # An entry script named like an option ("-c...") would be read by Python as one.
+    entry = f"./{spec.entry_script}" if spec.entry_script.startswith("-") else spec.entry_script
+    command = [entry, *spec.command_arguments()]
     container = container_settings(spec, paths)
     return {
         "version": __version__,

@@ -46,6 +46,8 @@ MANAGED_SBATCH_FLAGS = {
     "array": "(one run per submit)", "a": "(one run per submit)",
     "wait": "(hpctf submit --wait)", "W": "(hpctf submit --wait)",
     "parsable": "(hpctf's submission)",
+    "help": "(hpctf's submission)", "usage": "(hpctf's submission)", "version": "(hpctf's submission)",
+    "test-only": "(hpctf submit --dry-run)",
     "export": "environment_variables",
     "mem-per-cpu": "memory", "mem-per-gpu": "memory",
     "ntasks-per-core": "process_count_per_node", "ntasks-per-socket": "process_count_per_node",
@@ -148,7 +150,7 @@ class TensorFlow:
     def task_count(self) -> int:
         """Processes the job starts, over all nodes."""
         if self.distributed_backend == "ps":
-            return self.parameter_server_count + self.worker_count + int(self.chief)
+            return self.parameter_server_count + self.worker_count + int(self.chief is True)
         return self.node_count * self.process_count_per_node
 
     def tasks_on_node(self) -> list[int]:
@@ -163,7 +165,7 @@ class TensorFlow:
             return self.process_count_per_node
         from .runtime import cluster_roles
 
-        roles = cluster_roles(self.parameter_server_count, self.worker_count, self.chief)
+        roles = cluster_roles(self.parameter_server_count, self.worker_count, self.chief is True)
         most, task_id = 0, 0
         for count in self.tasks_on_node():
             most = max(most, sum(1 for r, _ in roles[task_id : task_id + count] if r != "ps"))
@@ -336,7 +338,33 @@ def _validate(spec: TensorFlow) -> list[Problem]:
     _check_environment(c, spec)
     _check_container(c, spec)
     _check_requeue(c, spec)
+    _check_encoding(c, spec)
     return c.problems
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _undecodable(value: Any) -> Any:
+    """The first string in ``value`` that UTF-8 cannot encode (bytes a command line could not
+    decode arrive as lone surrogates), or None: a script holding one could not be written."""
+    if isinstance(value, (str, os.PathLike)):
+        return value if _SURROGATE.search(str(value)) else None
+    if isinstance(value, Mapping):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            found = _undecodable(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _check_encoding(c: _Checks, spec: TensorFlow) -> None:
+    for f in fields(spec):
+        bad = _undecodable(getattr(spec, f.name))
+        if bad is not None:
+            c.add(f.name, str(bad), "must be UTF-8 text: \\udcXX marks a byte that is not UTF-8 (from a file name or the command line)")
 
 
 def _check_code(c: _Checks, spec: TensorFlow) -> None:
@@ -380,8 +408,9 @@ def _check_code(c: _Checks, spec: TensorFlow) -> None:
         for arg in spec.arguments:
             if "\x00" in arg:
                 c.add("arguments", arg, "must not contain NUL characters")
-    if spec.python is not None:
-        c.text("python", spec.python)
+    if spec.python is not None and c.text("python", spec.python) and spec.python.startswith("-"):
+        # srun, mpirun, env and apptainer would read it as one of their own options.
+        c.add("python", spec.python, "must be an interpreter's path or command name, not an option (it starts with '-')")
 
 
 def _param_value_ok(value: Any) -> bool:
@@ -446,6 +475,8 @@ def _check_shape(c: _Checks, spec: TensorFlow) -> None:
     if spec.use_gpu is True and backend is not None and nodes_ok and ppn_ok and gpus_ok:
         if backend == "ps" and not (_is_int(spec.worker_count) and _is_int(spec.parameter_server_count)):
             return
+        if backend == "ps" and spec.task_count > 65536:
+            return  # refused above (a port per task); placing them would build huge lists
         if spec.task_count < spec.node_count:
             return
         needed = spec.gpu_tasks_per_node
@@ -470,6 +501,8 @@ def _check_slurm(c: _Checks, spec: TensorFlow) -> None:
     c.pattern("qos", spec.qos, _NAME, "must be a QOS name (letters, digits, '_', '-', '.')")
     c.pattern("gpu_type", spec.gpu_type, _NAME, "must be a GPU type as in gres.conf, such as 'a100' or 'v100_32gb'")
     c.pattern("constraint", spec.constraint, _CONSTRAINT, "must be a Slurm constraint expression such as 'ib&v100'")
+    for name in ("partition", "account", "qos", "constraint"):
+        _slurm_length(c, name, getattr(spec, name))
     c.pattern("memory", spec.memory, _MEMORY, "must be a size such as '16G', '4000M' or '4000' (MB)")
     c.pattern("compute_target", spec.compute_target, _NAME, "must be a target name (letters, digits, '_', '-', '.')")
     if spec.time is not None and not _valid_time(spec.time):
@@ -491,13 +524,19 @@ def _check_slurm(c: _Checks, spec: TensorFlow) -> None:
                 c.add("sbatch_options", flag, "use the long flag name (e.g. 'nodelist', not 'w')")
             elif _managed_flag(flag.lstrip("-")):
                 managed = _managed_flag(flag.lstrip("-"))
-                c.add(shown, value, f"is set by hpctf (--{managed}): use the estimator's {MANAGED_SBATCH_FLAGS[managed]} instead")
+                instead = MANAGED_SBATCH_FLAGS[managed]
+                if instead.startswith("("):  # no field of the estimator: hpctf decides it
+                    c.add(shown, value, f"is set by hpctf (--{managed}: {instead[1:-1]}) and cannot be overridden")
+                else:
+                    c.add(shown, value, f"is set by hpctf (--{managed}): use the estimator's {instead} instead")
             elif value is None or value is True:
                 continue  # a bare flag such as --requeue
             elif isinstance(value, bool) or not isinstance(value, (str, int)):
                 c.add(shown, value, "must be a string, an integer, True or None (a bare flag)")
             elif isinstance(value, str) and c.text(shown, value):
                 _no_backslash(c, shown, value)
+                if any(f.startswith(flag.lstrip("-")) for f in _LIMITED_SBATCH_FLAGS):
+                    _slurm_length(c, shown, value)
 
 
 def _managed_flag(name: str) -> str | None:
@@ -507,6 +546,17 @@ def _managed_flag(name: str) -> str | None:
         if len(managed) > 1 and (managed == name or managed.startswith(name)):
             return managed
     return None
+
+
+# slurmctld refuses longer strings in these fields ("Pathname of a file, directory or other
+# parameter too long"): the job name, partition, account, QOS, features and these flags.
+SLURM_STRING_LIMIT = 1024
+_LIMITED_SBATCH_FLAGS = ("comment", "licenses", "mail-user", "mcs-label", "network", "reservation", "wckey", "cluster-constraint")
+
+
+def _slurm_length(c: _Checks, name: str, value: Any) -> None:
+    if isinstance(value, str) and len(value) > SLURM_STRING_LIMIT:
+        c.add(name, value, f"must be at most {SLURM_STRING_LIMIT} characters (slurmctld refuses longer ones)")
 
 
 def _no_backslash(c: _Checks, name: str, value: str) -> None:
@@ -557,8 +607,8 @@ def _check_environment(c: _Checks, spec: TensorFlow) -> None:
             c.text("setup", line, optional=False)
     if c.strings("modules", spec.modules):
         for module in spec.modules:
-            if not _MODULE.match(module):
-                c.add("modules", module, "each entry must be a module name such as 'cuda/12.2' or 'openmpi/4.1.5' (letters, digits, '_.+-/@:')")
+            if not _MODULE.match(module) or module.startswith("-"):
+                c.add("modules", module, "each entry must be a module name such as 'cuda/12.2' or 'openmpi/4.1.5' (letters, digits, '_.+-/@:', not starting with '-')")
 
 
 def _check_container(c: _Checks, spec: TensorFlow) -> None:
@@ -566,20 +616,30 @@ def _check_container(c: _Checks, spec: TensorFlow) -> None:
         c.add("container_runtime", spec.container_runtime, "must be 'apptainer', 'singularity' or 'pyxis' (srun --container-image)")
     if c.text("container_image", spec.container_image) and spec.container_image is not None:
         _no_backslash(c, "container_image", spec.container_image)
+        if spec.container_image.startswith("-"):
+            # `apptainer exec ... IMAGE` would read it as one of its own options.
+            c.add("container_image", spec.container_image, "must be an image path or URI such as 'docker://tensorflow/tensorflow:2.18.0', not an option (it starts with '-')")
     if c.strings("container_mounts", spec.container_mounts):
         for mount in spec.container_mounts:
             # Both apptainer --bind and pyxis --container-mounts take comma-separated lists.
             if not mount or _CONTROL.search(mount) or _LINE_BREAK.search(mount) or "," in mount or not mount.startswith("/"):
                 c.add("container_mounts", mount, "each entry must be 'SRC[:DST[:ro]]' with absolute paths, no commas or line breaks")
     if spec.container_mounts and spec.container_image is None:
-        c.add("container_mounts", list(spec.container_mounts), "need container_image")
+        c.add("container_mounts", _shown(spec.container_mounts), "need container_image")
     if spec.container_image is None:
         return
+    if isinstance(spec.python, str) and "=" in spec.python:
+        c.add("python", spec.python, "must not contain '=' with container_image: tasks start as `env PYTHONPATH=... PYTHON ...`, and env reads NAME=VALUE as a variable")
     if spec.container == "pyxis" and spec.distributed_backend == "mpi" and spec.launcher == "mpirun":
         c.add("launcher", spec.launcher, "must be 'srun' with container_runtime='pyxis': Pyxis starts containers from srun's tasks, not from mpirun's")
     for name in ("pip_packages", "conda_packages"):
         if getattr(spec, name):
-            c.add(name, list(getattr(spec, name)), "cannot be combined with container_image: install the packages in the image")
+            c.add(name, _shown(getattr(spec, name)), "cannot be combined with container_image: install the packages in the image")
+
+
+def _shown(value: Any) -> Any:
+    """A tuple field as the list the user passed; any other value (of a wrong type) as is."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 # ---------------------------------------------------------------------------------------

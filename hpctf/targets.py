@@ -251,6 +251,9 @@ def apply_target(spec, target: Target):
     """
     from .errors import SpecError
 
+    # The estimator's own problems (a field changed since it was built, its entry script
+    # deleted since) are reported as such, not as the target's.
+    spec.with_changes()
     changes: dict[str, Any] = {"compute_target": target.name}
     for name in _DEFAULTED:
         if getattr(spec, name) is None and getattr(target, name) is not None:
