@@ -319,7 +319,7 @@ def status(job_id: str, as_json: bool) -> None:
     record = _find(registry, job_id)
     refresh(registry, [record])
     if as_json:
-        click.echo(json.dumps(record.to_dict()))
+        click.echo(json.dumps({**record.to_dict(), "failed_nodes": _failed_nodes(record)}))
         return
     from .table import format_table
 
@@ -327,6 +327,9 @@ def status(job_id: str, as_json: bool) -> None:
     failed = _failed_task(record)
     if failed:
         rows.insert(4, ("failed task", f"task {failed[0]} exited with {failed[1]} (hpctf logs {record.job_id} --task {failed[0]} --err)"))
+    nodes = _failed_nodes(record)
+    if nodes:
+        rows.insert(4, ("failed nodes", "; ".join(f"{node} ({reason})" if reason else node for node, reason in nodes)))
     restarts = _restarts_row(record)
     if restarts:
         rows.insert(3, ("restarts", restarts))
@@ -347,6 +350,12 @@ def _restarts_row(record) -> str | None:
         limit = spec.get("max_restarts")
         text += f"; requeues itself at most {DEFAULT_MAX_RESTARTS if limit is None else limit} time(s)"
     return text + ")"
+
+
+def _failed_nodes(record):
+    from .exits import failed_nodes
+
+    return failed_nodes(record.log_dir, record.job_id) if record.state == "NODE_FAIL" else None
 
 
 def _failed_task(record):

@@ -5,7 +5,10 @@ Slurm and local runs.
 - ``<job>_<task>_failed``: a task's own exit code, written by ``hpctf.runtime`` when the
   task fails. When one task fails, ``srun --kill-on-bad-exit`` stops the rest and exits
   143, and ``mpirun`` exits 1: the first marker tells which task failed and how;
-- ``<job>_restarts``: with requeue=True, the attempt's ``SLURM_RESTART_COUNT`` (0 first).
+- ``<job>_restarts``: with requeue=True, the attempt's ``SLURM_RESTART_COUNT`` (0 first);
+- ``<job>_node_failure``: the nodes Slurm declared dead (``NODE_FAIL``), with Slurm's
+  reason, written by the first refresh that sees the failure (the node may come back,
+  and its reason with it, before anyone asks).
 """
 
 from __future__ import annotations
@@ -64,3 +67,24 @@ def parse_exit_code(text: str | None) -> int | None:
     except ValueError:
         return None
     return code_i if code_i or not sig_i else 128 + sig_i
+
+
+def node_failure_file(log_dir: str | Path, job_id: str) -> Path:
+    return Path(log_dir) / f"{job_id}_node_failure"
+
+
+def record_node_failure(log_dir: str | Path, job_id: str, nodes: list[tuple[str, str]]) -> None:
+    lines = "".join(f"{node}\t{reason}\n" for node, reason in nodes)
+    try:
+        node_failure_file(log_dir, job_id).write_text(lines or "(unknown: the nodes were back before hpctf looked)\t\n")
+    except OSError:
+        pass  # a log folder that is gone or read-only: status shows what Slurm still says
+
+
+def failed_nodes(log_dir: str | Path, job_id: str) -> list[tuple[str, str]] | None:
+    """[(node, reason)] recorded for a NODE_FAIL run, or None if none was recorded."""
+    try:
+        text = node_failure_file(log_dir, job_id).read_text()
+    except OSError:
+        return None
+    return [tuple(line.split("\t", 1)) for line in text.splitlines() if line]  # type: ignore[misc]

@@ -57,6 +57,11 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
         if state.finished:
             changes["exit_code"] = job.exit_code
             changes["ended"] = _slurm_time(info.get("End")) or record.ended or now
+        if state is JobState.NODE_FAIL and record.target != "local":
+            from .exits import record_node_failure
+            from .tracking import dead_nodes
+
+            record_node_failure(record.log_dir, record.job_id, dead_nodes(str(changes.get("nodes") or record.nodes or "")))
         updates.append((record.run_id, changes))
         for key, value in changes.items():
             setattr(record, key, value)

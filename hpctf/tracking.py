@@ -126,6 +126,24 @@ class ClusterWatcher(SlurmInfoWatcher):
         return JobState.from_slurm(self.get_state(job_id, mode=mode)).finished
 
 
+def dead_nodes(nodelist: str) -> list[tuple[str, str]]:
+    """The nodes of ``nodelist`` Slurm holds down, failed or not responding, with its reason."""
+    if not nodelist or nodelist in ("None assigned", "(null)"):
+        return []
+    command = ["sinfo", "--noheader", "--Node", "--nodes", nodelist, "--format=%N|%T|%E"]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    dead = {}
+    for line in out.splitlines():
+        node, state, reason = (line.split("|") + ["", ""])[:3]
+        # %T is e.g. "down*", "drained", "fail", "idle*": '*' means not responding.
+        if any(word in state.lower() for word in ("down", "drain", "fail")) or state.endswith("*"):
+            dead[node.strip()] = f"{state.strip()}: {reason.strip()}" if reason.strip() not in ("", "none") else state.strip()
+    return sorted(dead.items())
+
+
 def count_attempts(sacct_output: str) -> dict[str, int]:
     """Records per job in ``sacct --duplicates --parsable2`` output (steps not counted)."""
     counts: dict[str, int] = {}
