@@ -60,7 +60,7 @@ JOB_OPTIONS = [
     click.option("--workers", "worker_count", type=int, default=1, show_default=True, help="ps backend: workers"),
     click.option("--ps", "parameter_server_count", type=int, default=1, show_default=True, help="ps backend: parameter servers (0: workers only)"),
     click.option("--chief", is_flag=True, default=False, help="ps backend: add a chief task"),
-    click.option("--port-base", type=int, default=2222, show_default=True, help="ps backend: first task port"),
+    click.option("--port-base", type=int, default=None, help="ps backend: first task port; task i listens on PORT+i [default: a range of the job's own, from its job id]"),
     click.option("--launcher", type=click.Choice(["srun", "mpirun"]), default=None, help="mpi backend: how ranks start [default: the target's, else srun]"),
     click.option("--pmi", default=None, help="mpi backend: srun --mpi flavour [default: the target's, else pmix]"),
     click.option("--target", "compute_target", default=None, help="compute target: a profile from hpctf.toml / ~/.config/hpctf/config.toml, 'slurm' or 'local' (hpctf targets lists them)"),
@@ -197,9 +197,9 @@ def render(output_file: str | None, **options: Any) -> None:
 @click.option("--ps", type=int, default=1, show_default=True, help="parameter servers (0: workers only)")
 @click.option("--workers", type=int, default=1, show_default=True)
 @click.option("--chief", is_flag=True, default=False)
-@click.option("--port-base", type=int, default=2222, show_default=True)
+@click.option("--port-base", type=int, default=None, help="task i listens on PORT+i [default: a range of the job's own, from SLURM_JOB_ID]")
 @click.option("--indent", type=int, default=None, help="pretty-print with this indent")
-def tf_config(ps: int, workers: int, chief: bool, port_base: int, indent: int | None) -> None:
+def tf_config(ps: int, workers: int, chief: bool, port_base: int | None, indent: int | None) -> None:
     """Print this Slurm task's TF_CONFIG, derived from the job's node list.
 
     Run it inside a job step (srun), e.g. in your own sbatch script:

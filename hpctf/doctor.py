@@ -61,7 +61,7 @@ class Shape:
     pmi: str
     python: str
     roles: list[tuple[str, int]] = field(default_factory=list)  # ps: (type, index) by task id
-    port_base: int = 2222
+    port_base: int | None = None  # None: the job's own range, from its job id
     description: str = ""
 
     @classmethod
@@ -422,13 +422,20 @@ def ports_check(shape: Shape, result: JobResult) -> Check:
     if missing:
         problems.append(f"tasks {', '.join(map(str, missing))} did not report (see 'ranks start')")
     if problems:
-        last = shape.port_base + shape.tasks - 1
+        first = shape.port_base if shape.port_base is not None else _first_port(reports)
+        span = f"{first}-{first + shape.tasks - 1}"
         advice = (f"another process holds a port on that node: choose another --port-base (the job uses "
-                  f"{shape.port_base}-{last})") if listen_failed else \
-            (f"a firewall between the nodes blocks ports {shape.port_base}-{last}: ask your admin which range is "
+                  f"{span})") if listen_failed else \
+            (f"a firewall between the nodes blocks ports {span}: ask your admin which range is "
              "open between compute nodes and pass it as --port-base")
         return Check(name, FAIL, first_of(problems), advice=advice, details=problems)
     return Check(name, PASS, f"{len(reports)} tasks listen on their TF_CONFIG ports; all {pairs} task-to-task connections work")
+
+
+def _first_port(reports: dict[int, dict]) -> int:
+    """Task 0's port, from what the tasks reported (port_base None: chosen at run time)."""
+    rank, rep = min(reports.items())
+    return int(str(rep["ports"]["address"]).rsplit(":", 1)[1]) - rank
 
 
 def environment_check(shape: Shape, result: JobResult) -> Check:

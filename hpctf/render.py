@@ -19,6 +19,7 @@ import jinja2
 
 from . import __version__
 from .errors import HpctfError
+from .ports import JOB_PORT_RANGE, job_range_slots
 from .spec import TensorFlow
 from .targets import Target, apply_target, get_target
 
@@ -188,6 +189,7 @@ def build_context(spec: TensorFlow, paths: JobPaths, target: Target | None = Non
         "task_error": paths.log_pattern("err"),
         "command": command,
         "runtime_args": runtime_arguments(spec),
+        "ports": {"low": JOB_PORT_RANGE[0], "slots": job_range_slots(spec.task_count)},
         "launch": launch_words(spec),
         "mpirun_export_prefixes": MPIRUN_EXPORT_PREFIXES,
         "requeue": requeue_settings(spec),
@@ -259,6 +261,12 @@ def sbatch_directives(spec: TensorFlow, paths: JobPaths, gpu_form: str = "gres")
     flags: list[tuple[str, Any]] = [("job-name", spec.name), ("nodes", spec.node_count)]
     if spec.distributed_backend == "ps":
         flags.append(("ntasks", spec.task_count))
+        if spec.node_count > 1:
+            # Without a per-node maximum Slurm packs the tasks onto the first nodes' free
+            # CPUs (4 tasks on two 4-CPU nodes: 3 + 1). With --ntasks, --ntasks-per-node is
+            # that maximum, and the tasks spread as spec.tasks_on_node() counts them, which
+            # is what the GPU request per node is computed from.
+            flags.append(("ntasks-per-node", max(spec.tasks_on_node())))
     else:
         flags.append(("ntasks-per-node", spec.process_count_per_node))
     optional = [
@@ -302,7 +310,8 @@ def runtime_arguments(spec: TensorFlow) -> list[str]:
         args += ["--ps", str(spec.parameter_server_count), "--workers", str(spec.worker_count)]
         if spec.chief:
             args.append("--chief")
-        args += ["--port-base", str(spec.port_base)]
+        if spec.port_base is not None:  # else the runtime picks the job's own range
+            args += ["--port-base", str(spec.port_base)]
     if spec.use_gpu and spec.distributed_backend is not None:
         args.append("--bind-gpu")  # one GPU per process; a single process keeps them all
     return args

@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 
 import hostlist
 
-DEFAULT_PORT_BASE = 2222
+from .ports import DEFAULT_PORT_BASE, job_port_base
+
 
 # TF's SlurmClusterResolver assigns roles to blocks of ranks in sorted(job names) order;
 # using the same order means a job placed by hpctf looks the same as one placed by TF.
@@ -143,9 +144,12 @@ class TaskLayout:
 
 
 def layout_from_slurm(
-    env: Mapping[str, str], ps: int, workers: int, chief: bool, port_base: int
+    env: Mapping[str, str], ps: int, workers: int, chief: bool, port_base: int | None = None
 ) -> TaskLayout:
-    """The layout of the current job step, from the variables ``srun`` sets per task."""
+    """The layout of the current job step, from the variables ``srun`` sets per task.
+
+    ``port_base`` None: the job's own range, from ``SLURM_JOB_ID`` (:mod:`hpctf.ports`).
+    """
     nodelist = _first(env, "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
     per_node = _first(env, "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE")
     roles = cluster_roles(ps, workers, chief)
@@ -156,6 +160,8 @@ def layout_from_slurm(
             f"({ps} ps + {workers} worker{'s' if workers != 1 else ''}"
             f"{' + chief' if chief else ''}); launch it with srun --ntasks={len(roles)}"
         )
+    if port_base is None:
+        port_base = job_port_base(env.get("SLURM_JOB_ID"), len(roles))
     return TaskLayout(roles=roles, hosts=hosts, port_base=port_base)
 
 
@@ -164,7 +170,7 @@ def tf_config_for_task(
     ps: int,
     workers: int,
     chief: bool = False,
-    port_base: int = DEFAULT_PORT_BASE,
+    port_base: int | None = None,
 ) -> dict:
     """The ``TF_CONFIG`` of the current Slurm task (``SLURM_PROCID``)."""
     layout = layout_from_slurm(env, ps, workers, chief, port_base)
@@ -429,7 +435,7 @@ def task_environment(
     ps: int | None = None,
     workers: int | None = None,
     chief: bool = False,
-    port_base: int = DEFAULT_PORT_BASE,
+    port_base: int | None = None,
     bind_gpu: bool = False,
 ) -> dict[str, str]:
     """The variables hpctf adds to one task's environment (pure: reads ``env`` only)."""
@@ -480,7 +486,8 @@ USAGE = """usage: python -m hpctf.runtime [--ps N --workers M [--chief] [--port-
 
 Set TF_CONFIG / CUDA_VISIBLE_DEVICES / HPCTF_RANK ... for this Slurm task, then run COMMAND.
   --ps N, --workers M, --chief   the ps/worker/chief cluster: TF_CONFIG from Slurm's node list
-  --port-base P                  first task's port (default 2222); task i listens on P+i
+  --port-base P                  first task's port; task i listens on P+i (default: the
+                                 job's own range, from SLURM_JOB_ID, within 10000-31999)
   --bind-gpu                     keep one GPU per task (its local rank's)
   --done-dir DIR                 shared folder for end-of-training markers (ps servers stop)
   --task-logs DIR                write this task's output to DIR/<job>_<rank>_log.out/.err
@@ -497,7 +504,7 @@ def parse_arguments(argv: Sequence[str]) -> tuple[dict, list[str]]:
     Hand-written rather than argparse, which costs ~15 ms to import: this runs at the
     start of every task of every job.
     """
-    options: dict = {"ps": None, "workers": None, "port_base": DEFAULT_PORT_BASE, "done_dir": None,
+    options: dict = {"ps": None, "workers": None, "port_base": None, "done_dir": None,
                      "task_logs": None, "chief": False, "bind_gpu": False, "print": False}
     args = list(argv)
     while args:

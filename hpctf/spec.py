@@ -124,7 +124,7 @@ class TensorFlow:
 
     # -- 'ps' ----------------------------------------------------------------------------
     chief: bool = False
-    port_base: int = 2222
+    port_base: int | None = None  # None: a range of the job's own, from its job id
 
     # -- requeue: preemption and time limits ---------------------------------------------
     # Slurm sends SIGUSR1 signal_grace seconds before the time limit (--signal=B:USR1@N);
@@ -440,8 +440,10 @@ def _check_shape(c: _Checks, spec: TensorFlow) -> None:
     if spec.launcher is not None and spec.launcher not in LAUNCHERS:
         c.add("launcher", spec.launcher, "must be 'srun' (srun --mpi=pmix) or 'mpirun' (Open MPI)")
     c.pattern("pmi", spec.pmi, re.compile(r"^[a-z][a-z0-9_]*$"), "must be an srun --mpi plugin name such as 'pmix', 'pmix_v4' or 'pmi2'")
-    if not (_is_int(spec.port_base) and 1024 <= spec.port_base <= 65000):
-        c.add("port_base", spec.port_base, "must be an integer port between 1024 and 65000")
+    if spec.port_base is None:
+        pass  # the job's own range, chosen at run time from its job id (hpctf.runtime)
+    elif not (_is_int(spec.port_base) and 1024 <= spec.port_base <= 65000):
+        c.add("port_base", spec.port_base, "must be an integer port between 1024 and 65000 (or None: the job's own range)")
     elif backend == "ps" and _is_int(spec.worker_count) and _is_int(spec.parameter_server_count) and spec.port_base + spec.task_count > 65536:
         c.add("port_base", spec.port_base, f"must leave room for {spec.task_count} ports (task i listens on port_base + i <= 65535)")
 

@@ -77,7 +77,7 @@ def plan(
     executor = target.executor
     if executor == "local" and spec.container == "pyxis":
         raise HpctfError(f"compute_target={target.name!r} runs jobs on this machine, where there is no Pyxis (srun --container-image): use container_runtime='apptainer'")
-    if executor == "local" and spec.distributed_backend == "ps":
+    if executor == "local" and spec.distributed_backend == "ps" and spec.port_base is None:
         from .local import free_port_base
 
         spec = spec.with_changes(port_base=free_port_base(spec.task_count))

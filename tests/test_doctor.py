@@ -85,16 +85,20 @@ def test_healthy_two_node_mpi_doctor_passes_every_check(slurm, home, launcher, o
 
 @pytest.mark.slurm
 def test_ps_doctor_checks_every_tf_config_port(slurm, home):
-    done = run_doctor(slurm, home, "--json", "--backend", "ps", "--nodes", "2", "--ps", "1", "--workers", "2", "--port-base", "26410")
+    # 4 tasks on two 4-CPU nodes: Slurm would pack them 3 + 1 unless the script caps the
+    # tasks per node; the ports are the job's own range (no --port-base).
+    done = run_doctor(slurm, home, "--json", "--backend", "ps", "--nodes", "2", "--ps", "1", "--workers", "2", "--chief")
     report = json_report(done)
     assert done.returncode == 0 and report["ok"], json.dumps(report, indent=1)
     checks = statuses(report)
     assert checks["TF_CONFIG ports"] == PASS and checks["ranks start"] == PASS and checks["Python environment"] == PASS
     assert not any(name.startswith("MPI") for name in checks)  # ps jobs do not use MPI
     ports = next(c for c in report["checks"] if c["name"] == "TF_CONFIG ports")["summary"]
-    assert "3 tasks listen" in ports and "all 6 task-to-task connections work" in ports
-    assert [r["role"] for r in report["ranks"]] == ["ps/0", "worker/0", "worker/1"]
-    assert report["ranks"][0]["cuda_visible_devices"] == ""
+    assert "4 tasks listen" in ports and "all 12 task-to-task connections work" in ports
+    assert [r["role"] for r in report["ranks"]] == ["chief/0", "ps/0", "worker/0", "worker/1"]
+    hosts = [r["host"] for r in report["ranks"]]
+    assert hosts[0] == hosts[1] != hosts[2] == hosts[3], hosts  # blocks of 2, as tasks_on_node() says
+    assert report["ranks"][1]["cuda_visible_devices"] == ""
 
 
 @pytest.mark.slurm

@@ -14,6 +14,7 @@ import pytest
 
 import hpctf
 from hpctf.render import JobPaths, render_script
+from hpctf.ports import job_port_base
 
 from .cases import RENDER_CASES, split_case
 from .test_nodelist import NODELIST_CASES
@@ -138,6 +139,38 @@ def test_parameter_server_cluster_over_three_nodes(slurm, shared_dir):
     assert len({t["host"] for t in tasks}) == 3
     stopped = job_logs(logs, job_id)
     assert stopped.count("stopped: training finished") == 3  # ps0, worker0, worker1
+
+
+def test_two_ps_jobs_on_one_node_listen_on_ports_of_their_own(slurm, shared_dir):
+    """Without port_base, each job's tasks listen on a range derived from its job id: two
+    parameter-server jobs running on the same node at the same time do not collide (with
+    a fixed default both would bind the same address and port, and one would fail)."""
+    jobs = []
+    for name in ("first", "second"):
+        folder = shared_dir / name
+        folder.mkdir()
+        script, logs = write_job(
+            folder, "ps_probe.py", distributed_backend="ps", parameter_server_count=1, worker_count=1,
+            environment_variables={"PROBE_HOLD_S": "6"}, sbatch_options={"nodelist": "node3"},
+        )
+        assert "--port-base" not in script.read_text()
+        jobs.append((slurm.sbatch(script), logs))
+    for job_id, logs in jobs:
+        state, code = slurm.wait(job_id, 120)
+        assert state == "COMPLETED", f"job {job_id}: {state} {code}\n{job_logs(logs, job_id)}"
+    ports, workers = {}, {}
+    for job_id, logs in jobs:
+        tasks = {t["tf_config"]["task"]["type"]: t for t in probes(logs, job_id)}
+        assert set(tasks) == {"ps", "worker"}, job_logs(logs, job_id)
+        assert {t["host"] for t in tasks.values()} == {"node3"}
+        base = job_port_base(job_id, 2)
+        assert [tasks["ps"]["listening"], tasks["worker"]["listening"]] == [f"node3:{base}", f"node3:{base + 1}"]
+        assert tasks["worker"]["connected"] == {f"node3:{base}": True}
+        ports[job_id], workers[job_id] = {base, base + 1}, tasks["worker"]
+    (a, b) = workers.values()
+    assert a["listening_from"] < b["listening_until"] and b["listening_from"] < a["listening_until"], \
+        "the two jobs did not run at the same time: the test proves nothing"
+    assert not set.intersection(*ports.values())
 
 
 def test_failing_job_reports_its_exit_code(slurm, shared_dir):

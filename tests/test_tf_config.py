@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from hpctf.ports import JOB_PORT_RANGE, job_port_base
 from hpctf.runtime import (
     RuntimeSetupError,
     cluster_roles,
@@ -79,6 +80,29 @@ def test_roles_follow_tf_slurm_cluster_resolver_order():
 def test_step_variables_win_over_job_variables():
     env = slurm_env("node[2-3]", "1(x2)", 0, SLURM_JOB_NODELIST="node[1-3]", SLURM_TASKS_PER_NODE="1(x3)")
     assert tf_config_for_task(env, 1, 1)["cluster"] == {"ps": ["node2:2222"], "worker": ["node3:2223"]}
+
+
+def test_without_port_base_each_job_listens_on_a_range_of_its_own():
+    env = slurm_env("node[1-3]", "2,1(x2)", 1, SLURM_JOB_ID="4242")
+    base = JOB_PORT_RANGE[0] + 4242 * 4  # 4 tasks: job 4242 takes ports 26968-26971
+    assert tf_config_for_task(env, ps=1, workers=2, chief=True)["cluster"] == {
+        "chief": [f"node1:{base}"], "ps": [f"node1:{base + 1}"], "worker": [f"node2:{base + 2}", f"node3:{base + 3}"]}
+    assert tf_config_for_task(env, 1, 2, True, port_base=5000)["cluster"]["chief"] == ["node1:5000"]
+
+
+@pytest.mark.parametrize("tasks", [1, 2, 3, 7, 64, 1000])
+def test_job_port_ranges_of_neighbouring_jobs_are_disjoint_and_in_range(tasks):
+    low, high = JOB_PORT_RANGE
+    ranges = [range(job_port_base(str(job), tasks), job_port_base(str(job), tasks) + tasks) for job in range(1, 5000)]
+    assert all(low <= r.start and r.stop <= high for r in ranges)
+    window = min(len(ranges), (high - low) // tasks)  # ids this far apart never share a port
+    for a, b in zip(ranges, ranges[1:window]):
+        assert not set(a) & set(b)
+    assert len({r.start for r in ranges[:window]}) == window
+
+
+def test_port_base_outside_a_job_is_tfs_usual_default():
+    assert job_port_base(None, 3) == job_port_base("", 3) == job_port_base("L1a2b3", 3) == 2222
 
 
 def test_task_count_mismatch_says_what_to_do():
