@@ -10,12 +10,13 @@ Only jinja2 and click are imported to render; submitit, TensorFlow and Horovod n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -125,10 +126,26 @@ def spec_from_options(options: dict[str, Any]):
     return TensorFlow(**fields)
 
 
-def _template_errors() -> type[Exception]:
+def _template_dirs(options: dict[str, Any]) -> list[str]:
+    return [options["template_dir"]] if options["template_dir"] else []
+
+
+def _param(option: Callable) -> click.Parameter:
+    """The click parameter a ``click.option(...)``/``click.argument(...)`` decorator adds."""
+    return option(lambda: None).__click_params__[0]
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """A bad spec, an hpctf refusal or a broken site template: one message, exit 2."""
     import jinja2
 
-    return jinja2.TemplateError
+    try:
+        yield
+    except (SpecError, HpctfError) as err:
+        fail(_explain(err))
+    except jinja2.TemplateError as err:
+        fail(f"template error: {err}")
 
 
 def _explain(err: Exception) -> str:
@@ -138,7 +155,7 @@ def _explain(err: Exception) -> str:
         return str(err)
     options = {"distributed_backend": "--backend", "source_directory": "--source-dir", "arguments": "SCRIPT_ARGS", "entry_script": "ENTRY_SCRIPT"}
     for option in JOB_OPTIONS:
-        param = option(lambda: None).__click_params__[0]
+        param = _param(option)
         if isinstance(param, click.Option):
             options.setdefault(param.name, max(param.opts, key=len))
     lines = []
@@ -174,15 +191,10 @@ def render(output_file: str | None, **options: Any) -> None:
     """Print the sbatch script for ENTRY_SCRIPT [SCRIPT_ARGS]..."""
     from .render import JobPaths, render_script
 
-    try:
+    with user_errors():
         spec = spec_from_options(options)
         paths = JobPaths.for_spec(spec, options["log_dir"])
-        templates = [options["template_dir"]] if options["template_dir"] else []
-        script = render_script(spec, paths, template_dirs=templates)
-    except (SpecError, HpctfError) as err:
-        fail(_explain(err))
-    except _template_errors() as err:
-        fail(f"template error: {err}")
+        script = render_script(spec, paths, template_dirs=_template_dirs(options))
     if output_file:
         Path(output_file).write_text(script)
         os.chmod(output_file, 0o755)
@@ -232,18 +244,13 @@ def submit(wait: bool, as_json: bool, dry_run: bool, snapshot_limit_mb: float | 
     """Snapshot the code and submit ENTRY_SCRIPT [SCRIPT_ARGS]... to Slurm."""
     from . import submission
 
-    try:
+    with user_errors():
         spec = spec_from_options(options)
-        templates = [options["template_dir"]] if options["template_dir"] else []
-        the_plan = submission.plan(spec, template_dirs=templates, snapshot_limit_mb=snapshot_limit_mb)
+        the_plan = submission.plan(spec, template_dirs=_template_dirs(options), snapshot_limit_mb=snapshot_limit_mb)
         if dry_run:
             _print_dry_run(the_plan, as_json)
             return
         record = submission.schedule(the_plan)
-    except (SpecError, HpctfError) as err:
-        fail(_explain(err))
-    except _template_errors() as err:
-        fail(f"template error: {err}")
     if as_json:
         click.echo(json.dumps(record.to_dict()))
     else:
@@ -440,7 +447,7 @@ DOCTOR_SKIPS = ("entry_script", "script_args", "source_dir", "log_dir")
 def doctor_options(command: Callable) -> Callable:
     """The job options of `submit` (the shape), less those about the code."""
     for option in reversed(JOB_OPTIONS):
-        if option(lambda: None).__click_params__[0].name not in DOCTOR_SKIPS:
+        if _param(option).name not in DOCTOR_SKIPS:
             command = option(command)
     return command
 
@@ -457,17 +464,11 @@ def doctor(as_json: bool, timeout: float, other_launcher: bool, **options: Any) 
     """
     from . import doctor as preflight
 
-    try:
-        with preflight.probe_folder() as source:
-            options.update(entry_script=preflight.PROBE_NAME, source_dir=source, script_args=(), log_dir=None)
-            spec = spec_from_options(options)
-            templates = [options["template_dir"]] if options["template_dir"] else []
-            say = None if as_json else (lambda message: click.echo(f"hpctf doctor: {message}", err=True))
-            result = preflight.run(spec, template_dirs=templates, other_launcher=other_launcher, timeout_s=timeout, progress=say)
-    except (SpecError, HpctfError) as err:
-        fail(_explain(err))
-    except _template_errors() as err:
-        fail(f"template error: {err}")
+    with user_errors(), preflight.probe_folder() as source:
+        options.update(entry_script=preflight.PROBE_NAME, source_dir=source, script_args=(), log_dir=None)
+        spec = spec_from_options(options)
+        say = None if as_json else (lambda message: click.echo(f"hpctf doctor: {message}", err=True))
+        result = preflight.run(spec, template_dirs=_template_dirs(options), other_launcher=other_launcher, timeout_s=timeout, progress=say)
     click.echo(json.dumps(result.to_dict()) if as_json else preflight.format_report(result), nl=as_json)
     sys.exit(0 if result.ok else 1)
 

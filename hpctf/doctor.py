@@ -236,7 +236,7 @@ def ranks_check(shape: Shape, result: JobResult) -> Check:
         return Check(name, FAIL, summary,
                      advice="; ".join(hints) or f"read the missing ranks' logs in {result.run_dir}/logs",
                      details=_tail(result))
-    if not missing and sorted(per_host.values()) != sorted(shape.tasks_per_node):
+    if sorted(per_host.values()) != sorted(shape.tasks_per_node):
         problems.append(f"ranks per node {sorted(per_host.values())}, expected {sorted(shape.tasks_per_node)}")
     if problems:
         return Check(name, FAIL, f"{shape.tasks}/{shape.tasks} ranks reported, but the layout is wrong", details=problems,
@@ -535,18 +535,6 @@ def sbatch_test_only(script: str) -> Check:
     return Check(name, FAIL, f"sbatch refuses the script: {text}", advice=advice)
 
 
-def srun_mpi_list() -> str | None:
-    try:
-        done = subprocess.run(["srun", "--mpi=list"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = done.stdout + done.stderr
-    names = re.findall(r"^\s*(?:srun: )?(?:mpi/)?([a-z][a-z0-9_]*)\s*$", text, re.M)
-    extra = re.findall(r"versions available: (.*)$", text, re.M)
-    words = [n for n in names if n not in ("are", "types")] + [v.strip() for v in extra]
-    return ", ".join(dict.fromkeys(words)) or None
-
-
 def read_reports(log_dir: Path, job_id: str) -> dict[int, dict]:
     reports: dict[int, dict] = {}
     for path in log_dir.glob(f"doctor_{job_id}_*.json"):
@@ -598,14 +586,14 @@ def wait_for(records: list, deadline: float, poll_s: float = 0.3) -> dict[str, t
             live = [r for r in records if r.job_id not in results]
             if live and time.monotonic() - last_refresh > 3:
                 last_refresh = time.monotonic()
-                refresh(registry, live)
+                refresh(registry, live)  # one scheduler call for all of them
                 for record in live:
-                    if JobState.from_slurm(record.state).finished:
-                        code = job_exit_code(record.log_dir, record.job_id)
-                        results[record.job_id] = (record.state, code if code is not None else record.exit_code, False)
+                    if JobState.from_slurm(record.state).finished:  # exit_code: the script's own first
+                        results[record.job_id] = (record.state, record.exit_code, False)
             if time.monotonic() > deadline:
-                for record in [r for r in records if r.job_id not in results]:
-                    refresh(registry, [record])
+                late = [r for r in records if r.job_id not in results]
+                refresh(registry, late)
+                for record in late:
                     state = record.state
                     try:
                         cancel(record)
@@ -698,9 +686,6 @@ def run(
                 result.job_id, result.run_dir = record.job_id, record.run_dir
                 records.append(record)
                 say(f"submitted doctor job {record.job_id} ({shape.launch_name(launcher)})")
-        else:
-            for result in results:
-                result.error = "not submitted: sbatch --test-only refused the script"
     if records:
         say("waiting for the doctor job(s) to run ...")
         ended = wait_for(records, started + timeout_s)
@@ -712,6 +697,8 @@ def run(
                 result.logs = read_logs(log_dir, result.job_id)
     mpi_list = None
     if shape.backend == "mpi" and any(r.launcher == "srun" and not _mpi_ok(shape, r) for r in results if r.job_id):
+        from .targetcheck import srun_mpi_list
+
         mpi_list = srun_mpi_list()
     checks = evaluate(shape, test_only, results[0], results[1] if len(results) > 1 else None, mpi_list)
     return DoctorRun(shape=shape, checks=checks, jobs=results, seconds=time.monotonic() - started)

@@ -57,16 +57,30 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
         if state.finished:
             changes["exit_code"] = job.exit_code
             changes["ended"] = _slurm_time(info.get("End")) or record.ended or now
-        if state is JobState.NODE_FAIL and record.target != "local":
-            from .exits import record_node_failure
-            from .tracking import dead_nodes
-
-            record_node_failure(record.log_dir, record.job_id, dead_nodes(str(changes.get("nodes") or record.nodes or "")))
         updates.append((record.run_id, changes))
         for key, value in changes.items():
             setattr(record, key, value)
     registry.update_many(updates)
+    _record_node_failures([r for r in live if r.state == JobState.NODE_FAIL.value and r.target != "local"])
     return records
+
+
+def _record_node_failures(records: list[RunRecord]) -> None:
+    """Note which nodes Slurm declared dead, for runs that just ended NODE_FAIL: one
+    ``sinfo`` for all of them, now, while the nodes' state and reason still say it."""
+    if not records:
+        return
+    from .exits import record_node_failure
+    from .runtime import RuntimeSetupError, expand_nodelist
+    from .tracking import dead_nodes
+
+    dead = dict(dead_nodes(",".join(r.nodes for r in records if r.nodes)))
+    for record in records:
+        try:
+            nodes = expand_nodelist(record.nodes or "")
+        except RuntimeSetupError:
+            nodes = []
+        record_node_failure(record.log_dir, record.job_id, [(n, dead[n]) for n in nodes if n in dead])
 
 
 def _slurm_time(text: str | None) -> float | None:

@@ -77,18 +77,28 @@ def gres_entries(text: str) -> list[tuple[str, str | None, int]]:
     return entries
 
 
-def mpi_plugins(listing: str) -> set[str]:
-    """Plugin names from ``srun --mpi=list`` (22.05+: indented names and a line of pmix
-    versions; older releases: ``srun: pmix`` lines)."""
-    plugins: set[str] = set()
+def mpi_plugin_names(listing: str) -> list[str]:
+    """Plugin names from ``srun --mpi=list``, in its order (22.05+: indented names and a
+    line of pmix versions; older releases: ``srun: pmix`` lines)."""
+    plugins: list[str] = []
     for line in listing.splitlines():
         line = line.strip().removeprefix("srun: ").strip()
         versions = re.match(r"specific pmix plugin versions available:\s*(.*)", line)
         if versions:
-            plugins |= {v.strip() for v in versions.group(1).split(",") if v.strip()}
+            plugins += [v.strip() for v in versions.group(1).split(",") if v.strip()]
         elif re.fullmatch(r"(?:mpi/)?[a-z][a-z0-9_]*", line):
-            plugins.add(line.removeprefix("mpi/"))
-    return plugins
+            plugins.append(line.removeprefix("mpi/"))
+    return list(dict.fromkeys(plugins))
+
+
+def mpi_plugins(listing: str) -> set[str]:
+    return set(mpi_plugin_names(listing))
+
+
+def srun_mpi_list() -> str | None:
+    """The MPI plugins this cluster's srun offers (``pmix, pmi2, ...``), or None."""
+    code, out = _run("srun", "--mpi=list")
+    return (", ".join(mpi_plugin_names(out)) or None) if code == 0 else None
 
 
 def check_target(target: Target) -> list[Finding]:
