@@ -326,7 +326,8 @@ def status(job_id: str, as_json: bool) -> None:
     record = _find(registry, job_id)
     refresh(registry, [record])
     if as_json:
-        click.echo(json.dumps({**record.to_dict(), "failed_nodes": _failed_nodes(record)}))
+        failure = _node_failure(record)
+        click.echo(json.dumps({**record.to_dict(), "failed_nodes": failure["nodes"] if failure else None}))
         return
     from .table import format_table
 
@@ -334,9 +335,10 @@ def status(job_id: str, as_json: bool) -> None:
     failed = _failed_task(record)
     if failed:
         rows.insert(4, ("failed task", f"task {failed[0]} exited with {failed[1]} (hpctf logs {record.job_id} --task {failed[0]} --err)"))
-    nodes = _failed_nodes(record)
-    if nodes:
-        rows.insert(4, ("failed nodes", "; ".join(f"{node} ({reason})" if reason else node for node, reason in nodes)))
+    failure = _node_failure(record)
+    if failure:
+        named = "; ".join(f"{node} ({reason})" if reason else node for node, reason in failure["nodes"])
+        rows.insert(4, ("failed nodes", named or f"unknown: {failure['unknown']}"))
     restarts = _restarts_row(record)
     if restarts:
         rows.insert(3, ("restarts", restarts))
@@ -359,7 +361,7 @@ def _restarts_row(record) -> str | None:
     return text + ")"
 
 
-def _failed_nodes(record):
+def _node_failure(record) -> dict | None:
     from .exits import failed_nodes
 
     return failed_nodes(record.log_dir, record.job_id) if record.state == "NODE_FAIL" else None

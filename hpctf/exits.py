@@ -13,6 +13,7 @@ Slurm and local runs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -73,18 +74,22 @@ def node_failure_file(log_dir: str | Path, job_id: str) -> Path:
     return Path(log_dir) / f"{job_id}_node_failure"
 
 
-def record_node_failure(log_dir: str | Path, job_id: str, nodes: list[tuple[str, str]]) -> None:
-    lines = "".join(f"{node}\t{reason}\n" for node, reason in nodes)
+def record_node_failure(log_dir: str | Path, job_id: str, nodes: list[tuple[str, str]] | None) -> None:
+    """Keep ``[(node, reason)]``; None: Slurm could not be asked (``sinfo`` failed)."""
+    if nodes is None:
+        data: dict = {"nodes": [], "unknown": "sinfo did not answer when the run ended"}
+    else:
+        data = {"nodes": nodes, "unknown": None if nodes else "the nodes were back in service before hpctf asked"}
     try:
-        node_failure_file(log_dir, job_id).write_text(lines or "(unknown: the nodes were back before hpctf looked)\t\n")
+        node_failure_file(log_dir, job_id).write_text(json.dumps(data) + "\n")
     except OSError:
-        pass  # a log folder that is gone or read-only: status shows what Slurm still says
+        pass  # a log folder that is gone or read-only: nothing to keep it in
 
 
-def failed_nodes(log_dir: str | Path, job_id: str) -> list[tuple[str, str]] | None:
-    """[(node, reason)] recorded for a NODE_FAIL run, or None if none was recorded."""
+def failed_nodes(log_dir: str | Path, job_id: str) -> dict | None:
+    """``{"nodes": [[node, reason], ...], "unknown": why none is named, or None}`` as
+    recorded when the run ended NODE_FAIL; None if nothing was recorded."""
     try:
-        text = node_failure_file(log_dir, job_id).read_text()
-    except OSError:
+        return json.loads(node_failure_file(log_dir, job_id).read_text())
+    except (OSError, ValueError):
         return None
-    return [tuple(line.split("\t", 1)) for line in text.splitlines() if line]  # type: ignore[misc]

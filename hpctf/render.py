@@ -21,7 +21,7 @@ from . import __version__
 from .errors import HpctfError
 from .ports import JOB_PORT_RANGE, job_range_slots
 from .spec import TensorFlow
-from .targets import Target, apply_target, get_target
+from .targets import MODULE_INITS, Target, apply_target, get_target, gres_spec
 
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 _LINE_BREAK_OR_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is quoted like a space
@@ -161,8 +161,7 @@ def comment_safe(value: Any) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def build_context(spec: TensorFlow, paths: JobPaths, target: Target | None = None) -> dict[str, Any]:
-    target = target or Target(name="slurm")
+def build_context(spec: TensorFlow, paths: JobPaths, target: Target) -> dict[str, Any]:
     # An entry script named like an option ("-c...") would be read by Python as one.
     entry = f"./{spec.entry_script}" if spec.entry_script.startswith("-") else spec.entry_script
     command = [entry, *spec.command_arguments()]
@@ -171,9 +170,10 @@ def build_context(spec: TensorFlow, paths: JobPaths, target: Target | None = Non
         "version": __version__,
         "spec": spec,
         "summary": _summary(spec),
-        "sbatch": sbatch_directives(spec, paths, gpu_request_form(target)),
+        "sbatch": sbatch_directives(spec, paths, target),
         "environment": [(k, str(v)) for k, v in spec.environment_variables.items()],
         "module_paths": list(target.module_paths),
+        "module_inits": MODULE_INITS,
         "modules": list(spec.modules),
         "site_setup": list(target.setup),
         "setup": list(spec.setup),
@@ -256,7 +256,7 @@ def container_settings(spec: TensorFlow, paths: JobPaths) -> dict[str, Any] | No
     }
 
 
-def sbatch_directives(spec: TensorFlow, paths: JobPaths, gpu_form: str = "gres") -> list[str]:
+def sbatch_directives(spec: TensorFlow, paths: JobPaths, target: Target) -> list[str]:
     """The ``#SBATCH`` flags, in a fixed order, values quoted as sbatch reads them."""
     flags: list[tuple[str, Any]] = [("job-name", spec.name), ("nodes", spec.node_count)]
     if spec.distributed_backend == "ps":
@@ -272,7 +272,7 @@ def sbatch_directives(spec: TensorFlow, paths: JobPaths, gpu_form: str = "gres")
     optional = [
         ("cpus-per-task", spec.cpus_per_task),
         ("mem", spec.memory),
-        *gpu_request(spec, gpu_form),
+        *gpu_request(spec, target),
         ("partition", spec.partition),
         ("account", spec.account),
         ("qos", spec.qos),
@@ -293,14 +293,14 @@ def sbatch_directives(spec: TensorFlow, paths: JobPaths, gpu_form: str = "gres")
     return [f"--{k}" if v is None else f"--{k}={shell_quote(v)}" for k, v in flags]
 
 
-def gpu_request(spec: TensorFlow, form: str = "gres") -> list[tuple[str, Any]]:
-    """The GPU flag: ``--gres=gpu[:type]:N`` or ``--gpus-per-node=[type:]N``, N per node."""
+def gpu_request(spec: TensorFlow, target: Target) -> list[tuple[str, Any]]:
+    """The GPU flag: ``--gres=gpu[:type]:N`` (the target's GRES name) or
+    ``--gpus-per-node=[type:]N``, N per node. A CPU job asks for none, whatever the form."""
     if not spec.gpus:
         return []
-    typed = [spec.gpu_type] if spec.gpu_type else []
-    if form == "gpus-per-node":
-        return [("gpus-per-node", ":".join([*typed, str(spec.gpus)]))]
-    return [("gres", ":".join(["gpu", *typed, str(spec.gpus)]))]
+    if gpu_request_form(target) == "gpus-per-node":
+        return [("gpus-per-node", ":".join([*([spec.gpu_type] if spec.gpu_type else []), str(spec.gpus)]))]
+    return [("gres", gres_spec(target.gres_name, spec.gpu_type, spec.gpus))]
 
 
 def runtime_arguments(spec: TensorFlow) -> list[str]:

@@ -25,7 +25,8 @@ def handle(record: RunRecord):
 
 
 def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]:
-    """Bring unfinished records up to date with one scheduler call, and save them."""
+    """Bring unfinished records up to date with one scheduler call, and save them (plus
+    one ``sinfo`` on the refresh where runs end NODE_FAIL, to name the dead nodes)."""
     records = list(records)
     live = [r for r in records if r.state in UNFINISHED]
     if not live:
@@ -74,13 +75,14 @@ def _record_node_failures(records: list[RunRecord]) -> None:
     from .runtime import RuntimeSetupError, expand_nodelist
     from .tracking import dead_nodes
 
-    dead = dict(dead_nodes(",".join(r.nodes for r in records if r.nodes)))
+    answer = dead_nodes(",".join(r.nodes for r in records if r.nodes))
+    dead = dict(answer or [])
     for record in records:
         try:
             nodes = expand_nodelist(record.nodes or "")
         except RuntimeSetupError:
             nodes = []
-        record_node_failure(record.log_dir, record.job_id, [(n, dead[n]) for n in nodes if n in dead])
+        record_node_failure(record.log_dir, record.job_id, None if answer is None else [(n, dead[n]) for n in nodes if n in dead])
 
 
 def _slurm_time(text: str | None) -> float | None:

@@ -370,21 +370,20 @@ def checkpoint_signal(env: Mapping[str, str] | None = None) -> int:
 def install(*signals: int) -> None:
     """From now on, note a checkpoint request instead of dying of it.
 
-    Listens for the checkpoint signal (SIGUSR1), or for ``signals``: add
+    Listens for the checkpoint signal (SIGUSR1) and for ``signals``: pass
     ``signal.SIGTERM`` to save on ``scancel`` and on preemption as well (Slurm's KillWait,
     30 s by default, is then all the time there is). Call it early, from the main thread
     (Python runs signal handlers there); :func:`should_checkpoint` calls it if needed.
     """
-    signums = signals or (checkpoint_signal(),)
+    signums = (checkpoint_signal(), *signals)
     for signum in signums:
         signal.signal(signum, _note_checkpoint_request)
-    if not _checkpoint["installed"]:
-        # Python puts its handlers back to the default (for SIGUSR1: terminate) as it
-        # shuts down, and shutting down TensorFlow/Horovod takes seconds, while the job
-        # script may repeat the request: ignore it from the end of the program on.
-        import atexit
+    # Python puts its handlers back to the default (for SIGUSR1: terminate) as it shuts
+    # down, and shutting down TensorFlow/Horovod takes seconds, while the job script may
+    # repeat the request: ignore it from the end of the program on.
+    import atexit
 
-        atexit.register(_ignore_at_exit, signums)
+    atexit.register(_ignore_at_exit, signums)
     _checkpoint["installed"] = True
 
 

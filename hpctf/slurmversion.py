@@ -7,6 +7,7 @@ mtime), so an upgrade is noticed without a lookup on every submit.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -32,6 +33,7 @@ def parse(text: str) -> tuple[int, int, int]:
     return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
 
 
+@functools.cache  # once per process; across processes, the cache file
 def detect() -> tuple[int, int, int] | None:
     """This cluster's Slurm version, or None where there is no ``sbatch``."""
     sbatch = shutil.which("sbatch")

@@ -507,7 +507,7 @@ def _check_slurm(c: _Checks, spec: TensorFlow) -> None:
         _slurm_length(c, name, getattr(spec, name))
     c.pattern("memory", spec.memory, _MEMORY, "must be a size such as '16G', '4000M' or '4000' (MB)")
     c.pattern("compute_target", spec.compute_target, _NAME, "must be a target name (letters, digits, '_', '-', '.')")
-    if spec.time is not None and not _valid_time(spec.time):
+    if spec.time is not None and not valid_time(spec.time):
         c.add(
             "time",
             spec.time,
@@ -568,7 +568,8 @@ def _no_backslash(c: _Checks, name: str, value: str) -> None:
         c.add(name, value, "must not contain a backslash (sbatch reads it as an escape in #SBATCH lines)")
 
 
-def _valid_time(value: Any) -> bool:
+def valid_time(value: Any) -> bool:
+    """An sbatch --time value: minutes, M:S, H:M:S, D-H[:M[:S]], or infinite/unlimited."""
     if not isinstance(value, str):
         return False
     if value.lower() in ("infinite", "unlimited"):
@@ -697,7 +698,7 @@ def _check_requeue(c: _Checks, spec: TensorFlow) -> None:
         return
     if restarts_ok and spec.max_restarts is not None and spec.max_restarts > 1000:
         c.add("max_restarts", spec.max_restarts, "must be at most 1000")
-    if grace_ok and isinstance(spec.time, str) and _valid_time(spec.time):
+    if grace_ok and isinstance(spec.time, str) and valid_time(spec.time):
         limit = time_limit_seconds(spec.time)
         _, lead = requeue_limits(spec)
         if limit is not None and lead >= limit:

@@ -15,7 +15,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .targets import Target
+from .spec import time_limit_seconds
+from .targets import MODULE_INITS, Target, gres_spec
 
 TIMEOUT_S = 20
 OK, MISMATCH, SKIPPED = "ok", "MISMATCH", "skipped"
@@ -48,19 +49,8 @@ def parse_fields(line: str) -> dict[str, str]:
 
 def minutes(limit: str) -> float | None:
     """A Slurm time (``1-02:00:00``, ``30``, ``UNLIMITED``) in minutes; None is unlimited."""
-    if limit.upper() in ("UNLIMITED", "INFINITE", "NONE"):
-        return None
-    days, _, rest = limit.rpartition("-") if "-" in limit else ("0", "", limit)
-    parts = [int(p) for p in rest.split(":")]
-    if "-" in limit:
-        hours, mins, secs = (parts + [0, 0])[:3]
-    elif len(parts) == 3:
-        hours, mins, secs = parts
-    elif len(parts) == 2:
-        hours, (mins, secs) = 0, parts
-    else:
-        hours, mins, secs = 0, parts[0], 0
-    return int(days or 0) * 1440 + hours * 60 + mins + secs / 60
+    seconds = time_limit_seconds(limit)
+    return None if seconds is None else seconds / 60
 
 
 def gres_entries(text: str) -> list[tuple[str, str | None, int]]:
@@ -146,7 +136,7 @@ def _gpus(target: Target, partition: str | None) -> Finding:
     code, out = _run("sinfo", "-N", "-h", *where, "-o", "%N|%G")
     if code != 0:
         return Finding("gpus", MISMATCH, f"sinfo failed: {out}")
-    wanted = ":".join([target.gres_name, *([target.gpu_type] if target.gpu_type else []), str(target.gpus_per_node or 1)])
+    wanted = gres_spec(target.gres_name, target.gpu_type, target.gpus_per_node or 1)
     seen, matching = set(), set()
     for line in out.splitlines():
         node, _, gres = line.partition("|")
@@ -220,7 +210,6 @@ def _site_paths(target: Target) -> list[Finding]:
     return findings
 
 
-MODULE_INITS = ("/etc/profile.d/lmod.sh", "/usr/share/lmod/lmod/init/bash", "/etc/profile.d/modules.sh", "/usr/share/modules/init/bash")
 
 
 def _modules(target: Target) -> Finding:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import HpctfError
+from .spec import CONTAINER_RUNTIMES, LAUNCHERS, valid_time
 
 try:  # Python 3.11+
     import tomllib
@@ -43,8 +44,14 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 EXECUTORS = ("slurm", "local")
 GPU_REQUESTS = ("auto", "gres", "gpus-per-node")
-CONTAINER_RUNTIMES = ("apptainer", "singularity", "pyxis")
 PROJECT_FILE = "hpctf.toml"
+# Where Lmod and Environment Modules keep the script that defines `module` in bash.
+MODULE_INITS = ("/etc/profile.d/lmod.sh", "/usr/share/lmod/lmod/init/bash", "/etc/profile.d/modules.sh", "/usr/share/modules/init/bash")
+
+
+def gres_spec(name: str, gpu_type: str | None, count: int) -> str:
+    """A GRES request as Slurm writes it: ``gpu:2``, ``gpu:a100:2``."""
+    return ":".join([name, *([gpu_type] if gpu_type else []), str(count)])
 
 
 @dataclass(frozen=True)
@@ -101,8 +108,9 @@ _STRS = (lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in
 _TABLE = (lambda v: isinstance(v, dict), "a table (key = value pairs)")
 _KEYS: dict[str, tuple] = {
     "executor": (lambda v: v in EXECUTORS, "'slurm' or 'local'"),
-    "partition": _STR, "account": _STR, "qos": _STR, "time": _STR, "python": _STR,
-    "launcher": (lambda v: v in ("srun", "mpirun"), "'srun' or 'mpirun'"),
+    "partition": _STR, "account": _STR, "qos": _STR, "python": _STR,
+    "time": (valid_time, "a Slurm time such as '30', '1:00:00' or '2-00:00:00'"),
+    "launcher": (lambda v: v in LAUNCHERS, " or ".join(map(repr, LAUNCHERS))),
     "pmi": _STR, "gpu_type": _STR, "container_image": _STR,
     "container_runtime": (lambda v: v in CONTAINER_RUNTIMES, " or ".join(map(repr, CONTAINER_RUNTIMES))),
     "gres_name": _STR,

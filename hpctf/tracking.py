@@ -98,8 +98,8 @@ class ClusterWatcher(SlurmInfoWatcher):
             return None  # squeue itself failed (controller down): keep what we knew
         for job_id in ids:
             entry = seen.get(job_id)
-            restarts = self._restarts(job_id)  # squeue does not say; requeue jobs write it
-            if entry is not None and restarts is not None:
+            restarts = self._restarts(job_id) if entry is not None else None  # squeue does not say; requeue jobs write it
+            if restarts is not None:
                 entry["Restarts"] = str(restarts)
             if entry is not None and not JobState.from_slurm(entry["State"]).finished:
                 continue  # still queued or running
@@ -126,15 +126,19 @@ class ClusterWatcher(SlurmInfoWatcher):
         return JobState.from_slurm(self.get_state(job_id, mode=mode)).finished
 
 
-def dead_nodes(nodelist: str) -> list[tuple[str, str]]:
-    """The nodes of ``nodelist`` Slurm holds down, failed or not responding, with its reason."""
-    if not nodelist or nodelist in ("None assigned", "(null)"):
+def dead_nodes(nodelist: str) -> list[tuple[str, str]] | None:
+    """The nodes of ``nodelist`` Slurm holds down, failed or not responding, with its
+    reason; None when ``sinfo`` does not answer."""
+    if not nodelist:
         return []
     command = ["sinfo", "--noheader", "--Node", "--nodes", nodelist, "--format=%N|%T|%E"]
     try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S).stdout
+        done = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
-        return []
+        return None
+    if done.returncode != 0:
+        return None
+    out = done.stdout
     dead = {}
     for line in out.splitlines():
         node, state, reason = (line.split("|") + ["", ""])[:3]
@@ -145,12 +149,22 @@ def dead_nodes(nodelist: str) -> list[tuple[str, str]]:
 
 
 def count_attempts(sacct_output: str) -> dict[str, int]:
-    """Records per job in ``sacct --duplicates --parsable2`` output (steps not counted)."""
-    counts: dict[str, int] = {}
+    """Attempts per job in ``sacct --duplicates --parsable2`` output: the latest record
+    and the REQUEUED ones right before it (steps not counted).
+
+    ``--duplicates`` also lists older jobs that had the same id (a rebuilt cluster starts
+    its ids again); those ended some other way than REQUEUED, so they end the count.
+    """
+    records: dict[str, list[str]] = {}
     for line in sacct_output.splitlines()[1:]:
-        job_id = line.split("|", 1)[0].strip()
-        if job_id and "." not in job_id:
-            counts[job_id] = counts.get(job_id, 0) + 1
+        job_id, _, rest = line.partition("|")
+        if job_id.strip() and "." not in job_id:
+            records.setdefault(job_id.strip(), []).append(rest.split("|", 1)[0])
+    counts: dict[str, int] = {}
+    for job_id, states in records.items():
+        earlier = states[-2::-1]  # newest first, the latest record left out
+        requeued = next((i for i, state in enumerate(earlier) if state != "REQUEUED"), len(earlier))
+        counts[job_id] = requeued + 1
     return counts
 
 

@@ -7,7 +7,11 @@ A case's "target" entry is a site profile (hpctf.targets.Target fields) it rende
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hpctf.targets import Target
+
+SITE_TEMPLATES = Path(__file__).resolve().parent.parent / "examples" / "site" / "templates"
 
 RENDER_CASES: dict[str, dict] = {
     "single-cpu": dict(),
@@ -48,6 +52,8 @@ RENDER_CASES: dict[str, dict] = {
     "single-target-defaults": dict(
         target=dict(partition="debug", time="10", sbatch_options={"comment": "site default"}, environment_variables={"SITE": "lab"}),
     ),
+    # The README's sample site template (one block of base.sbatch.j2 changed).
+    "single-site-template": dict(target=dict(templates=str(SITE_TEMPLATES))),
     "single-apptainer-cpu": dict(container_image="/shared/images/tf-2.18.sif"),
     "mpi-srun-2node-apptainer-gpu": dict(
         distributed_backend="mpi", node_count=2, process_count_per_node=2, use_gpu=True,

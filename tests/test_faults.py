@@ -122,7 +122,7 @@ def test_a_node_dying_under_a_two_node_job(lab, tmp_path, project):
         print(f"node death: {ended['state']}, failed nodes {ended['failed_nodes']}")
         human = hpctf_cli(lab, home, "status", job).stdout
         if ended["state"] == "NODE_FAIL":
-            assert ended["failed_nodes"] and ended["failed_nodes"][0][0] == "node2", ended
+            assert ended["failed_nodes"] == [["node2", ended["failed_nodes"][0][1]]], ended
             assert "failed nodes  node2" in human, human
         logs = hpctf_cli(lab, home, "logs", job)  # the logs are kept
         assert logs.returncode == 0 and "tick 0" in logs.stdout
@@ -136,4 +136,8 @@ def test_a_node_dying_under_a_two_node_job(lab, tmp_path, project):
             break
         time.sleep(0.5)
     assert "node2 idle" in states, states
+    if ended["state"] == "FAILED":
+        # srun saw the tasks die before slurmctld declared the node dead: Slurm never
+        # says which node, so hpctf cannot either (the failed task is still reported).
+        pytest.xfail("the job ended FAILED before Slurm declared node2 dead: no node to name")
     FAULTS["node death"] = True

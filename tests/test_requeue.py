@@ -149,6 +149,22 @@ def test_should_checkpoint_after_the_signal_and_no_tensorflow():
     assert done.stdout.strip() == "SIG_IGN"
 
 
+def test_install_with_sigterm_listens_for_both_signals():
+    code = (
+        "import os, signal\n"
+        "from hpctf import runtime\n"
+        "runtime.install(signal.SIGTERM)\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "assert runtime.should_checkpoint() is True\n"
+        "runtime._checkpoint['requested'] = False\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "assert runtime.should_checkpoint() is True\n"
+        "print('both')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "both", done.stderr
+
+
 @pytest.mark.parametrize("requeue", [True, False])
 def test_bootstrap_starts_the_command_with_the_signal_ignored_only_for_requeue_jobs(requeue):
     env = {k: v for k, v in os.environ.items() if k != "HPCTF_CHECKPOINT_SIGNAL"}
@@ -176,6 +192,15 @@ def test_attempts_are_counted_from_sacct_duplicates():
         "13|COMPLETED|0:0|node1|2026-11-29T03:10:05|2026-11-29T03:10:09\n"
     )
     assert count_attempts(out) == {"12": 2, "13": 1}
+    # Job 14 of a rebuilt cluster: the older job 14 (COMPLETED) is not an attempt of it.
+    reused = (
+        "JobID|State|ExitCode|NodeList|Start|End\n"
+        "14|COMPLETED|0:0|node1|2025-01-01T00:00:00|2025-01-01T00:01:00\n"
+        "14|REQUEUED|0:0|node1|2026-11-29T03:09:58|2026-11-29T03:10:04\n"
+        "14|REQUEUED|0:0|node1|2026-11-29T03:10:58|2026-11-29T03:11:04\n"
+        "14|PENDING|0:0|None assigned|Unknown|Unknown\n"
+    )
+    assert count_attempts(reused) == {"14": 3}
     watcher = ClusterWatcher()
     info = watcher.read_info(out)
     assert info["12"]["State"] == "RUNNING"  # the latest attempt is the job's state

@@ -96,6 +96,7 @@ def test_a_profile_gives_defaults_and_the_estimator_wins(config_files, make_spec
     ('[targets.x]\nexecutor = "cloud"\n', "targets.x.executor='cloud': must be 'slurm' or 'local'"),
     ('[targets.x]\nmodules = "cuda"\n', "targets.x.modules='cuda': must be a list of non-empty strings"),
     ('[targets.x]\ngpu_request = "gpus"\n', "targets.x.gpu_request='gpus'"),
+    ('[targets.x]\ntime = "12h"\n', "targets.x.time='12h': must be a Slurm time such as '30'"),
     ('default = "nope"\n', "default='nope'"),
     ('[targets.x\n', "not valid TOML"),
     ('partition = "gpu"\n', "unknown top-level key(s) ['partition']"),
@@ -190,6 +191,15 @@ def test_gpu_request_form_follows_the_profile(make_spec, monkeypatch):
     monkeypatch.setattr("hpctf.slurmversion.detect", lambda: (18, 8, 9))
     with pytest.raises(HpctfError, match=r"--gpus-per-node .* needs Slurm 19.05 or newer; this cluster runs 18.8.9"):
         render_script(spec, SNAPSHOT_PATHS, target=per_node)
+    # A CPU job asks for no GPUs in any form: the profile's form (and Slurm's age) is moot.
+    cpu_script = render_script(make_spec(), SNAPSHOT_PATHS, target=per_node)
+    assert "--gpus-per-node" not in cpu_script and "--gres" not in cpu_script
+
+
+def test_the_gres_name_of_the_profile_is_the_one_requested(make_spec):
+    spec = make_spec(gpus_per_node=2, gpu_type="a100")
+    script = render_script(spec, SNAPSHOT_PATHS, target=Target(name="t", gres_name="nvgpu"))
+    assert "#SBATCH --gres=nvgpu:a100:2\n" in script
 
 
 def test_slurm_version_parsing():

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -80,3 +81,64 @@ print(json.dumps({{
     cli = Path(sys.executable).with_name("hpctf")
     listing = subprocess.run([str(cli), "ls", "--json"], capture_output=True, text=True, env=env, timeout=60)
     assert [(r["state"], r["exit_code"]) for r in json.loads(listing.stdout)] == [("COMPLETED", 0), ("FAILED", 3), ("COMPLETED", 0)]
+
+
+# ---------------------------------------------------------------------------------------
+# Runs that end NODE_FAIL: which nodes Slurm declared dead (logic; tests/test_faults.py
+# kills a real node)
+# ---------------------------------------------------------------------------------------
+
+SINFO_STANDIN = """#!/bin/bash
+echo "$@" >>{calls}
+{body}
+"""
+
+
+def _sinfo_standin(tmp_path, monkeypatch, body: str) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "sinfo.calls"
+    (bin_dir / "sinfo").write_text(SINFO_STANDIN.format(calls=calls, body=body))
+    (bin_dir / "sinfo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return calls
+
+
+def _node_fail_runs(tmp_path, nodelists):
+    from hpctf.registry import RunRecord
+
+    runs = []
+    for i, nodes in enumerate(nodelists):
+        logs = tmp_path / f"logs{i}"
+        logs.mkdir()
+        runs.append(RunRecord(job_id=str(100 + i), target="slurm", name="t", backend="mpi", shape="2x1",
+                              run_dir=str(tmp_path), log_dir=str(logs), command="", submitted=0.0,
+                              state="NODE_FAIL", nodes=nodes))
+    return runs
+
+
+def test_node_failures_of_several_runs_cost_one_sinfo_and_name_each_runs_own_nodes(tmp_path, monkeypatch):
+    from hpctf.exits import failed_nodes
+    from hpctf.runs import _record_node_failures
+
+    calls = _sinfo_standin(tmp_path, monkeypatch, body=(
+        "printf '%s\\n' 'node1|mixed|none' 'node2|down*|Not responding' 'node3|idle|none' 'node4|drained|bad disk'"))
+    runs = _node_fail_runs(tmp_path, ["node[1-2]", "node[3-4]", "node1"])
+    _record_node_failures(runs)
+    assert len(calls.read_text().splitlines()) == 1
+    assert "--nodes node[1-2],node[3-4],node1" in calls.read_text()
+    assert [failed_nodes(r.log_dir, r.job_id) for r in runs] == [
+        {"nodes": [["node2", "down*: Not responding"]], "unknown": None},
+        {"nodes": [["node4", "drained: bad disk"]], "unknown": None},
+        {"nodes": [], "unknown": "the nodes were back in service before hpctf asked"},
+    ]
+
+
+def test_a_node_failure_is_unknown_not_back_when_sinfo_fails(tmp_path, monkeypatch):
+    from hpctf.exits import failed_nodes
+    from hpctf.runs import _record_node_failures
+
+    _sinfo_standin(tmp_path, monkeypatch, body="echo 'slurm_load_node: Unable to contact slurm controller' >&2; exit 1")
+    [run] = _node_fail_runs(tmp_path, ["node[1-2]"])
+    _record_node_failures([run])
+    assert failed_nodes(run.log_dir, run.job_id) == {"nodes": [], "unknown": "sinfo did not answer when the run ended"}
