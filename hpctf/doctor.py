@@ -202,9 +202,9 @@ def job_check(shape: Shape, result: JobResult) -> Check:
     if result.state == "COMPLETED" and result.exit_code == 0:
         return Check(name, PASS, f"job {result.job_id} COMPLETED (exit code 0)")
     if len(result.reports) < shape.tasks:  # why is for 'ranks start' to say
-        return Check(name, FAIL, f"job {result.job_id} ended {result.state} (exit code {result.exit_code})")
+        return Check(name, FAIL, _missing_summary(result))
     hints = log_hints(shape, result.log_text)
-    return Check(name, FAIL, f"job {result.job_id} ended {result.state} (exit code {result.exit_code})",
+    return Check(name, FAIL, _missing_summary(result),
                  advice="; ".join(hints) or f"read the logs in {result.run_dir}/logs", details=_tail(result))
 
 
@@ -281,7 +281,9 @@ def mpi_check(shape: Shape, result: JobResult, other: JobResult | None, mpi_list
         return Check(name, failed_status, f"no rank started ({_missing_summary(result)}){note}", advice=advice(),
                      details=_tail(result) if secondary else [])
     problems: list[str] = []
-    stuck = [r for r, rep in result.reports.items() if rep.get("phase") == "mpi"]
+    from .probe import PHASE_MPI
+
+    stuck = [r for r, rep in result.reports.items() if rep.get("phase") == PHASE_MPI]
     if stuck:
         problems.append(f"ranks {', '.join(map(str, sorted(stuck)))} never finished MPI_Init/allreduce (hung or crashed)")
     for rank, mpi in sorted(results.items()):
@@ -537,7 +539,9 @@ def sbatch_test_only(script: str) -> Check:
 
 def read_reports(log_dir: Path, job_id: str) -> dict[int, dict]:
     reports: dict[int, dict] = {}
-    for path in log_dir.glob(f"doctor_{job_id}_*.json"):
+    from .probe import report_name
+
+    for path in log_dir.glob(report_name(job_id, "*")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -91,13 +91,7 @@ def run_tasks(command: list[str], ntasks: int, options: dict[str, str]) -> int:
         err = _open(options.get("error"), rank, sys.stderr)
         children.append(subprocess.Popen(command, env=task_env(rank, ntasks, step), stdout=out, stderr=err))
 
-    def forward(signum, _frame):
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(signum, forward)
+    forward_signals(children)
 
     first_failure: int | None = None
     while any(child.poll() is None for child in children):
@@ -138,13 +132,20 @@ def run_mpi(command: list[str], ntasks: int, options: dict[str, str]) -> int:
 
     # As srun does: signals for the step go to mpirun, which passes SIGUSR1/SIGUSR2 to the
     # ranks (a requeue job's checkpoint request) and stops them on SIGTERM/SIGINT.
+    forward_signals([process])
+    return process.wait()
+
+
+def forward_signals(processes: list[subprocess.Popen]) -> None:
+    """Pass the signals srun passes on (stop, interrupt, USR1/USR2) to ``processes``."""
+
     def forward(signum, _frame):
-        if process.poll() is None:
-            process.send_signal(signum)
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(signum, forward)
-    return process.wait()
 
 
 def exec_as_rank(command: list[str], options: dict[str, str]) -> int:

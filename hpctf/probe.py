@@ -25,6 +25,11 @@ import time
 
 PHASE_STARTED, PHASE_MPI, PHASE_DONE = "started", "mpi", "done"
 
+
+def report_name(job_id: str, rank: int | str) -> str:
+    """Each rank's report in the run's log folder (``*`` for rank: every rank's)."""
+    return f"doctor_{job_id}_{rank}.json"
+
 # Run in a fresh interpreter on one rank per node: versions, Horovod's build, GPUs TF sees.
 ENV_CHECK = r"""
 import json, sys
@@ -71,7 +76,7 @@ class Report:
     """This rank's findings, written atomically to the shared log folder."""
 
     def __init__(self, folder: str, job_id: str, rank: int):
-        self.path = os.path.join(folder, f"doctor_{job_id}_{rank}.json")
+        self.path = os.path.join(folder, report_name(job_id, rank))
         self.data: dict = {}
 
     def write(self, phase: str) -> None:
@@ -195,7 +200,7 @@ def connect(address: str, deadline: float) -> str | None:
 
 def wait_for_peers(folder: str, job_id: str, tasks: int, deadline: float) -> None:
     """Keep listening until every task has finished connecting (or the deadline)."""
-    paths = [os.path.join(folder, f"doctor_{job_id}_{r}.json") for r in range(tasks)]
+    paths = [os.path.join(folder, report_name(job_id, r)) for r in range(tasks)]
     while time.monotonic() < deadline:
         done = 0
         for path in paths:

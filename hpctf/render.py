@@ -89,7 +89,13 @@ def render_script(
     defaults; its ``templates`` folder comes after ``template_dirs`` in the search path.
     """
     target = target or get_target(spec.compute_target)
-    spec = apply_target(spec, target)
+    return render_for_target(apply_target(spec, target), target, paths, template_dirs=template_dirs)
+
+
+def render_for_target(
+    spec: TensorFlow, target: Target, paths: JobPaths | None = None, *, template_dirs: Sequence[str | Path] = ()
+) -> str:
+    """:func:`render_script` for a spec that ``target`` has already been applied to."""
     paths = paths or JobPaths.for_spec(spec)
     dirs = [*template_dirs, *([target.templates] if target.templates else [])]
     template = environment(tuple(str(d) for d in dirs)).get_template(f"{spec.backend}.sbatch.j2")

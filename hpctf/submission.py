@@ -21,7 +21,7 @@ from typing import Sequence
 from . import snapshot
 from .errors import HpctfError
 from .registry import Registry, RunRecord, hpctf_home
-from .render import JobPaths, render_script
+from .render import JobPaths, render_for_target
 from .spec import TensorFlow
 from .targets import Target, apply_target, get_target
 
@@ -92,7 +92,7 @@ def plan(
             "or it is inside a linked folder"
         )
     paths = JobPaths(workdir=run_dir / "code", log_dir=run_dir / "logs")
-    script = render_script(spec, paths, template_dirs=template_dirs, target=target)
+    script = render_for_target(spec, target, paths, template_dirs=template_dirs)
     return SubmitPlan(spec=spec, home=home, run_dir=run_dir, paths=paths, script=script, manifest=manifest, target=executor)
 
 
