@@ -69,15 +69,12 @@ class ClusterWatcher(SlurmInfoWatcher):
     def _from_sacct(self, ids: list[str]) -> dict[str, dict[str, str]] | None:
         command = self._make_command()
         assert command is not None
-        try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if out.returncode != 0:
+        out = _answer(command)
+        if out is None:
             return None
         self.accounting = True
-        info = self.read_info(out.stdout)
-        for job_id, attempts in count_attempts(out.stdout).items():
+        info = self.read_info(out)
+        for job_id, attempts in count_attempts(out).items():
             if job_id in info:
                 info[job_id] = {**info[job_id], "Restarts": str(attempts - 1)}
         return info
@@ -126,19 +123,23 @@ class ClusterWatcher(SlurmInfoWatcher):
         return JobState.from_slurm(self.get_state(job_id, mode=mode)).finished
 
 
+def _answer(command: list[str]) -> str | None:
+    """A scheduler command's output, or None when it fails or hangs (slurmctld down)."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
 def dead_nodes(nodelist: str) -> list[tuple[str, str]] | None:
     """The nodes of ``nodelist`` Slurm holds down, failed or not responding, with its
     reason; None when ``sinfo`` does not answer."""
     if not nodelist:
         return []
-    command = ["sinfo", "--noheader", "--Node", "--nodes", nodelist, "--format=%N|%T|%E"]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired):
+    out = _answer(["sinfo", "--noheader", "--Node", "--nodes", nodelist, "--format=%N|%T|%E"])
+    if out is None:
         return None
-    if done.returncode != 0:
-        return None
-    out = done.stdout
     dead = {}
     for line in out.splitlines():
         node, state, reason = (line.split("|") + ["", ""])[:3]
