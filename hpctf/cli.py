@@ -85,6 +85,7 @@ JOB_OPTIONS = [
     click.option("--container-runtime", type=click.Choice(["apptainer", "singularity", "pyxis"]), default=None, help="[default: the target's, else apptainer]"),
     click.option("--mount", "container_mounts", multiple=True, help="container bind SRC[:DST[:ro]] (repeatable)"),
     click.option("--python", default=None, help="interpreter on the compute nodes [default: this one]"),
+    click.option("--keras", type=click.Choice(["auto", "legacy", "3"]), default="auto", show_default=True, help="which Keras tf.keras is in the tasks: auto = tf-keras (Keras 2) for mpi and ps where installed, legacy = tf-keras, 3 = Keras 3"),
     click.option("--log-dir", default=None, help="folder for the job's logs [default: SOURCE_DIR/hpctf-logs]"),
     click.option("--templates", "template_dir", default=None, type=click.Path(exists=True, file_okay=False), help="folder whose templates override the built-in ones"),
     *REQUEUE_OPTIONS,
@@ -288,9 +289,23 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
         refresh(registry, [record])
         return JobState.from_slurm(record.state)
 
+    waiting = (JobState.PENDING, JobState.CONFIGURING, JobState.UNKNOWN)
+    shown = None
     with console.status(f"job {record.job_id}: waiting in the queue", spinner="dots") as spinner:
-        while (state := current()) in (JobState.PENDING, JobState.CONFIGURING, JobState.UNKNOWN):
-            spinner.update(f"job {record.job_id}: {state.value.lower()}")
+        while True:
+            # While squeue says the job is pending, it is the one call per refresh (it
+            # gives Slurm's reason too); after that, the usual refresh.
+            message = _queue_message(record) if record.target != "local" else None
+            if message is None:
+                state = current()
+                if state not in waiting:
+                    break
+                message = f"job {record.job_id}: {state.value.lower()}"
+            if console.is_terminal:
+                spinner.update(message)
+            elif message != shown:  # a log file gets each new reason once
+                console.print(message, highlight=False)
+            shown = message
             time.sleep(1)
     if not quiet:
         for chunk in follow(log_path(record), lambda: current().finished, poll_s=1.0):
@@ -300,6 +315,23 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
     code = record.exit_code if record.exit_code is not None else 1
     console.print(f"job {record.job_id} {record.state} (exit code {record.exit_code})")
     return code
+
+
+def _queue_message(record) -> str | None:
+    """'job 42: pending (Resources), expected to start at 12:30:00 (in 5 min)', from one
+    squeue call; None once squeue no longer says the job is pending."""
+    from .states import JobState
+    from .tracking import queue_info
+
+    info = (queue_info([record.job_id]) or {}).get(record.job_id)
+    if info is None or info.state is not JobState.PENDING:
+        return None
+    message = f"job {record.job_id}: pending" + (f" ({info.reason})" if info.reason else "")
+    if info.expected_start is not None:
+        wait_s = max(0, info.expected_start - time.time())
+        when = time.strftime("%H:%M:%S" if wait_s < 86400 else "%Y-%m-%d %H:%M", time.localtime(info.expected_start))
+        message += f", expected to start at {when} (in {_duration(wait_s)})"
+    return message
 
 
 def _open_registry():

@@ -86,7 +86,8 @@ class LocalRun(core.Job):
         return self.exit_code
 
     def results(self) -> list:  # type: ignore[override]
-        return [self.result()]
+        """One entry per task, as submitit gives: the run's exit code."""
+        return [self.result()] * self.num_tasks
 
     def cancel(self, check: bool = True) -> None:
         """Stop every process of the run: SIGTERM to the session, SIGKILL after a grace."""

@@ -19,6 +19,7 @@ import jinja2
 
 from . import __version__
 from .errors import HpctfError
+from .keras_policy import runtime_mode
 from .ports import JOB_PORT_RANGE, job_range_slots
 from .spec import TensorFlow
 from .targets import MODULE_INITS, Target, apply_target, get_target, gres_spec
@@ -195,6 +196,7 @@ def build_context(spec: TensorFlow, paths: JobPaths, target: Target) -> dict[str
         "task_error": paths.log_pattern("err"),
         "command": command,
         "runtime_args": runtime_arguments(spec),
+        "keras": runtime_mode(spec.keras, spec.backend),
         "ports": {"low": JOB_PORT_RANGE[0], "slots": job_range_slots(spec.task_count)},
         "launch": launch_words(spec),
         "mpirun_export_prefixes": MPIRUN_EXPORT_PREFIXES,
@@ -320,6 +322,9 @@ def runtime_arguments(spec: TensorFlow) -> list[str]:
             args += ["--port-base", str(spec.port_base)]
     if spec.use_gpu and spec.distributed_backend is not None:
         args.append("--bind-gpu")  # one GPU per process; a single process keeps them all
+    keras = runtime_mode(spec.keras, spec.backend)  # see the script's "Keras" section
+    if keras is not None:
+        args += ["--keras", keras]
     return args
 
 

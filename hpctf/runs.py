@@ -14,14 +14,16 @@ from .states import UNFINISHED, JobState
 
 
 def handle(record: RunRecord):
-    """The submitit handle of a recorded run (a SlurmRun, or a LocalRun)."""
+    """The submitit handle of a recorded run (a SlurmRun, or a LocalRun), with one
+    sub-job per task as submitit has for multi-task jobs: ``job.task(1).stdout()``."""
+    tasks = range(record.task_count)
     if record.target == "local":
         from .localrun import LocalRun
 
-        return LocalRun(folder=record.log_dir, job_id=record.job_id)
+        return LocalRun(folder=record.log_dir, job_id=record.job_id, tasks=tasks)
     from .tracking import SlurmRun
 
-    return SlurmRun(folder=record.log_dir, job_id=record.job_id)
+    return SlurmRun(folder=record.log_dir, job_id=record.job_id, tasks=tasks)
 
 
 def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]:
@@ -47,7 +49,7 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
         changes: dict[str, object] = {"state": state.value}
         if info.get("NodeList") and info["NodeList"] not in ("None assigned", "(null)"):
             changes["nodes"] = info["NodeList"]
-        started = _slurm_time(info.get("Start"))
+        started = slurm_time(info.get("Start"))
         if started is None and state is not JobState.PENDING and record.started is None:
             started = now
         if started is not None:
@@ -57,7 +59,7 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
             changes["restarts"] = restarts
         if state.finished:
             changes["exit_code"] = job.exit_code
-            changes["ended"] = _slurm_time(info.get("End")) or record.ended or now
+            changes["ended"] = slurm_time(info.get("End")) or record.ended or now
         updates.append((record.run_id, changes))
         for key, value in changes.items():
             setattr(record, key, value)
@@ -85,8 +87,11 @@ def _record_node_failures(records: list[RunRecord]) -> None:
         record_node_failure(record.log_dir, record.job_id, None if answer is None else [(n, dead[n]) for n in nodes if n in dead])
 
 
-def _slurm_time(text: str | None) -> float | None:
-    if not text or text in ("Unknown", "None"):
+
+
+def slurm_time(text: str | None) -> float | None:
+    """Slurm's ISO time (``2026-12-03T10:57:37``) in epoch seconds; None for N/A, Unknown ..."""
+    if not text or not text[:1].isdigit():
         return None
     try:
         return datetime.fromisoformat(text).timestamp()

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import hostlist
 
+from .keras_policy import KerasPolicyError, keras_environment
 from .ports import DEFAULT_PORT_BASE, job_port_base
 
 
@@ -436,14 +437,18 @@ def task_environment(
     chief: bool = False,
     port_base: int | None = None,
     bind_gpu: bool = False,
+    keras: str | None = None,
 ) -> dict[str, str]:
-    """The variables hpctf adds to one task's environment (pure: reads ``env`` only)."""
+    """The variables hpctf adds to one task's environment (reads ``env``, and with
+    ``keras`` looks up whether tf-keras is installed: :mod:`hpctf.keras_policy`)."""
     rank, local_rank = task_rank(env), task_local_rank(env)
     out = {
         "HPCTF_RANK": str(rank),
         "HPCTF_LOCAL_RANK": str(local_rank),
         "HPCTF_WORLD_SIZE": str(task_world_size(env)),
     }
+    if keras is not None:
+        out.update(keras_environment(keras, env))
     slot: int | None = local_rank
     if workers is not None:
         layout = layout_from_slurm(env, ps or 0, workers, chief, port_base)
@@ -480,20 +485,22 @@ def _first(env: Mapping[str, str], *names: str, default: str | None = None) -> s
 
 
 USAGE = """usage: python -m hpctf.runtime [--ps N --workers M [--chief] [--port-base P]]
-                              [--bind-gpu] [--done-dir DIR] [--task-logs DIR] [--print]
-                              -- COMMAND [ARG ...]
+                              [--bind-gpu] [--keras MODE] [--done-dir DIR]
+                              [--task-logs DIR] [--print] -- COMMAND [ARG ...]
 
 Set TF_CONFIG / CUDA_VISIBLE_DEVICES / HPCTF_RANK ... for this Slurm task, then run COMMAND.
   --ps N, --workers M, --chief   the ps/worker/chief cluster: TF_CONFIG from Slurm's node list
   --port-base P                  first task's port; task i listens on P+i (default: the
                                  job's own range, from SLURM_JOB_ID, within 10000-31999)
   --bind-gpu                     keep one GPU per task (its local rank's)
+  --keras MODE                   which Keras tf.keras is: auto (tf-keras where installed,
+                                 unless TF_USE_LEGACY_KERAS is set), legacy (tf-keras) or 3
   --done-dir DIR                 shared folder for end-of-training markers (ps servers stop)
   --task-logs DIR                write this task's output to DIR/<job>_<rank>_log.out/.err
   --print                        print the variables and run nothing
 """
 
-_VALUE_OPTIONS = {"--ps": int, "--workers": int, "--port-base": int, "--done-dir": str, "--task-logs": str}
+_VALUE_OPTIONS = {"--ps": int, "--workers": int, "--port-base": int, "--done-dir": str, "--task-logs": str, "--keras": str}
 _FLAGS = ("--chief", "--bind-gpu", "--print")
 
 
@@ -504,7 +511,7 @@ def parse_arguments(argv: Sequence[str]) -> tuple[dict, list[str]]:
     start of every task of every job.
     """
     options: dict = {"ps": None, "workers": None, "port_base": None, "done_dir": None,
-                     "task_logs": None, "chief": False, "bind_gpu": False, "print": False}
+                     "task_logs": None, "keras": None, "chief": False, "bind_gpu": False, "print": False}
     args = list(argv)
     while args:
         word = args.pop(0)
@@ -539,10 +546,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             opts["workers"] = 0
         extra = task_environment(
             os.environ, ps=opts["ps"], workers=opts["workers"], chief=opts["chief"],
-            port_base=opts["port_base"], bind_gpu=opts["bind_gpu"],
+            port_base=opts["port_base"], bind_gpu=opts["bind_gpu"], keras=opts["keras"],
         )
         _start_with_checkpoint_signal_ignored()
-    except (RuntimeSetupError, ValueError) as err:
+    except (RuntimeSetupError, KerasPolicyError, ValueError) as err:
         print(f"hpctf.runtime: {err}", file=sys.stderr)
         return 2
     if opts["print"] or not command:

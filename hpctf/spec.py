@@ -18,6 +18,10 @@ from .errors import Problem, SpecError
 
 BACKENDS = (None, "mpi", "ps")
 LAUNCHERS = ("srun", "mpirun")
+# Which Keras `tf.keras` is in the tasks (TF >= 2.16 defaults to Keras 3): see
+# hpctf.keras_policy. "auto": the legacy tf-keras for the mpi and ps backends where it is
+# installed, "legacy": tf-keras for every backend, "3": Keras 3 for every backend.
+KERAS_MODES = ("auto", "legacy", "3")
 CONTAINER_RUNTIMES = ("apptainer", "singularity", "pyxis")
 
 # Flags hpctf writes itself; setting them through ``sbatch_options`` would contradict
@@ -112,6 +116,7 @@ class TensorFlow:
     sbatch_options: Mapping[str, Any] = field(default_factory=dict)  # escape hatch
     python: str | None = None  # interpreter for the job; default: the submitting one
     modules: Sequence[str] = ()  # environment modules to load: `module load ...`
+    keras: str = "auto"  # which Keras tf.keras is in the tasks: "auto", "legacy" or "3"
 
     # -- containers ----------------------------------------------------------------------
     container_image: str | None = None  # every task runs inside this image
@@ -605,6 +610,7 @@ def _check_environment(c: _Checks, spec: TensorFlow) -> None:
                 c.add(f"environment_variables[{key!r}]", value, "must be a string or a number")
             elif isinstance(value, str) and "\x00" in value:
                 c.add(f"environment_variables[{key!r}]", value, "must not contain NUL characters")
+    _check_keras(c, spec)
     if c.strings("setup", spec.setup):
         for line in spec.setup:
             c.text("setup", line, optional=False)
@@ -612,6 +618,20 @@ def _check_environment(c: _Checks, spec: TensorFlow) -> None:
         for module in spec.modules:
             if not _MODULE.match(module) or module.startswith("-"):
                 c.add("modules", module, "each entry must be a module name such as 'cuda/12.2' or 'openmpi/4.1.5' (letters, digits, '_.+-/@:', not starting with '-')")
+
+
+def _check_keras(c: _Checks, spec: TensorFlow) -> None:
+    from .keras_policy import LEGACY_KERAS_ENV
+
+    if spec.keras not in KERAS_MODES:
+        c.add("keras", spec.keras, "must be 'auto' (tf-keras for the mpi and ps backends where it is installed), 'legacy' (tf-keras) or '3' (Keras 3)")
+        return
+    env = spec.environment_variables if isinstance(spec.environment_variables, dict) else {}
+    if spec.keras != "auto" and LEGACY_KERAS_ENV in env:
+        c.add(
+            f"environment_variables[{LEGACY_KERAS_ENV!r}]", env[LEGACY_KERAS_ENV],
+            f"contradicts keras={spec.keras!r}, which sets {LEGACY_KERAS_ENV} itself: keep one of the two",
+        )
 
 
 def _check_container(c: _Checks, spec: TensorFlow) -> None:

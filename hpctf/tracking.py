@@ -12,12 +12,13 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 
 from .exits import job_exit_code, job_restarts, parse_exit_code
+from .runs import slurm_time
 from .states import JobState
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
@@ -149,6 +150,38 @@ def dead_nodes(nodelist: str) -> list[tuple[str, str]] | None:
     return sorted(dead.items())
 
 
+class QueueInfo(NamedTuple):
+    """Why a job waits, as squeue says: its state, Slurm's reason (``Priority``,
+    ``Resources``, ``QOSMaxJobsPerUserLimit`` ...) and the expected start, if Slurm has one."""
+
+    state: JobState
+    reason: str | None
+    expected_start: float | None  # epoch seconds
+
+
+# The backfill scheduler plans jobs without a time limit as ending a year from now, so a
+# start that far away means "no estimate", not a date.
+NO_ESTIMATE_S = 300 * 86400
+
+
+def queue_info(job_ids: list[str]) -> dict[str, QueueInfo] | None:
+    """One ``squeue`` call for ``job_ids``; None when squeue does not answer. Jobs it no
+    longer lists are left out (they have ended: ask sacct)."""
+    out = _answer(["squeue", "--noheader", "--states=all", "--format=%i|%T|%r|%S", "--jobs", ",".join(job_ids)])
+    if out is None:
+        return None
+    info: dict[str, QueueInfo] = {}
+    now = time.time()
+    for line in out.splitlines():
+        job_id, state, reason, start = (line.split("|") + ["", "", ""])[:4]
+        expected = slurm_time(start.strip())
+        if expected is not None and not now - 60 <= expected <= now + NO_ESTIMATE_S:
+            expected = None
+        reason = reason.strip()
+        info[job_id.strip()] = QueueInfo(JobState.from_slurm(state.strip()), None if reason in ("", "None", "(null)") else reason, expected)
+    return info
+
+
 def count_attempts(sacct_output: str) -> dict[str, int]:
     """Attempts per job in ``sacct --duplicates --parsable2`` output: the latest record
     and the REQUEUED ones right before it (steps not counted).
@@ -173,7 +206,9 @@ class SlurmRun(submitit.SlurmJob):
     """A submitit ``SlurmJob`` for an hpctf job: pickles, reattaches, knows its exit code.
 
     ``result()`` waits and returns the job's exit code (0 on success).  Logs are where
-    submitit expects them, so ``stdout()``, ``stderr()`` and ``task(n)`` work as usual.
+    submitit expects them, so ``stdout()``, ``stderr()`` and ``task(n)`` work as usual:
+    a job of several tasks has a sub-job per task (``job.task(1).stdout()`` is rank 1's
+    output), and its own ``stdout()`` joins every task's, as submitit's does.
     """
 
     watcher = ClusterWatcher()
@@ -184,7 +219,12 @@ class SlurmRun(submitit.SlurmJob):
 
     @property
     def state(self) -> JobState:  # type: ignore[override]
-        return JobState.from_slurm(self.watcher.get_state(self.job_id, mode="standard"))
+        state = JobState.from_slurm(self.watcher.get_state(self.job_id, mode="standard"))
+        if state is JobState.UNKNOWN and not self.info:
+            # hpctf submitted it, and the scheduler has not listed it yet: sacct lags
+            # sbatch by a second or more. (A job it has forgotten is LOST, not UNKNOWN.)
+            return JobState.PENDING
+        return state
 
     @property
     def info(self) -> dict[str, str]:
@@ -212,7 +252,8 @@ class SlurmRun(submitit.SlurmJob):
         return self.exit_code
 
     def results(self) -> list[Any]:  # type: ignore[override]
-        return [self.result()]
+        """One entry per task, as submitit gives: the job's exit code."""
+        return [self.result()] * self.num_tasks
 
     def __repr__(self) -> str:
         return f"SlurmRun<job_id={self.job_id}, folder={self.paths.folder}>"

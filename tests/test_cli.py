@@ -33,7 +33,7 @@ def test_render_ps_example_gives_each_task_its_tf_config(source_dir):
     done = run_cli("render", "--backend", "ps", "--nodes", "3", "--ps", "1", "--workers", "2", "train.py", cwd=source_dir)
     assert done.returncode == 0, done.stderr
     assert "#SBATCH --ntasks=3" in done.stdout
-    assert "-m hpctf.runtime --ps 1 --workers 2 --done-dir" in done.stdout and "--port-base" not in done.stdout
+    assert "-m hpctf.runtime --ps 1 --workers 2 --keras auto --done-dir" in done.stdout and "--port-base" not in done.stdout
 
 
 def test_options_after_the_entry_script_belong_to_the_script(source_dir):

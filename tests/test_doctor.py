@@ -140,12 +140,19 @@ def test_unknown_srun_mpi_plugin_fails_and_says_what_to_change(slurm, home):
     assert "skip  hostnames" in out and "check(s) failed" in out
 
 
+def bare_venv(folder: Path) -> Path:
+    """The python of a new, empty venv on the project's own base interpreter: no hpctf, no
+    TensorFlow, whatever the machine's other interpreters have installed."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    folder.parent.chmod(0o755)  # the jobs run it
+    return folder / "bin" / "python"
+
+
 @pytest.fixture
 def python_without_tensorflow(tmp_path) -> Path:
-    """A venv of the system Python with hpctf (for the task bootstrap) but no TensorFlow."""
+    """A bare venv with hpctf (for the task bootstrap) but no TensorFlow."""
     venv = tmp_path / "notf"
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
+    python = bare_venv(venv)
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     extra = venv / "extra"
@@ -171,8 +178,8 @@ def test_python_without_tensorflow_fails_and_says_what_to_change(slurm, home, py
 
 
 @pytest.mark.slurm
-def test_python_without_hpctf_fails_and_says_what_to_change(slurm, home):
-    done = run_doctor(slurm, home, "--json", "--python", "/usr/bin/python3")
+def test_python_without_hpctf_fails_and_says_what_to_change(slurm, home, tmp_path):
+    done = run_doctor(slurm, home, "--json", "--python", str(bare_venv(tmp_path / "bare")))
     report = json_report(done)
     assert done.returncode == 1 and not report["ok"]
     [ranks] = [c for c in failed(report) if c["name"] == "ranks start"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,9 @@ def test_user_values_are_literal_arguments_when_the_script_runs(make_spec, tmp_p
     (src / "train.py").write_text("import json, os, sys; print(json.dumps([sys.argv[1:], os.environ['EVIL']]))\n")
     logs = tmp_path / "logs"
     logs.mkdir()
-    script = render_script(spec.with_changes(python="python3"), JobPaths(src, logs))
+    # The project's interpreter: it has hostlist (hpctf.runtime's one dependency); a bare
+    # `python3` from PATH need not.
+    script = render_script(spec.with_changes(python=sys.executable), JobPaths(src, logs))
     fakebin = tmp_path / "bin"
     fakebin.mkdir()
     # srun stand-in: drop srun's own flags, run the task command once as task 0.
