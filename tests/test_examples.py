@@ -7,55 +7,24 @@ must reach the stated accuracy. Failed runs print their logs for diagnosis.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import hpctf
 
-pytestmark = [pytest.mark.slurm, pytest.mark.tensorflow]
+from .training import all_logs, submit_cli, task_log, training_stack  # noqa: F401 (a fixture)
+
+pytestmark = [pytest.mark.slurm, pytest.mark.tensorflow, pytest.mark.usefixtures("training_stack")]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-HPCTF = str(Path(sys.executable).with_name("hpctf"))
 ACCURACY = 0.9
-
-
-@pytest.fixture(scope="module", autouse=True)
-def training_stack():
-    missing = [m for m in ("tensorflow", "horovod.tensorflow", "sklearn", "mpi4py") if importlib.util.find_spec(m.split(".")[0]) is None]
-    if missing:
-        message = f"training stack not installed ({', '.join(missing)}): run scripts/install-tf-stack"
-        if os.environ.get("CI", "").lower() == "true" or os.environ.get("HPCTF_START_SLURM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def all_logs(log_dir: Path, job_id: str) -> str:
-    return "\n".join(f"===== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(log_dir.glob(f"{job_id}_*_log.*")))
-
-
-def task_log(log_dir: Path, job_id: str, task: int, stream: str = "out") -> str:
-    path = log_dir / f"{job_id}_{task}_log.{stream}"
-    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def accuracy_in(text: str) -> list[float]:
     return [float(a) for a in re.findall(r"accuracy=([0-9.]+)", text)]
-
-
-def submit_cli(slurm, home: Path, *args: str, timeout: float = 300) -> tuple[str, Path]:
-    """hpctf submit --wait; (job id, log dir). Prints every log if the run failed."""
-    env = {**slurm.env, "HPCTF_HOME": str(home)}
-    done = subprocess.run([HPCTF, "submit", "--json", "--wait", "--time", "10", *args], capture_output=True, text=True, env=env, timeout=timeout)
-    record = json.loads(done.stdout.splitlines()[0])
-    log_dir = Path(record["log_dir"])
-    assert done.returncode == 0, f"job {record['job_id']} failed:\n{done.stderr}\n{all_logs(log_dir, record['job_id'])}"
-    return record["job_id"], log_dir
 
 
 def submit_estimator(example: str, **changes) -> tuple[str, Path]:
@@ -79,7 +48,7 @@ def test_single_example_from_its_estimator(home):
 @pytest.mark.parametrize("launcher", ["srun", "mpirun"])
 def test_horovod_example_two_nodes_two_processes(slurm, home, launcher):
     job_id, logs = submit_cli(
-        slurm, home, "--backend", "mpi", "--launcher", launcher, "--nodes", "2", "--procs-per-node", "2",
+        slurm, home, "--time", "10", "--backend", "mpi", "--launcher", launcher, "--nodes", "2", "--procs-per-node", "2",
         str(EXAMPLES / "horovod" / "train.py"), "--epochs", "20",
     )
     out = "\n".join(task_log(logs, job_id, rank) for rank in range(4))
@@ -108,6 +77,6 @@ def test_parameter_server_example_from_its_estimator(home):
 
 
 def test_multi_worker_example_two_nodes(slurm, home):
-    job_id, logs = submit_cli(slurm, home, "--backend", "ps", "--ps", "0", "--workers", "2", "--nodes", "2", str(EXAMPLES / "multi_worker" / "train.py"))
+    job_id, logs = submit_cli(slurm, home, "--time", "10", "--backend", "ps", "--ps", "0", "--workers", "2", "--nodes", "2", str(EXAMPLES / "multi_worker" / "train.py"))
     accuracies = accuracy_in(task_log(logs, job_id, 0) + task_log(logs, job_id, 1))
     assert len(accuracies) == 2 and min(accuracies) >= ACCURACY

@@ -51,7 +51,7 @@ def dataset_fn(_):
 
 with strategy.scope():
     ids = tf.keras.layers.Input(shape=(3,), dtype=tf.int64, name="ids")
-    embedding = tf.keras.layers.Embedding(input_dim=len(word_lookup.get_vocabulary()), output_dim=8192)
+    embedding = tf.keras.layers.Embedding(input_dim=len(word_lookup.get_vocabulary()), output_dim=16384)
     probability = tf.keras.layers.Dense(units=1, activation="sigmoid")(tf.reduce_mean(embedding(ids), axis=1))
     model = tf.keras.Model({"words": ids}, probability)
     optimizer = tf.keras.optimizers.legacy.RMSprop(learning_rate=0.1)
