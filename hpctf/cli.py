@@ -313,6 +313,8 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
     while not current().finished:
         time.sleep(1)
     code = record.exit_code if record.exit_code is not None else 1
+    if code == 0 and record.state != JobState.COMPLETED.value:
+        code = 1  # cancelled while queued: sacct says ExitCode 0:0, but it is no success
     console.print(f"job {record.job_id} {record.state} (exit code {record.exit_code})")
     return code
 

@@ -63,6 +63,7 @@ class Shape:
     roles: list[tuple[str, int]] = field(default_factory=list)  # ps: (type, index) by task id
     port_base: int | None = None  # None: the job's own range, from its job id
     description: str = ""
+    keras: str = "auto"  # the spec's Keras policy (hpctf.keras_policy)
 
     @classmethod
     def from_spec(cls, spec: Any, python: str) -> "Shape":
@@ -76,7 +77,7 @@ class Shape:
             backend=spec.backend, tasks=spec.task_count, nodes=spec.node_count,
             tasks_per_node=spec.tasks_on_node(), gpus=spec.gpus, launcher=launcher,
             pmi=spec.pmi_plugin, python=python, roles=roles, port_base=spec.port_base,
-            description=describe(spec),
+            description=describe(spec), keras=spec.keras,
         )
 
     def launch_name(self, launcher: str | None = None) -> str:
@@ -117,7 +118,7 @@ class JobResult:
 def evaluate(shape: Shape, test_only: Check, primary: JobResult, other: JobResult | None = None, mpi_list: str | None = None) -> list[Check]:
     """Every check, in the report's order."""
     if primary.job_id is None and test_only.status == FAIL:
-        names = ["doctor job", "ranks start", "GPU visibility", "hostnames", "Python environment"]
+        names = ["doctor job", "ranks start", "GPU visibility", "hostnames", "Python environment", "Keras"]
         return [test_only] + [Check(n, SKIP, "not run: sbatch --test-only refused the script") for n in names]
     checks = [test_only, job_check(shape, primary), ranks_check(shape, primary)]
     if shape.backend == "mpi":
@@ -127,7 +128,7 @@ def evaluate(shape: Shape, test_only: Check, primary: JobResult, other: JobResul
     checks += [gpu_check(shape, primary), hostname_check(shape, primary)]
     if shape.backend == "ps":
         checks.append(ports_check(shape, primary))
-    checks.append(environment_check(shape, primary))
+    checks += [environment_check(shape, primary), keras_check(shape, primary)]
     return checks
 
 
@@ -256,7 +257,13 @@ def mpi_check(shape: Shape, result: JobResult, other: JobResult | None, mpi_list
     def advice() -> str:
         hints = log_hints(shape, result.log_text)
         offered = f": {mpi_list}" if mpi_list else ""
-        if result.launcher == "srun" and UNKNOWN_PLUGIN.search(result.log_text):
+        missing = missing_modules(result)
+        if missing:
+            # Nothing was tried over MPI: the ranks had nothing to try it with.
+            text = (f"the job's Python ({shape.python}) has no {' and no '.join(missing)}, so no rank could "
+                    "run MPI: install mpi4py (pip install mpi4py) and Horovod built against its TensorFlow "
+                    "(scripts/install-tf-stack) into that environment, or pass --python with one that has them")
+        elif result.launcher == "srun" and UNKNOWN_PLUGIN.search(result.log_text):
             text = (f"srun --mpi={shape.pmi} failed: this srun has no '{shape.pmi}' MPI plugin "
                     f"(`srun --mpi=list`{offered}): pass --pmi with one of those, or use --launcher mpirun")
             hints = [h for h in hints if not h.startswith("srun has no MPI plugin")]
@@ -301,7 +308,7 @@ def mpi_check(shape: Shape, result: JobResult, other: JobResult | None, mpi_list
     if problems:
         sizes = {m.get("size") for m in results.values() if m and not m.get("error")}
         text = advice()
-        if sizes == {1} and shape.tasks > 1:
+        if sizes == {1} and shape.tasks > 1 and not missing_modules(result):
             text = (f"every rank initialised MPI on its own (size 1): {how} does not wire Open MPI's ranks "
                     f"together; pass --pmi with a PMIx plugin from `srun --mpi=list`"
                     f"{' (' + mpi_list + ')' if mpi_list else ''}, or use --launcher mpirun")
@@ -310,6 +317,14 @@ def mpi_check(shape: Shape, result: JobResult, other: JobResult | None, mpi_list
     via = next((m.get("via") for m in results.values() if m), "mpi4py")
     lib = f"; {library}" if library else ""
     return Check(name, PASS, f"{shape.tasks} ranks, size {shape.tasks}, sum {expected_sum} (via {via}{lib}){note}")
+
+
+def missing_modules(result: JobResult) -> list[str]:
+    """Modules whose absence stopped every rank's MPI check ('mpi4py', 'horovod'), or []."""
+    errors = [(rep.get("mpi") or {}).get("error") or "" for rep in result.reports.values()]
+    if not errors or not all("No module named" in e for e in errors):
+        return []
+    return sorted({name.split(".")[0] for e in errors for name in re.findall(r"No module named '([\w.]+)'", e)})
 
 
 def _mpi_ok(shape: Shape, result: JobResult) -> bool:
@@ -485,6 +500,62 @@ def environment_check(shape: Shape, result: JobResult) -> Check:
     return Check(name, PASS, f"{stack} with {python} (Python {py}) on {', '.join(sorted(hosts))}")
 
 
+def keras_check(shape: Shape, result: JobResult) -> Check:
+    """Which Keras ``tf.keras`` is in the tasks (hpctf's Keras policy at work) and, for
+    ``mpi``, whether a step of Keras ``fit`` through Horovod's Keras layer works."""
+    from .keras_policy import LEGACY_BACKENDS, LEGACY_KERAS_ENV, runtime_mode
+
+    name = "Keras"
+    envs = {rep["host"]: rep["env"] for rep in result.reports.values() if rep.get("env")}
+    seen = {env["keras"] for env in envs.values() if env.get("keras")}
+    if not seen:
+        return Check(name, SKIP, NOT_STARTED if not envs else "not checked: TensorFlow did not import (see 'Python environment')")
+    values = {env.get("legacy_keras_env") for env in envs.values()}
+    mode = runtime_mode(shape.keras, shape.backend)
+    policy = f"keras={shape.keras!r}" + ("" if mode else " (TensorFlow's default for one process)")
+    policy += ", " + ", ".join(f"{LEGACY_KERAS_ENV}={v}" if v is not None else f"{LEGACY_KERAS_ENV} unset" for v in sorted(values, key=str))
+    summary = f"tf.keras is {', '.join(sorted(seen))} in the tasks ({policy})"
+    problems: list[str] = []
+    advice: list[str] = []
+    if len(seen) > 1:
+        where = "; ".join(f"{env.get('keras')} on {host}" for host, env in sorted(envs.items()))
+        problems.append(f"nodes differ: {where}")
+        advice.append("use one environment on a file system every node mounts (--python)")
+    keras3 = all(k.startswith("keras ") for k in seen)
+    if keras3 and shape.backend in LEGACY_BACKENDS and shape.keras == "auto" and values == {None}:
+        tf_version = next(iter(envs.values())).get("tensorflow", "X.Y")
+        problems.append("tf-keras is not installed in the job's Python, so tf.keras is Keras 3: Horovod's Keras layer "
+                        "and Model.fit under ParameterServerStrategy or MultiWorkerMirroredStrategy fail with it")
+        advice.append(f"pip install --no-deps 'tf-keras~={'.'.join(tf_version.split('.')[:2])}.0' into the job's Python "
+                      "(scripts/install-tf-stack does), or write those scripts for Keras 3 and pass --keras 3")
+    detail = ""
+    if shape.backend == "mpi":
+        layer = {rank: rep.get("horovod_keras") for rank, rep in result.reports.items()}
+        from .probe import PHASE_KERAS
+
+        died = sorted(r for r, rep in result.reports.items() if rep.get("phase") == PHASE_KERAS)
+        errors = {r: v["error"] for r, v in layer.items() if v and v.get("error")}
+        if died:
+            problems.append(f"ranks {', '.join(map(str, died))} died or hung training through Horovod's Keras layer")
+        for rank, error in sorted(errors.items()):
+            problems.append(f"rank {rank}: Horovod's Keras layer: {error}")
+        if errors or died:
+            text = " ".join(errors.values())
+            if "get_value" in text:
+                advice.append("this Horovod takes its Keras backend from `import keras` (Keras 3), not from tf.keras: "
+                              "reinstall it with hpctf's patch (scripts/install-tf-stack applies scripts/horovod-patches/)")
+            elif "experimental_run_tf_function" in text or keras3:
+                advice.append("Horovod's Keras layer needs tf-keras (Keras 2): install tf-keras into the job's Python and "
+                              "keep --keras auto (or legacy); code written for Keras 3 can use hvd.grouped_allreduce instead")
+            else:
+                advice.append(f"read the ranks' logs in {result.run_dir}/logs")
+        elif layer and all(v and "loss" in v for v in layer.values()):
+            detail = f"; Horovod's Keras layer trains on {len(layer)} ranks (DistributedOptimizer, broadcast, metric-average and warm-up callbacks)"
+    if problems:
+        return Check(name, WARN, f"{summary}; {first_of(problems)}", advice="; ".join(dict.fromkeys(advice)) or None, details=problems)
+    return Check(name, PASS, summary + detail)
+
+
 # ---------------------------------------------------------------------------------------
 # Running the doctor job(s)
 # ---------------------------------------------------------------------------------------
@@ -510,7 +581,7 @@ def probe_arguments(shape: Shape, launcher: str, full: bool) -> list[str]:
     if full:
         args.append("--env")
         if shape.backend == "mpi":
-            args.append("--horovod")
+            args += ["--horovod", "--keras"]
         if shape.backend == "ps":
             args.append("--ports")
         if shape.gpus:

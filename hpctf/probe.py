@@ -10,7 +10,9 @@ reads the files and judges them (:mod:`hpctf.doctor`).
 
 Standard library only at the top; TensorFlow and Horovod are imported in a child process
 (so a crash while importing them, e.g. an illegal instruction, is reported, not fatal),
-mpi4py in the rank itself.
+mpi4py in the rank itself. The last phase of an ``mpi`` doctor job trains a step through
+Horovod's Keras layer in every rank, since it needs the ranks' MPI world: it runs after
+every other report is written, and a rank that dies in it leaves ``phase: keras``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import subprocess
 import sys
 import time
 
-PHASE_STARTED, PHASE_MPI, PHASE_DONE = "started", "mpi", "done"
+PHASE_STARTED, PHASE_MPI, PHASE_KERAS, PHASE_DONE = "started", "mpi", "keras", "done"
 
 
 def report_name(job_id: str, rank: int | str) -> str:
@@ -32,11 +34,17 @@ def report_name(job_id: str, rank: int | str) -> str:
 
 # Run in a fresh interpreter on one rank per node: versions, Horovod's build, GPUs TF sees.
 ENV_CHECK = r"""
-import json, sys
+import json, os, sys
 out = {}
 try:
     import tensorflow as tf
     out["tensorflow"] = tf.__version__
+    out["legacy_keras_env"] = os.environ.get("TF_USE_LEGACY_KERAS")
+    try:  # which Keras tf.keras is: keras (3) or tf_keras (2), as hpctf's policy chose
+        package = tf.keras.__name__.split(".")[0]
+        out["keras"] = f"{package} {sys.modules[package].__version__}"
+    except BaseException as err:
+        out["keras_error"] = f"{type(err).__name__}: {err}"
     if "--gpus" in sys.argv:
         out["tf_gpus"] = len(tf.config.list_physical_devices("GPU"))
         out["tf_cuda_build"] = bool(tf.test.is_built_with_cuda())
@@ -56,7 +64,7 @@ print("HPCTF-ENV " + json.dumps(out), flush=True)
 
 def parse(argv: list[str]) -> dict:
     opts = {"tasks": 1, "mpi": False, "ports": False, "env": False, "horovod": False, "gpus": False,
-            "timeout": 120.0, "launcher": ""}
+            "keras": False, "timeout": 120.0, "launcher": ""}
     args = list(argv)
     while args:
         word = args.pop(0)
@@ -175,6 +183,31 @@ def mpi_check(expected: int) -> dict:
         return {"error": f"neither mpi4py ({mpi4py_error}) nor Horovod could run an allreduce: {type(err).__name__}: {err}"}
 
 
+def horovod_keras_check() -> dict:
+    """A step of Keras ``fit`` through Horovod's Keras layer, on every rank, the way
+    Horovod's examples use it: ``DistributedOptimizer``, ``compile(...,
+    experimental_run_tf_function=False)`` and its three usual callbacks."""
+    try:
+        import numpy as np
+        import tensorflow as tf
+
+        import horovod.tensorflow.keras as hvd
+
+        hvd.init()
+        package = tf.keras.__name__.split(".")[0]
+        model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(1)])
+        lr = 0.01 * hvd.size()
+        model.compile(loss="mse", optimizer=hvd.DistributedOptimizer(tf.optimizers.Adam(lr)), experimental_run_tf_function=False)
+        callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback(),
+                     hvd.callbacks.LearningRateWarmupCallback(initial_lr=lr, warmup_epochs=1)]
+        history = model.fit(np.ones((16, 4), "float32"), np.ones((16, 1), "float32"), batch_size=8, epochs=1,
+                            callbacks=callbacks, verbose=0)
+        return {"keras": f"{package} {sys.modules[package].__version__}", "size": hvd.size(),
+                "loss": float(history.history["loss"][-1])}
+    except Exception as err:  # noqa: BLE001 - reported, judged by the doctor
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
 def listen(port: int) -> tuple[socket.socket | None, str | None]:
     """Listen on every interface, as tf.distribute.Server does."""
     try:
@@ -249,6 +282,9 @@ def main(argv: list[str]) -> int:
             report.data["mpi"] = mpi_check(opts["tasks"])
         except Exception as err:  # noqa: BLE001
             report.data["mpi"] = {"error": f"{type(err).__name__}: {err}"}
+    if opts["keras"]:
+        report.write(PHASE_KERAS)  # left as the phase if importing TensorFlow kills the rank
+        report.data["horovod_keras"] = horovod_keras_check()
     report.write(PHASE_DONE)
     if server is not None:
         wait_for_peers(folder, job_id, opts["tasks"], deadline)

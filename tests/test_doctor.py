@@ -9,6 +9,7 @@ to change. Each doctor job is small (at most 4 ranks) and takes seconds.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -64,8 +65,11 @@ def test_healthy_two_node_mpi_doctor_passes_every_check(slurm, home, launcher, o
     assert statuses(report) == {
         "sbatch --test-only": PASS, "doctor job": PASS, "ranks start": PASS,
         f"MPI allreduce ({first})": PASS, f"MPI allreduce ({second})": PASS,
-        "GPU visibility": SKIP, "hostnames": PASS, "Python environment": PASS,
+        "GPU visibility": SKIP, "hostnames": PASS, "Python environment": PASS, "Keras": PASS,
     }
+    keras = next(c for c in report["checks"] if c["name"] == "Keras")["summary"]
+    assert re.match(r"tf\.keras is tf_keras 2\.\d+\.\d+ in the tasks \(keras='auto', TF_USE_LEGACY_KERAS=1\); "
+                    r"Horovod's Keras layer trains on 4 ranks", keras), keras
     assert [j["launcher"] for j in report["jobs"]] == [launcher, other]
     assert all(j["state"] == "COMPLETED" and j["exit_code"] == 0 for j in report["jobs"])
     ranks = report["ranks"]
@@ -92,6 +96,7 @@ def test_ps_doctor_checks_every_tf_config_port(slurm, home):
     assert done.returncode == 0 and report["ok"], json.dumps(report, indent=1)
     checks = statuses(report)
     assert checks["TF_CONFIG ports"] == PASS and checks["ranks start"] == PASS and checks["Python environment"] == PASS
+    assert checks["Keras"] == PASS and "tf.keras is tf_keras" in next(c["summary"] for c in report["checks"] if c["name"] == "Keras")
     assert not any(name.startswith("MPI") for name in checks)  # ps jobs do not use MPI
     ports = next(c for c in report["checks"] if c["name"] == "TF_CONFIG ports")["summary"]
     assert "4 tasks listen" in ports and "all 12 task-to-task connections work" in ports
@@ -178,6 +183,21 @@ def test_python_without_tensorflow_fails_and_says_what_to_change(slurm, home, py
 
 
 @pytest.mark.slurm
+def test_mpi_doctor_on_a_python_without_mpi4py_and_horovod_says_install_them(slurm, home, python_without_tensorflow):
+    python = str(python_without_tensorflow)
+    done = run_doctor(slurm, home, "--json", "--backend", "mpi", "--nodes", "2", "--python", python)
+    report = json_report(done)
+    assert done.returncode == 1 and not report["ok"]
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["ranks start"]["status"] == PASS
+    for name, status in (("MPI allreduce (srun --mpi=pmix)", FAIL), ("MPI allreduce (mpirun)", WARN)):
+        mpi = checks[name]
+        assert mpi["status"] == status and "No module named 'mpi4py'" in mpi["summary"], mpi
+        assert f"the job's Python ({python}) has no horovod and no mpi4py, so no rank could run MPI: install mpi4py" in mpi["advice"]
+        assert "PMIx" not in mpi["advice"]
+
+
+@pytest.mark.slurm
 def test_python_without_hpctf_fails_and_says_what_to_change(slurm, home, tmp_path):
     done = run_doctor(slurm, home, "--json", "--python", str(bare_venv(tmp_path / "bare")))
     report = json_report(done)
@@ -245,7 +265,9 @@ def _rank(rank: int, **changes) -> dict:
         "mpi": {"via": "mpi4py", "rank": rank, "size": 4, "sum": 6},
     }
     if rank % 2 == 0:
-        report["env"] = {"tensorflow": "2.18.1", "horovod": "0.28.1", "horovod_mpi": True}
+        report["env"] = {"tensorflow": "2.18.1", "horovod": "0.28.1", "horovod_mpi": True,
+                         "keras": "tf_keras 2.18.0", "legacy_keras_env": "1"}
+    report["horovod_keras"] = {"keras": "tf_keras 2.18.0", "size": 4, "loss": 0.5}
     report.update(changes)
     return report
 
@@ -260,8 +282,42 @@ def test_report_of_a_healthy_job_passes():
     checks = _judge(_shape(), {r: _rank(r) for r in range(4)})
     assert {name: c.status for name, c in checks.items()} == {
         "sbatch --test-only": PASS, "doctor job": PASS, "ranks start": PASS, "MPI allreduce (srun --mpi=pmix)": PASS,
-        "GPU visibility": PASS, "hostnames": PASS, "Python environment": PASS,
+        "GPU visibility": PASS, "hostnames": PASS, "Python environment": PASS, "Keras": PASS,
     }
+    keras = checks["Keras"].summary
+    assert keras.startswith("tf.keras is tf_keras 2.18.0 in the tasks (keras='auto', TF_USE_LEGACY_KERAS=1)")
+    assert "Horovod's Keras layer trains on 4 ranks" in keras
+
+
+def test_report_of_horovod_keras_layer_failures_warns_with_the_cause():
+    unpatched = {r: _rank(r, horovod_keras={"error": "AttributeError: module 'keras.backend' has no attribute 'get_value'"}) for r in range(4)}
+    keras = _judge(_shape(), unpatched)["Keras"]
+    assert keras.status == WARN and "rank 0: Horovod's Keras layer: AttributeError" in keras.summary
+    assert "scripts/horovod-patches" in keras.advice
+    keras3 = {r: _rank(r, horovod_keras={"error": "TypeError: Trainer.compile() got an unexpected keyword argument 'experimental_run_tf_function'"}) for r in range(4)}
+    for rank in (0, 2):
+        keras3[rank]["env"].update(keras="keras 3.6.0", legacy_keras_env=None)
+    keras = _judge(_shape(), keras3)["Keras"]
+    assert keras.status == WARN and keras.summary.startswith("tf.keras is keras 3.6.0 in the tasks (keras='auto', TF_USE_LEGACY_KERAS unset)")
+    assert "tf-keras is not installed in the job's Python" in keras.details[0]
+    assert "pip install --no-deps 'tf-keras~=2.18.0'" in keras.advice and "needs tf-keras (Keras 2)" in keras.advice
+    died = {r: _rank(r) for r in range(4)}
+    died[3].update(phase="keras", horovod_keras=None)
+    assert "ranks 3 died or hung" in _judge(_shape(), died)["Keras"].summary
+    # The user's own choice of Keras 3 is no problem for a custom loop: no layer check fails, no warning.
+    chosen = {r: _rank(r) for r in range(4)}
+    for rank in (0, 2):
+        chosen[rank]["env"].update(keras="keras 3.6.0", legacy_keras_env="0")
+    assert _judge(_shape(keras="3"), chosen)["Keras"].status == PASS
+
+
+def test_missing_mpi_modules_are_an_install_problem_not_pmi():
+    error = ("neither mpi4py (No module named 'mpi4py') nor Horovod could run an allreduce: "
+             "ModuleNotFoundError: No module named 'horovod'")
+    mpi = _judge(_shape(), {r: _rank(r, mpi={"error": error}) for r in range(4)})["MPI allreduce (srun --mpi=pmix)"]
+    assert mpi.status == FAIL
+    assert "has no horovod and no mpi4py, so no rank could run MPI: install mpi4py" in mpi.advice
+    assert "PMIx" not in mpi.advice and "--pmi" not in mpi.advice
 
 
 def test_report_finds_shared_gpus_singleton_mpi_missing_ranks_and_mixed_versions():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,60 @@ def test_python_api_handle_pickles_and_attaches_in_a_new_process(slurm, home, pr
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["COMPLETED", "0", "True", "True", "0"]
+
+
+def test_multi_task_handle_reaches_every_task_fresh_attached_and_unpickled(slurm, home, project, tmp_path):
+    est = hpctf.TensorFlow(source_directory=project, entry_script="mpi_probe.py", distributed_backend="mpi",
+                           node_count=2, process_count_per_node=2, time="5")
+    job = hpctf.submit(est)
+    assert job.num_tasks == 4
+    blob = tmp_path / "job.pkl"
+    blob.write_bytes(pickle.dumps(job))
+    assert job.result() == 0
+
+    def ranks(handle) -> list[int]:
+        return [json.loads(handle.task(t).stdout().split("PROBE ", 1)[1].splitlines()[0])["hpctf_rank"] for t in range(4)]
+
+    assert ranks(job) == [0, 1, 2, 3]
+    assert job.stdout().count("PROBE ") == 4  # submitit's meta-job: every task's output
+    with pytest.raises(ValueError, match="task_id 4 must be between 0 and 3"):
+        job.task(4)
+    code = (
+        "import json, pickle, hpctf\n"
+        "def ranks(h): return [json.loads(h.task(t).stdout().split('PROBE ', 1)[1].splitlines()[0])['hpctf_rank'] for t in range(h.num_tasks)]\n"
+        f"attached = hpctf.attach({job.job_id!r})\n"
+        f"old = pickle.loads(open({str(blob)!r}, 'rb').read())\n"
+        "print(json.dumps([ranks(attached), ranks(old), attached.task(3).state, old.results()]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**slurm.env, "HPCTF_HOME": str(home)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [[0, 1, 2, 3], [0, 1, 2, 3], "COMPLETED", [0, 0, 0, 0]]
+
+
+def test_pending_job_says_pending_and_why(slurm, home, project):
+    """Right after submit a job is PENDING, not UNKNOWN (accounting lags sbatch); while it
+    waits, `submit --wait` shows Slurm's reason and expected start."""
+    job = hpctf.submit(hpctf.TensorFlow(source_directory=project, entry_script="hello.py", sbatch_options={"begin": "now+600"}))
+    try:
+        assert job.state == JobState.PENDING == "PENDING"
+        time.sleep(4)  # accounting has it now
+        assert job.state == "PENDING" and job.watcher.get_info(job.job_id, mode="force")["State"] == "PENDING"
+    finally:
+        job.cancel()
+    env = {**slurm.env, "HPCTF_HOME": str(home)}
+    waiting = subprocess.Popen([HPCTF, "submit", "--wait", "--sbatch", "begin=now+600", str(project / "hello.py")],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        job_id = waiting.stdout.readline().split("Submitted job ", 1)[1].split()[0]
+        deadline = time.monotonic() + 30
+        line = ""
+        while time.monotonic() < deadline and "BeginTime" not in line:
+            line = waiting.stderr.readline()
+        assert re.fullmatch(rf"job {job_id}: pending \(BeginTime\), expected to start at \d\d:\d\d:\d\d \(in (9:[0-5]\d|10:00)\)\n", line), line
+    finally:
+        subprocess.run(["scancel", job_id], env=env, timeout=30)
+        out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode != 0 and f"job {job_id} CANCELLED" in err, err
 
 
 def test_follow_logs_while_running(slurm, home, project):
