@@ -62,6 +62,8 @@ def tf_keras_installed() -> bool:
 def keras_environment(mode: str, env: Mapping[str, str], installed: bool | None = None) -> dict[str, str]:
     """The variables a task gets for ``mode`` (see the module's docstring); pure but for
     the tf-keras lookup, which ``installed`` replaces."""
+    if mode not in MODES:
+        raise KerasPolicyError(f"--keras={mode!r}: must be one of {', '.join(MODES)}")
     if mode == "3":
         return {LEGACY_KERAS_ENV: "0"}
     if mode == "auto" and env.get(LEGACY_KERAS_ENV) is not None:
@@ -78,6 +80,4 @@ def keras_environment(mode: str, env: Mapping[str, str], installed: bool | None 
             "pip install 'tf-keras~=X.Y.0' with X.Y the TensorFlow version (with --no-deps where the "
             "TensorFlow package is tensorflow-cpu), or use keras='auto' or '3'"
         )
-    if mode != "auto":
-        raise KerasPolicyError(f"--keras={mode!r}: must be one of {', '.join(MODES)}")
-    return {}  # no tf-keras: tf.keras stays TensorFlow's default
+    return {}  # "auto" without tf-keras: tf.keras stays TensorFlow's default

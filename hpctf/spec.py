@@ -18,10 +18,6 @@ from .errors import Problem, SpecError
 
 BACKENDS = (None, "mpi", "ps")
 LAUNCHERS = ("srun", "mpirun")
-# Which Keras `tf.keras` is in the tasks (TF >= 2.16 defaults to Keras 3): see
-# hpctf.keras_policy. "auto": the legacy tf-keras for the mpi and ps backends where it is
-# installed, "legacy": tf-keras for every backend, "3": Keras 3 for every backend.
-KERAS_MODES = ("auto", "legacy", "3")
 CONTAINER_RUNTIMES = ("apptainer", "singularity", "pyxis")
 
 # Flags hpctf writes itself; setting them through ``sbatch_options`` would contradict
@@ -116,7 +112,9 @@ class TensorFlow:
     sbatch_options: Mapping[str, Any] = field(default_factory=dict)  # escape hatch
     python: str | None = None  # interpreter for the job; default: the submitting one
     modules: Sequence[str] = ()  # environment modules to load: `module load ...`
-    keras: str = "auto"  # which Keras tf.keras is in the tasks: "auto", "legacy" or "3"
+    # Which Keras tf.keras is in the tasks (TF >= 2.16 defaults to Keras 3), see
+    # hpctf.keras_policy: "auto" (tf-keras for mpi and ps where installed), "legacy", "3".
+    keras: str = "auto"
 
     # -- containers ----------------------------------------------------------------------
     container_image: str | None = None  # every task runs inside this image
@@ -271,6 +269,8 @@ def _normalise(spec: TensorFlow) -> None:
     if isinstance(spec.distributed_backend, str):
         lowered = spec.distributed_backend.strip().lower()
         put("distributed_backend", None if lowered in ("none", "single", "") else lowered)
+    if spec.keras == 3 and not isinstance(spec.keras, bool):  # keras=3 as a number
+        put("keras", "3")
     # Asking for GPUs per node means using GPUs (hpctf render --gpus-per-node 4).
     if _is_int(spec.gpus_per_node) and spec.gpus_per_node > 0 and spec.use_gpu is False:
         put("use_gpu", True)
@@ -621,9 +621,9 @@ def _check_environment(c: _Checks, spec: TensorFlow) -> None:
 
 
 def _check_keras(c: _Checks, spec: TensorFlow) -> None:
-    from .keras_policy import LEGACY_KERAS_ENV
+    from .keras_policy import LEGACY_KERAS_ENV, MODES
 
-    if spec.keras not in KERAS_MODES:
+    if spec.keras not in MODES:
         c.add("keras", spec.keras, "must be 'auto' (tf-keras for the mpi and ps backends where it is installed), 'legacy' (tf-keras) or '3' (Keras 3)")
         return
     env = spec.environment_variables if isinstance(spec.environment_variables, dict) else {}

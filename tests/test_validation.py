@@ -59,6 +59,8 @@ INVALID = [
     (dict(use_gpu=True, gpus_per_node=0), "gpus_per_node", "use_gpu=True"),
     (dict(compute_target="my cluster"), "compute_target", "target name"),
     (dict(arguments=["ok", "nul\x00"]), "arguments", "NUL"),
+    (dict(keras="2"), "keras", "'auto'"),
+    (dict(keras="3", environment_variables={"TF_USE_LEGACY_KERAS": "1"}), "environment_variables['TF_USE_LEGACY_KERAS']", "contradicts keras='3'"),
 ]
 
 

@@ -3,24 +3,15 @@
 Written for hpctf's tests, in the shape of that upstream script: `hvd.DistributedGradientTape`,
 `opt.apply_gradients`, and after the first step `hvd.broadcast_variables(model.variables)`
 and `hvd.broadcast_variables(opt.variables(), root_rank=0)`; rank 0 saves a checkpoint.
-No hpctf import, no environment variable of its own. Data: generated, as in
-horovod_keras_fit.py.
+No hpctf import, no environment variable of its own. Data: generated_data.py,
+in place of MNIST's download.
 """
 
-import numpy as np
 import tensorflow as tf
 
 import horovod.tensorflow as hvd
 
-
-def generated_images(count, seed):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, size=count)
-    images = rng.integers(0, 90, size=(count, 14, 14)).astype(np.uint8)
-    for image, label in zip(images, labels):
-        row, col = divmod(int(label), 5)
-        image[row * 7:row * 7 + 7, col * 2 + 2:col * 2 + 4] += 160
-    return images, labels.astype(np.uint8)
+import generated_data
 
 
 def main():
@@ -34,7 +25,7 @@ def main():
     if gpus:
         tf.config.experimental.set_visible_devices(gpus[hvd.local_rank()], 'GPU')
 
-    images, labels = generated_images(4096, seed=hvd.rank())
+    images, labels = generated_data.images(4096, seed=hvd.rank())
     dataset = tf.data.Dataset.from_tensor_slices(
         (tf.cast(images[..., tf.newaxis] / 255.0, tf.float32), tf.cast(labels, tf.int64))
     )
