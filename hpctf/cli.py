@@ -22,6 +22,7 @@ import click
 
 from . import __version__
 from .errors import HpctfError, SpecError
+from .keras_policy import MODES as KERAS_MODES
 
 EXIT_USAGE = 2  # bad input: same code click uses for usage errors
 
@@ -85,7 +86,7 @@ JOB_OPTIONS = [
     click.option("--container-runtime", type=click.Choice(["apptainer", "singularity", "pyxis"]), default=None, help="[default: the target's, else apptainer]"),
     click.option("--mount", "container_mounts", multiple=True, help="container bind SRC[:DST[:ro]] (repeatable)"),
     click.option("--python", default=None, help="interpreter on the compute nodes [default: this one]"),
-    click.option("--keras", type=click.Choice(["auto", "legacy", "3"]), default="auto", show_default=True, help="which Keras tf.keras is in the tasks: auto = tf-keras (Keras 2) for mpi and ps where installed, legacy = tf-keras, 3 = Keras 3"),
+    click.option("--keras", type=click.Choice(KERAS_MODES), default="auto", show_default=True, help="which Keras tf.keras is in the tasks: auto = tf-keras (Keras 2) for mpi and ps where installed, legacy = tf-keras, 3 = Keras 3"),
     click.option("--log-dir", default=None, help="folder for the job's logs [default: SOURCE_DIR/hpctf-logs]"),
     click.option("--templates", "template_dir", default=None, type=click.Path(exists=True, file_okay=False), help="folder whose templates override the built-in ones"),
     *REQUEUE_OPTIONS,
@@ -291,21 +292,24 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
 
     waiting = (JobState.PENDING, JobState.CONFIGURING, JobState.UNKNOWN)
     shown = None
+    queued, asked = None, 0.0
     with console.status(f"job {record.job_id}: waiting in the queue", spinner="dots") as spinner:
         while True:
-            # While squeue says the job is pending, it is the one call per refresh (it
-            # gives Slurm's reason too); after that, the usual refresh.
-            message = _queue_message(record) if record.target != "local" else None
-            if message is None:
+            # While squeue says the job is pending, it is the one scheduler call per
+            # refresh (it gives Slurm's reason too), every few seconds; then the usual refresh.
+            if record.target != "local" and time.monotonic() - asked >= PENDING_POLL_S:
+                queued, asked = _pending(record), time.monotonic()
+            now = queued
+            if now is None:
                 state = current()
                 if state not in waiting:
                     break
-                message = f"job {record.job_id}: {state.value.lower()}"
+                now = (state.value.lower(), None, None)
             if console.is_terminal:
-                spinner.update(message)
-            elif message != shown:  # a log file gets each new reason once
-                console.print(message, highlight=False)
-            shown = message
+                spinner.update(_pending_text(record.job_id, *now))  # the countdown ticks
+            elif now != shown:  # a log file gets each new reason once
+                console.print(_pending_text(record.job_id, *now), highlight=False)
+            shown = now
             time.sleep(1)
     if not quiet:
         for chunk in follow(log_path(record), lambda: current().finished, poll_s=1.0):
@@ -313,25 +317,35 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
     while not current().finished:
         time.sleep(1)
     code = record.exit_code if record.exit_code is not None else 1
+    note = ""
     if code == 0 and record.state != JobState.COMPLETED.value:
         code = 1  # cancelled while queued: sacct says ExitCode 0:0, but it is no success
-    console.print(f"job {record.job_id} {record.state} (exit code {record.exit_code})")
+        note = f"; hpctf exits {code}: the job did not complete"
+    console.print(f"job {record.job_id} {record.state} (exit code {record.exit_code}{note})")
     return code
 
 
-def _queue_message(record) -> str | None:
-    """'job 42: pending (Resources), expected to start at 12:30:00 (in 5 min)', from one
-    squeue call; None once squeue no longer says the job is pending."""
+PENDING_POLL_S = 5.0  # squeue asks slurmctld itself: not every second for every waiting shell
+
+
+def _pending(record) -> tuple[str, str | None, float | None] | None:
+    """("pending", Slurm's reason, expected start) from one squeue call; None once squeue
+    no longer says the job is pending (or does not answer)."""
     from .states import JobState
     from .tracking import queue_info
 
     info = (queue_info([record.job_id]) or {}).get(record.job_id)
     if info is None or info.state is not JobState.PENDING:
         return None
-    message = f"job {record.job_id}: pending" + (f" ({info.reason})" if info.reason else "")
-    if info.expected_start is not None:
-        wait_s = max(0, info.expected_start - time.time())
-        when = time.strftime("%H:%M:%S" if wait_s < 86400 else "%Y-%m-%d %H:%M", time.localtime(info.expected_start))
+    return "pending", info.reason, info.expected_start
+
+
+def _pending_text(job_id: str, state: str, reason: str | None, expected_start: float | None) -> str:
+    """'job 42: pending (Resources), expected to start at 12:30:00 (in 5:00)'."""
+    message = f"job {job_id}: {state}" + (f" ({reason})" if reason else "")
+    if expected_start is not None:
+        wait_s = max(0, expected_start - time.time())
+        when = time.strftime("%H:%M:%S" if wait_s < 86400 else "%Y-%m-%d %H:%M", time.localtime(expected_start))
         message += f", expected to start at {when} (in {_duration(wait_s)})"
     return message
 

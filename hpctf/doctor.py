@@ -529,7 +529,9 @@ def keras_check(shape: Shape, result: JobResult) -> Check:
         advice.append(f"pip install --no-deps 'tf-keras~={'.'.join(tf_version.split('.')[:2])}.0' into the job's Python "
                       "(scripts/install-tf-stack does), or write those scripts for Keras 3 and pass --keras 3")
     detail = ""
-    if shape.backend == "mpi":
+    if shape.backend == "mpi" and shape.keras == "3":
+        detail = "; Horovod's Keras layer not tried (it needs tf-keras, and keras='3' was asked for)"
+    elif shape.backend == "mpi":
         layer = {rank: rep.get("horovod_keras") for rank, rep in result.reports.items()}
         from .probe import PHASE_KERAS
 
@@ -581,7 +583,9 @@ def probe_arguments(shape: Shape, launcher: str, full: bool) -> list[str]:
     if full:
         args.append("--env")
         if shape.backend == "mpi":
-            args += ["--horovod", "--keras"]
+            args.append("--horovod")
+            if shape.keras != "3":  # Horovod's Keras layer needs tf-keras: no use trying it
+                args.append("--keras")
         if shape.backend == "ps":
             args.append("--ports")
         if shape.gpus:

@@ -60,11 +60,14 @@ class RunRecord:
 
     @property
     def task_count(self) -> int:
-        """Processes the job starts (every task has its own log), from the recorded spec."""
-        spec = json.loads(self.spec or "{}")
-        if spec.get("distributed_backend") == "ps":
-            return int(spec["parameter_server_count"]) + int(spec["worker_count"]) + int(spec.get("chief") is True)
-        return int(spec.get("node_count", 1)) * int(spec.get("process_count_per_node", 1))
+        """Processes the job starts (each has its own log), from the recorded spec; 1 when
+        the record cannot say (a row written by hand or by another version)."""
+        from .spec import count_tasks
+
+        try:
+            return max(1, int(count_tasks(json.loads(self.spec or "{}"))))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return 1
 
     def to_dict(self, with_spec: bool = True) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spec"}

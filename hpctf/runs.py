@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -33,10 +32,10 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
     live = [r for r in records if r.state in UNFINISHED]
     if not live:
         return records
+    from .tracking import SlurmRun, slurm_time
+
     jobs = {r.run_id: handle(r) for r in live}
     if any(r.target != "local" for r in live):
-        from .tracking import SlurmRun
-
         SlurmRun.watcher.update()  # every watched Slurm job, one sacct (or squeue) call
     now = time.time()
     updates: list[tuple[int, dict[str, object]]] = []
@@ -85,18 +84,6 @@ def _record_node_failures(records: list[RunRecord]) -> None:
         except RuntimeSetupError:
             nodes = []
         record_node_failure(record.log_dir, record.job_id, None if answer is None else [(n, dead[n]) for n in nodes if n in dead])
-
-
-
-
-def slurm_time(text: str | None) -> float | None:
-    """Slurm's ISO time (``2026-12-03T10:57:37``) in epoch seconds; None for N/A, Unknown ..."""
-    if not text or not text[:1].isdigit():
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
 
 
 def log_path(record: RunRecord, task: int = 0, stream: str = "out") -> Path:

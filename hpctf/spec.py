@@ -152,9 +152,7 @@ class TensorFlow:
     @property
     def task_count(self) -> int:
         """Processes the job starts, over all nodes."""
-        if self.distributed_backend == "ps":
-            return self.parameter_server_count + self.worker_count + int(self.chief is True)
-        return self.node_count * self.process_count_per_node
+        return count_tasks(vars(self))
 
     def tasks_on_node(self) -> list[int]:
         """Tasks per node as Slurm's block distribution places ``task_count`` tasks."""
@@ -237,6 +235,13 @@ class TensorFlow:
                 value = dict(value)
             out[f.name] = value
         return out
+
+
+def count_tasks(fields: Mapping[str, Any]) -> int:
+    """Processes a job with these estimator fields starts (a spec's, or its JSON record's)."""
+    if fields.get("distributed_backend") == "ps":
+        return fields["parameter_server_count"] + fields["worker_count"] + int(fields.get("chief") is True)
+    return fields.get("node_count", 1) * fields.get("process_count_per_node", 1)
 
 
 def _format_scalar(value: Any) -> str:
@@ -626,7 +631,7 @@ def _check_keras(c: _Checks, spec: TensorFlow) -> None:
     if spec.keras not in MODES:
         c.add("keras", spec.keras, "must be 'auto' (tf-keras for the mpi and ps backends where it is installed), 'legacy' (tf-keras) or '3' (Keras 3)")
         return
-    env = spec.environment_variables if isinstance(spec.environment_variables, dict) else {}
+    env = spec.environment_variables if isinstance(spec.environment_variables, Mapping) else {}
     if spec.keras != "auto" and LEGACY_KERAS_ENV in env:
         c.add(
             f"environment_variables[{LEGACY_KERAS_ENV!r}]", env[LEGACY_KERAS_ENV],

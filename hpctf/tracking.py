@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,7 +19,6 @@ import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 
 from .exits import job_exit_code, job_restarts, parse_exit_code
-from .runs import slurm_time
 from .states import JobState
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
@@ -48,7 +48,9 @@ class ClusterWatcher(SlurmInfoWatcher):
         return ["sacct", "-o", "JobID,State,ExitCode,NodeList,Start,End", "--parsable2", "--duplicates", "-j", ",".join(ids)]
 
     def update(self) -> None:
-        """Refresh every unfinished job with one scheduler call."""
+        """Refresh every unfinished job with one scheduler call (two on the refresh right
+        after a submit: accounting lags sbatch by a second or more, and squeue is asked
+        about the jobs sacct does not list yet)."""
         ids = self._unfinished()
         if not ids:
             return
@@ -58,6 +60,10 @@ class ClusterWatcher(SlurmInfoWatcher):
             info = self._from_sacct(ids)
             if info is None:
                 self.accounting = False  # the cluster has no accounting: stop asking
+            else:
+                unlisted = [job_id for job_id in ids if job_id not in info]
+                if unlisted:  # just submitted (PENDING), or forgotten by both (LOST)
+                    info.update(self._from_squeue(unlisted) or {})
         if info is None:
             info = self._from_squeue(ids)
         if info is not None:
@@ -150,6 +156,16 @@ def dead_nodes(nodelist: str) -> list[tuple[str, str]] | None:
     return sorted(dead.items())
 
 
+def slurm_time(text: str | None) -> float | None:
+    """Slurm's ISO time (``2026-12-03T10:57:37``) in epoch seconds; None for N/A, Unknown ..."""
+    if not text or not text[:1].isdigit():
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
 class QueueInfo(NamedTuple):
     """Why a job waits, as squeue says: its state, Slurm's reason (``Priority``,
     ``Resources``, ``QOSMaxJobsPerUserLimit`` ...) and the expected start, if Slurm has one."""
@@ -219,12 +235,7 @@ class SlurmRun(submitit.SlurmJob):
 
     @property
     def state(self) -> JobState:  # type: ignore[override]
-        state = JobState.from_slurm(self.watcher.get_state(self.job_id, mode="standard"))
-        if state is JobState.UNKNOWN and not self.info:
-            # hpctf submitted it, and the scheduler has not listed it yet: sacct lags
-            # sbatch by a second or more. (A job it has forgotten is LOST, not UNKNOWN.)
-            return JobState.PENDING
-        return state
+        return JobState.from_slurm(self.watcher.get_state(self.job_id, mode="standard"))
 
     @property
     def info(self) -> dict[str, str]:

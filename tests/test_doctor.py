@@ -304,11 +304,13 @@ def test_report_of_horovod_keras_layer_failures_warns_with_the_cause():
     died = {r: _rank(r) for r in range(4)}
     died[3].update(phase="keras", horovod_keras=None)
     assert "ranks 3 died or hung" in _judge(_shape(), died)["Keras"].summary
-    # The user's own choice of Keras 3 is no problem for a custom loop: no layer check fails, no warning.
-    chosen = {r: _rank(r) for r in range(4)}
+    # Keras 3 by the user's choice: the probe does not try Horovod's Keras layer, no warning.
+    assert "--keras" not in doctor.probe_arguments(_shape(keras="3"), "srun", full=True)
+    chosen = {r: _rank(r, horovod_keras=None) for r in range(4)}
     for rank in (0, 2):
         chosen[rank]["env"].update(keras="keras 3.6.0", legacy_keras_env="0")
-    assert _judge(_shape(keras="3"), chosen)["Keras"].status == PASS
+    keras = _judge(_shape(keras="3"), chosen)["Keras"]
+    assert keras.status == PASS and "Horovod's Keras layer not tried" in keras.summary
 
 
 def test_missing_mpi_modules_are_an_install_problem_not_pmi():

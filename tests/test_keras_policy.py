@@ -4,6 +4,7 @@ then really is in a task is shown on the cluster (test_users_code.py) and by the
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import pytest
 
 from hpctf.keras_policy import KerasPolicyError, keras_environment, runtime_mode, tf_keras_installed
 from hpctf.render import runtime_arguments
+
+from .training import HPCTF
 
 
 @pytest.mark.parametrize(
@@ -57,12 +60,23 @@ def runtime_print(*options: str, **env: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in done.stdout.splitlines())
 
 
-def test_the_bootstrap_applies_the_policy_with_this_interpreters_tf_keras():
-    installed = tf_keras_installed()
-    assert runtime_print("--keras", "auto").get("TF_USE_LEGACY_KERAS") == ("1" if installed else None)
-    assert "TF_USE_LEGACY_KERAS" not in runtime_print("--keras", "auto", TF_USE_LEGACY_KERAS="0")
+def test_tf_keras_is_found_on_the_path_without_importing_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    assert not tf_keras_installed()
+    (tmp_path / "tf_keras").mkdir()
+    (tmp_path / "tf_keras" / "__init__.py").write_text("raise SystemExit('imported')\n")
+    importlib.invalidate_caches()
+    assert tf_keras_installed() and "tf_keras" not in sys.modules
+
+
+def test_the_bootstrap_applies_the_policy(tmp_path):
+    # A tf_keras the task's interpreter finds (here on PYTHONPATH) makes "auto" legacy.
+    (tmp_path / "tf_keras").mkdir()
+    (tmp_path / "tf_keras" / "__init__.py").write_text("")
+    assert runtime_print("--keras", "auto", PYTHONPATH=str(tmp_path))["TF_USE_LEGACY_KERAS"] == "1"
+    assert "TF_USE_LEGACY_KERAS" not in runtime_print("--keras", "auto", PYTHONPATH=str(tmp_path), TF_USE_LEGACY_KERAS="0")
     assert runtime_print("--keras", "3", TF_USE_LEGACY_KERAS="1")["TF_USE_LEGACY_KERAS"] == "0"
-    assert "TF_USE_LEGACY_KERAS" not in runtime_print()
+    assert "TF_USE_LEGACY_KERAS" not in runtime_print()  # no --keras (one process): TensorFlow's default
 
 
 def test_unknown_mode_stops_the_task_with_a_message():
@@ -72,9 +86,8 @@ def test_unknown_mode_stops_the_task_with_a_message():
 
 
 def test_cli_flag_reaches_the_script(source_dir):
-    hpctf = os.path.join(os.path.dirname(sys.executable), "hpctf")
-    done = subprocess.run([hpctf, "render", "--keras", "3", str(source_dir / "train.py")], capture_output=True, text=True)
+    done = subprocess.run([HPCTF, "render", "--keras", "3", str(source_dir / "train.py")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "-m hpctf.runtime --keras 3 --" in done.stdout and "TF_USE_LEGACY_KERAS=0, so tf.keras" in done.stdout
-    bad = subprocess.run([hpctf, "render", "--keras", "2", str(source_dir / "train.py")], capture_output=True, text=True)
+    bad = subprocess.run([HPCTF, "render", "--keras", "2", str(source_dir / "train.py")], capture_output=True, text=True)
     assert bad.returncode == 2 and "'2' is not one of 'auto', 'legacy', '3'" in bad.stderr

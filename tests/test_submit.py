@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import pickle
+import queue
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -162,24 +164,28 @@ def test_pending_job_says_pending_and_why(slurm, home, project):
     job = hpctf.submit(hpctf.TensorFlow(source_directory=project, entry_script="hello.py", sbatch_options={"begin": "now+600"}))
     try:
         assert job.state == JobState.PENDING == "PENDING"
-        time.sleep(4)  # accounting has it now
-        assert job.state == "PENDING" and job.watcher.get_info(job.job_id, mode="force")["State"] == "PENDING"
+        deadline = time.monotonic() + 30
+        while "State" not in job.watcher.get_info(job.job_id, mode="force") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert job.state == "PENDING" and job.info["State"] == "PENDING"  # now from sacct
     finally:
         job.cancel()
     env = {**slurm.env, "HPCTF_HOME": str(home)}
     waiting = subprocess.Popen([HPCTF, "submit", "--wait", "--sbatch", "begin=now+600", str(project / "hello.py")],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in waiting.stderr], daemon=True).start()
+    job_id = waiting.stdout.readline().split("Submitted job ", 1)[1].split()[0]
     try:
-        job_id = waiting.stdout.readline().split("Submitted job ", 1)[1].split()[0]
-        deadline = time.monotonic() + 30
-        line = ""
-        while time.monotonic() < deadline and "BeginTime" not in line:
-            line = waiting.stderr.readline()
-        assert re.fullmatch(rf"job {job_id}: pending \(BeginTime\), expected to start at \d\d:\d\d:\d\d \(in (9:[0-5]\d|10:00)\)\n", line), line
+        reason = lines.get(timeout=30)
+        assert re.fullmatch(rf"job {job_id}: pending \(BeginTime\), expected to start at \d\d:\d\d:\d\d \(in (9:[0-5]\d|10:00)\)\n", reason), reason
+        time.sleep(6)  # past one poll of squeue: the same reason is not written again
+        assert lines.empty(), lines.get()
     finally:
         subprocess.run(["scancel", job_id], env=env, timeout=30)
-        out, err = waiting.communicate(timeout=60)
-    assert waiting.returncode != 0 and f"job {job_id} CANCELLED" in err, err
+        waiting.wait(timeout=60)
+    rest = "".join(lines.get() for _ in range(lines.qsize()))
+    assert waiting.returncode == 1 and f"job {job_id} CANCELLED (exit code 0; hpctf exits 1: the job did not complete)" in rest, rest
 
 
 def test_follow_logs_while_running(slurm, home, project):
