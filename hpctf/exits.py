@@ -52,6 +52,26 @@ def job_exit_code(log_dir: str | Path, job_id: str) -> int | None:
     return status
 
 
+def job_exception(job):
+    """submitit's ``Job.exception()`` for an hpctf run that has ended: None when it
+    COMPLETED with exit code 0, else a ``FailedJobError`` that says how it ended, which
+    task failed first and where its log is. (hpctf jobs run scripts, not pickled
+    functions: there is no result pickle for submitit to read.)"""
+    from submitit.core.utils import FailedJobError
+
+    state, code = str(job.state), job.exit_code
+    if state == "COMPLETED" and code == 0:
+        return None
+    folder = Path(job.paths.folder)
+    failed = first_failed_task(folder, job.job_id)
+    task = failed[0] if failed else 0
+    detail = f"; task {task} failed first, with exit code {failed[1]}" if failed else ""
+    return FailedJobError(
+        f"job {job.job_id} ended {state} with exit code {code}{detail}; its log: "
+        f"{folder / f'{job.job_id}_{task}_log.err'} (job.task({task}).stderr())"
+    )
+
+
 def job_restarts(log_dir: str | Path, job_id: str) -> int | None:
     """How often the job was requeued, as its latest attempt saw it (``SLURM_RESTART_COUNT``
     in ``<job>_restarts``, written by jobs with requeue=True); None without the file."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from submitit.core import core
 
-from .exits import job_exit_code
+from .exits import job_exception, job_exit_code
 from .local import PID_FILE
 from .states import JobState
 
@@ -88,6 +88,11 @@ class LocalRun(core.Job):
     def results(self) -> list:  # type: ignore[override]
         """One entry per task, as submitit gives: the run's exit code."""
         return [self.result()] * self.num_tasks
+
+    def exception(self):  # type: ignore[override]
+        """Wait; None if the run COMPLETED with exit code 0, else a FailedJobError."""
+        self.wait()
+        return job_exception(self)
 
     def cancel(self, check: bool = True) -> None:
         """Stop every process of the run: SIGTERM to the session, SIGKILL after a grace."""

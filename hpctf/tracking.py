@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from .exits import job_exit_code, job_restarts, parse_exit_code
+from .exits import job_exception, job_exit_code, job_restarts, parse_exit_code
 from .states import JobState
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
@@ -265,6 +265,11 @@ class SlurmRun(submitit.SlurmJob):
     def results(self) -> list[Any]:  # type: ignore[override]
         """One entry per task, as submitit gives: the job's exit code."""
         return [self.result()] * self.num_tasks
+
+    def exception(self):  # type: ignore[override]
+        """Wait; None if the job COMPLETED with exit code 0, else a FailedJobError."""
+        self.wait()
+        return job_exception(self)
 
     def __repr__(self) -> str:
         return f"SlurmRun<job_id={self.job_id}, folder={self.paths.folder}>"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import hpctf
+from hpctf.local import free_port_base
 from hpctf.render import JobPaths
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,22 +57,45 @@ def bash_n(script: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def slurm():
-    """The real three-node test cluster. In CI a cluster that cannot start is a failure."""
+    """The real three-node test cluster. A test that needs it fails, never skips, when it
+    cannot start: deselect the Slurm tests instead (-m "not slurm"), as scripts/test
+    does, and says it does, when it does not run as root."""
     import os
 
     from .slurmlab import start_cluster
 
-    in_ci = os.environ.get("CI", "").lower() == "true"
-    if os.geteuid() != 0 and not in_ci:
-        pytest.skip("the test Slurm cluster needs root (run scripts/test as root)")
-    if shutil.which("slurmctld") is None and not in_ci and os.environ.get("HPCTF_START_SLURM") != "1":
-        pytest.skip("Slurm is not installed: scripts/test installs it (or set HPCTF_START_SLURM=1)")
+    if os.geteuid() != 0:
+        pytest.fail("the test Slurm cluster needs root: run scripts/test as root, or leave the Slurm tests out (-m 'not slurm')")
+    if shutil.which("slurmctld") is None:
+        pytest.fail("Slurm is not installed: scripts/test installs it (as root), or leave the Slurm tests out (-m 'not slurm')")
     try:
         return start_cluster()
-    except Exception as err:  # noqa: BLE001 - reported as a failure, never a skip, in CI
-        if in_ci or os.environ.get("HPCTF_START_SLURM") == "1":
-            pytest.fail(str(err))
-        pytest.skip(f"test cluster unavailable: {err}")
+    except Exception as err:  # noqa: BLE001 - a failure, never a skip
+        pytest.fail(f"the test Slurm cluster did not start: {err}")
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses the cluster (the `slurm` fixture, itself or through another such as
+    `home`) is marked `slurm`, so -m "not slurm" leaves out exactly the tests that need it."""
+    for item in items:
+        if "slurm" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slurm") is None:
+            item.add_marker(pytest.mark.slurm)
+
+
+TRAINING_STACK = ("tensorflow", "tf_keras", "horovod", "sklearn", "mpi4py")
+
+
+def pytest_runtest_setup(item):
+    """Tests marked `tensorflow` need the training stack in this interpreter
+    (scripts/install-tf-stack): without it they fail, saying so, never skip."""
+    if item.get_closest_marker("tensorflow") is None:
+        return
+    import importlib.util
+
+    missing = [m for m in TRAINING_STACK if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.fail(f"the training stack is not installed ({', '.join(missing)}): run scripts/install-tf-stack, "
+                    "or leave the TensorFlow tests out (-m 'not tensorflow')", pytrace=False)
 
 
 @pytest.fixture
@@ -87,7 +111,9 @@ def slurm_without_accounting(slurm):
     from .slurmlab import start_cluster, stop_cluster
 
     try:
-        cluster = start_cluster(LAB="/tmp/hpctf-lab-noacct", ACCT="0", NODES="1", PORT="17010", FIRST_JOB_ID="500000")
+        # Its daemons listen on P, P+1, P+2 and P+11: a base whose next 20 ports are free.
+        port = str(free_port_base(20, start=17000))
+        cluster = start_cluster(LAB="/tmp/hpctf-lab-noacct", ACCT="0", NODES="1", PORT=port, FIRST_JOB_ID="500000")
     except Exception as err:  # noqa: BLE001
         pytest.fail(str(err))
     yield cluster

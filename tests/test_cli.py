@@ -114,9 +114,10 @@ def test_runtime_print_mode():
 def test_render_never_imports_heavy_modules(source_dir):
     code = (
         "import sys; from hpctf.cli import main; sys.argv=['hpctf','render','train.py']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\nelse:\n    code = 0\n"
         "heavy = [m for m in ('submitit','tensorflow','horovod','mpi4py','pydantic') if m in sys.modules]\n"
-        "print('HEAVY', heavy, file=sys.stderr)"
+        "print('HEAVY', heavy, 'EXIT', code, file=sys.stderr)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=source_dir)
-    assert "HEAVY []" in done.stderr, done.stderr
+    assert "HEAVY [] EXIT 0" in done.stderr, done.stderr  # it rendered, and imported none of them
+    assert done.stdout.startswith("#!/bin/bash") and "train.py" in done.stdout

@@ -20,6 +20,7 @@ import pytest
 
 from hpctf import doctor
 from hpctf.doctor import FAIL, PASS, SKIP, WARN, Check, JobResult, Shape
+from hpctf.local import free_port_base
 
 HPCTF = str(Path(sys.executable).with_name("hpctf"))
 HEAVY = ("tensorflow", "horovod", "mpi4py")
@@ -56,6 +57,7 @@ def failed(report: dict) -> list[dict]:
 
 
 @pytest.mark.slurm
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("launcher, other", [("srun", "mpirun"), ("mpirun", "srun")])
 def test_healthy_two_node_mpi_doctor_passes_every_check(slurm, home, launcher, other):
     done = run_doctor(slurm, home, "--json", "--backend", "mpi", "--launcher", launcher, "--nodes", "2", "--procs-per-node", "2")
@@ -88,6 +90,7 @@ def test_healthy_two_node_mpi_doctor_passes_every_check(slurm, home, launcher, o
 
 
 @pytest.mark.slurm
+@pytest.mark.tensorflow
 def test_ps_doctor_checks_every_tf_config_port(slurm, home):
     # 4 tasks on two 4-CPU nodes: Slurm would pack them 3 + 1 unless the script caps the
     # tasks per node; the ports are the job's own range (no --port-base).
@@ -108,7 +111,7 @@ def test_ps_doctor_checks_every_tf_config_port(slurm, home):
 
 @pytest.mark.slurm
 def test_ps_doctor_fails_when_a_tf_config_port_is_taken(slurm, home):
-    port_base = 26420
+    port_base = free_port_base(3)
     with socket.create_server(("", port_base + 1)):  # task 1's port, on the nodes' shared network
         done = run_doctor(slurm, home, "--backend", "ps", "--nodes", "2", "--ps", "1", "--workers", "2", "--port-base", str(port_base))
     assert done.returncode == 1, done.stdout + done.stderr
@@ -119,6 +122,7 @@ def test_ps_doctor_fails_when_a_tf_config_port_is_taken(slurm, home):
 
 
 @pytest.mark.slurm
+@pytest.mark.tensorflow
 def test_gpu_doctor_gives_each_local_rank_its_own_gpu(slurm, home):
     done = run_doctor(slurm, home, "--json", "--backend", "mpi", "--nodes", "1", "--procs-per-node", "2",
                       "--gpus-per-node", "2", "--no-other-launcher")
@@ -173,7 +177,7 @@ def python_without_tensorflow(tmp_path) -> Path:
 def test_python_without_tensorflow_fails_and_says_what_to_change(slurm, home, python_without_tensorflow):
     python = str(python_without_tensorflow)
     done = run_doctor(slurm, home, "--backend", "ps", "--ps", "0", "--workers", "2", "--nodes", "2",
-                      "--port-base", "26430", "--python", python)
+                      "--port-base", str(free_port_base(2)), "--python", python)
     assert done.returncode == 1, done.stdout + done.stderr
     out = done.stdout
     assert "ok    ranks start" in out and "ok    TF_CONFIG ports" in out

@@ -7,17 +7,17 @@ must reach the stated accuracy. Failed runs print their logs for diagnosis.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 import hpctf
+from hpctf.local import free_port_base
 
-from .training import all_logs, submit_cli, task_log, training_stack  # noqa: F401 (a fixture)
+from .training import all_logs, submit_cli, task_log
 
-pytestmark = [pytest.mark.slurm, pytest.mark.tensorflow, pytest.mark.usefixtures("training_stack")]
+pytestmark = [pytest.mark.slurm, pytest.mark.tensorflow]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ACCURACY = 0.9
@@ -64,8 +64,8 @@ def test_horovod_example_two_nodes_two_processes(slurm, home, launcher):
 
 def test_parameter_server_example_from_its_estimator(home):
     # The test cluster's nodes share one network namespace with every other job here:
-    # a port range of its own keeps this run clear of other servers and TIME_WAITs.
-    job_id, logs = submit_estimator("parameter_server", port_base=26000 + os.getpid() % 1000 * 8)
+    # ports free now keep this run clear of other servers and TIME_WAITs.
+    job_id, logs = submit_estimator("parameter_server", port_base=free_port_base(4))
     chief = task_log(logs, job_id, 0)  # roles in blocks: chief, ps, worker, worker
     [accuracy] = accuracy_in(chief)
     assert accuracy >= ACCURACY

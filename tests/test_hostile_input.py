@@ -539,7 +539,11 @@ def test_local_runs_are_tracked_beside_processes_with_undecodable_names(lab):
     link.symlink_to(shutil.which("sleep"))
     sleeper = subprocess.Popen([str(link), "60"])
     try:
-        comm = Path(f"/proc/{sleeper.pid}/comm").read_bytes().rstrip(b"\n")
+        # Popen returns once the child is forked: its name is the link's after the exec.
+        deadline = time.monotonic() + 10
+        while (comm := Path(f"/proc/{sleeper.pid}/comm").read_bytes().rstrip(b"\n")) != link.name.encode()[:15]:
+            assert time.monotonic() < deadline, comm
+            time.sleep(0.01)
         with pytest.raises(UnicodeDecodeError):
             comm.decode()
         job = submit_local(hpctf.TensorFlow(source_directory=lab.project, entry_script="probe.py", python=str(lab.fake_python), compute_target="local"))

@@ -19,7 +19,6 @@ import pytest
 
 import hpctf
 from hpctf import submission
-from hpctf.render import render_script
 from hpctf.states import JobState
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
@@ -163,7 +162,7 @@ def test_local_script_is_the_slurm_script(home, project):
     local_plan = submission.plan(spec.with_changes(compute_target="local"))
     slurm_plan = submission.plan(spec.with_changes(compute_target="slurm"))
     assert local_plan.target == "local" and slurm_plan.target == "slurm"
-    assert local_plan.script == render_script(spec.with_changes(compute_target="local"), local_plan.paths)
+    # The same script: only the run folders differ.
     assert local_plan.script.replace(str(local_plan.run_dir), "RUN") == slurm_plan.script.replace(str(slurm_plan.run_dir), "RUN")
 
 
@@ -180,7 +179,6 @@ def test_default_target_is_local_without_sbatch(monkeypatch, project):
 
 @pytest.mark.tensorflow
 def test_readme_quick_start_horovod_on_two_local_processes(home):
-    pytest.importorskip("horovod.tensorflow", reason="training stack not installed: scripts/install-tf-stack")
     examples = Path(__file__).resolve().parent.parent / "examples"
     done = cli(home, "submit", "--target", "local", "--wait", "--backend", "mpi", "--procs-per-node", "2",
                str(examples / "horovod" / "train.py"), "--epochs", "20", timeout=300)

@@ -15,6 +15,7 @@ import pytest
 import hpctf
 from hpctf.render import JobPaths, render_script
 from hpctf.ports import job_port_base
+from hpctf.local import free_port_base
 
 from .cases import RENDER_CASES, split_case
 from .test_nodelist import NODELIST_CASES
@@ -112,7 +113,7 @@ def test_mpi_two_nodes_two_processes(slurm, shared_dir, launcher):
 def test_parameter_server_cluster_over_three_nodes(slurm, shared_dir):
     script, logs = write_job(
         shared_dir, "ps_probe.py", distributed_backend="ps", node_count=3,
-        parameter_server_count=1, worker_count=2, chief=True, use_gpu=True, port_base=24000,
+        parameter_server_count=1, worker_count=2, chief=True, use_gpu=True, port_base=free_port_base(4),
     )
     job_id = run_job(slurm, script, logs, timeout=180)
     tasks = probes(logs, job_id)

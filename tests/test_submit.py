@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import submitit
+from submitit.core.utils import FailedJobError
 
 import hpctf
 from hpctf.registry import Registry
@@ -68,7 +70,7 @@ def wait_state(slurm, home, job_id: str, states: set[str], timeout: float = 120)
         ([], "hello.py"),
         (["--backend", "mpi", "--nodes", "2", "--procs-per-node", "2"], "mpi_probe.py"),
         (["--backend", "mpi", "--launcher", "mpirun", "--nodes", "2", "--procs-per-node", "2"], "mpi_probe.py"),
-        (["--backend", "ps", "--nodes", "3", "--ps", "1", "--workers", "2", "--chief", "--port-base", "25000"], "ps_probe.py"),
+        (["--backend", "ps", "--nodes", "3", "--ps", "1", "--workers", "2", "--chief"], "ps_probe.py"),  # the job's own ports
     ],
     ids=["single", "mpi-srun", "mpi-mpirun", "ps"],
 )
@@ -94,6 +96,9 @@ def test_failing_job_reports_failed_and_exit_code_cli_and_api(slurm, home, proje
     assert job.result() == 4
     assert job.state == JobState.FAILED == "FAILED"
     assert "about to exit 4" in job.stdout()
+    error = job.exception()  # submitit's contract: returned, not raised
+    assert isinstance(error, FailedJobError)
+    assert f"job {job.job_id} ended FAILED with exit code 4; task 0 failed first, with exit code 4" in str(error)
 
 
 @pytest.mark.parametrize("launcher", ["srun", "mpirun"])
@@ -110,7 +115,7 @@ def test_failing_rank_stops_the_job_with_its_own_exit_code(slurm, home, project,
 def test_python_api_handle_pickles_and_attaches_in_a_new_process(slurm, home, project, tmp_path):
     est = hpctf.TensorFlow(source_directory=project, entry_script="hello.py", script_params={"--who": "notebook"})
     job = hpctf.submit(est)
-    assert isinstance(job, __import__("submitit").SlurmJob)
+    assert isinstance(job, submitit.SlurmJob)
     blob = tmp_path / "job.pkl"
     blob.write_bytes(pickle.dumps(job))
     assert job.result() == 0 and job.done() and job.state == "COMPLETED"
@@ -143,6 +148,7 @@ def test_multi_task_handle_reaches_every_task_fresh_attached_and_unpickled(slurm
         return [json.loads(handle.task(t).stdout().split("PROBE ", 1)[1].splitlines()[0])["hpctf_rank"] for t in range(4)]
 
     assert ranks(job) == [0, 1, 2, 3]
+    assert job.exception() is None and job.task(2).exception() is None and job.results() == [0, 0, 0, 0]
     assert job.stdout().count("PROBE ") == 4  # submitit's meta-job: every task's output
     with pytest.raises(ValueError, match="task_id 4 must be between 0 and 3"):
         job.task(4)
@@ -203,7 +209,8 @@ def test_cancel_a_running_job(slurm, home, project):
     done = cli(slurm, home, "cancel", job_id)
     assert done.returncode == 0 and f"cancelled job {job_id}" in done.stdout, done.stderr
     info = wait_state(slurm, home, job_id, {"CANCELLED"}, timeout=60)
-    assert info["exit_code"] != 0
+    # scancel's SIGTERM: the script's trap ends it with 143 (128 + 15).
+    assert info["exit_code"] == 143, info
     assert "tick 0" in cli(slurm, home, "logs", job_id).stdout
 
 

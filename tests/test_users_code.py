@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from .training import HPCTF, all_logs, hpctf_env, submit_cli, training_stack  # noqa: F401 (a fixture)
+from .training import HPCTF, all_logs, hpctf_env, submit_cli
 
-pytestmark = [pytest.mark.slurm, pytest.mark.tensorflow, pytest.mark.usefixtures("training_stack")]
+pytestmark = [pytest.mark.slurm, pytest.mark.tensorflow]
 
 USERS = Path(__file__).resolve().parent / "programs" / "users"
 HOROVOD_SHAPE = ("--backend", "mpi", "--nodes", "2", "--procs-per-node", "2")

@@ -3,6 +3,8 @@ all problems are reported at once."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import hpctf
@@ -133,7 +135,7 @@ def test_script_params_become_arguments(make_spec):
 
 def test_spec_is_frozen_and_changes_revalidate(make_spec):
     spec = make_spec()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         spec.node_count = 3
     with pytest.raises(SpecError):
         spec.with_changes(node_count=0)

@@ -1,32 +1,15 @@
-"""Helpers for the tests that train for real on the test cluster: submit through the CLI,
-read every task's log, and fail (never skip) when the training stack is missing where it
-must be installed."""
+"""Helpers for the tests that train for real on the test cluster: submit through the CLI
+and read every task's log. (Their `tensorflow` marker makes conftest check the stack.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 HPCTF = str(Path(sys.executable).with_name("hpctf"))
-STACK = ("tensorflow", "tf_keras", "horovod", "sklearn", "mpi4py")
-
-
-@pytest.fixture(scope="module")
-def training_stack():
-    """TensorFlow, tf-keras, Horovod, scikit-learn and mpi4py in the project's interpreter
-    (scripts/install-tf-stack). Missing under scripts/test or CI: a failure."""
-    missing = [m for m in STACK if importlib.util.find_spec(m) is None]
-    if missing:
-        message = f"training stack not installed ({', '.join(missing)}): run scripts/install-tf-stack"
-        if os.environ.get("CI", "").lower() == "true" or os.environ.get("HPCTF_START_SLURM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def all_logs(log_dir: Path, job_id: str) -> str:

@@ -28,7 +28,7 @@
 #   HPCTF_LAB_SLURMD_TIMEOUT [60] seconds before slurmctld declares a silent node DOWN
 #
 # Faults, for tests of what survives them (on a running cluster):
-#   kill-node NODE   SIGKILL everything of NODE (its slurmd, job steps and tasks): a crash
+#   kill-node NODE   freeze everything of NODE (its slurmd, job steps and tasks): a dead machine
 #   revive-node NODE start NODE's slurmd again (ReturnToService=2 brings it back to service)
 #   stop-ctld        stop slurmctld (jobs keep running on the nodes)
 #   start-ctld       start slurmctld again from its saved state, wait until it answers
@@ -704,18 +704,26 @@ node_pid() { # the live slurmd of NODE, or fail
 cmd_kill_node() {
 	local node=${1:?usage: kill-node NODE} ns p victims=()
 	# Everything that node runs shares its slurmd's UTS namespace (its hostname): slurmd,
-	# the slurmstepd of every job step, and the job's tasks. Kill them all at once.
+	# the slurmstepd of every job step, and the job's tasks. A machine that dies (power,
+	# kernel panic) stops answering; it does not close its connections. So freeze them all
+	# (SIGSTOP) rather than kill them: a killed process's sockets would be reset at once,
+	# and srun on the other node would end the job FAILED before slurmctld, after
+	# SlurmdTimeout without an answer, declares the node DOWN and the job NODE_FAIL.
 	ns=$(readlink "/proc/$(node_pid "$node")/ns/uts")
 	for p in /proc/[0-9]*; do
 		[ "$(readlink "$p/ns/uts" 2>/dev/null)" = "$ns" ] && victims+=("${p#/proc/}")
 	done
-	say "killing $node: ${#victims[@]} processes"
-	kill -KILL "${victims[@]}" 2>/dev/null || true
-	rm -f "$RUN/slurmd-$node.pid"
+	say "freezing $node: ${#victims[@]} processes"
+	printf '%s\n' "${victims[@]}" >"$RUN/frozen-$node"
+	kill -STOP "${victims[@]}" 2>/dev/null || true
 }
 
 cmd_revive_node() {
 	local node=${1:?usage: revive-node NODE}
+	if [ -f "$RUN/frozen-$node" ]; then  # the dead machine reboots: its processes are gone
+		xargs kill -KILL <"$RUN/frozen-$node" 2>/dev/null || true
+		rm -f "$RUN/frozen-$node" "$RUN/slurmd-$node.pid"
+	fi
 	alive "slurmd-$node" slurmd && { say "$node is running"; return 0; }
 	spawn_slurmd "$node"
 	say "started slurmd of $node"
