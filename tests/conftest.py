@@ -22,6 +22,20 @@ def no_site_config(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HPCTF_CONFIG", str(tmp_path_factory.getbasetemp() / "no-user-config.toml"))
 
 
+@pytest.fixture(autouse=True)
+def slurm_version_cache(tmp_path_factory, monkeypatch):
+    """hpctf.slurmversion keeps `sbatch --version` in ~/.cache and in memory: each test
+    gets an empty cache of its own, so no test reads what another (or the machine) left."""
+    from hpctf import slurmversion
+
+    folder = tmp_path_factory.mktemp("slurm-version")
+    monkeypatch.setattr(slurmversion, "cache_file", lambda: folder / "slurm-version.json")
+    detect = slurmversion.detect  # a test may replace it; the real one's memory is cleared
+    detect.cache_clear()
+    yield
+    detect.cache_clear()
+
+
 @pytest.fixture
 def source_dir(tmp_path: Path) -> Path:
     src = tmp_path / "project"

@@ -29,10 +29,16 @@ def test_wheel_installs_and_renders_outside_the_source_tree(tmp_path):
     # hpctf itself only from the wheel.
     import click, hostlist, jinja2, markupsafe
 
+    # Links to those packages alone: a path to the whole site-packages would also show pip
+    # the test interpreter's own hpctf when it is installed there (not editable).
     site = next(env_dir.glob("lib/python*/site-packages"))
-    dep_dirs = {str(Path(m.__file__).resolve().parent.parent) for m in (click, jinja2, markupsafe)}
-    dep_dirs.add(str(Path(hostlist.__file__).resolve().parent))
-    (site / "hpctf_test_deps.pth").write_text("\n".join(sorted(dep_dirs)) + "\n")
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    for module in (click, jinja2, markupsafe):
+        package = Path(module.__file__).resolve().parent
+        (deps / package.name).symlink_to(package)
+    (deps / "hostlist.py").symlink_to(Path(hostlist.__file__).resolve())
+    (site / "hpctf_test_deps.pth").write_text(f"{deps}\n")
     subprocess.run([env_dir / "bin" / "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
     work = tmp_path / "elsewhere"
     work.mkdir()
