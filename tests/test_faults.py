@@ -95,6 +95,12 @@ def test_a_slurmctld_restart_under_a_running_job(lab, tmp_path, project):
     home = tmp_path / "home"
     job = submit(lab, home, str(project / "ticker.py"), "30", "0.5")
     wait_for(lab, home, job, {"RUNNING"})
+    # hpctf may learn RUNNING from squeue before accounting does (sacct lags by a second or
+    # more): the outage must come once slurmdbd's records say it too.
+    deadline = time.monotonic() + 30
+    while lab.run("sacct", "-n", "-P", "-X", "-j", job, "-o", "State", check=False).stdout.strip() != "RUNNING":
+        assert time.monotonic() < deadline, "accounting never recorded the job's start"
+        time.sleep(0.2)
     fault(lab, "stop-ctld")
     try:
         t0 = time.monotonic()

@@ -78,6 +78,11 @@ done
 exec "$@"
 '''
 
+# How each (field, string) ended: refused by hpctf; reached the program literally; handed
+# to sbatch, which accepted the job or refused the value (--test-only); no file name can
+# hold it; or "ran": a job carried it, checked literally by the Slurm test.
+OUTCOMES = ("refused", "literal", "sbatch accepted", "sbatch refused", "ran", "n/a")
+
 LOCAL = Target(name="local", executor="local")
 SLURM = Target(name="slurm")
 
@@ -117,7 +122,7 @@ class Lab:
         self.project = root / "project"
         self.project.mkdir()
         (self.project / "probe.py").write_text(PROBE.format(out=str(self.out)))
-        # outcome[(field, index)] = "refused" | "literal" | "ran" | "n/a"
+        # outcome[(field, index)]: one of OUTCOMES
         self.outcome: dict[tuple[str, int], str] = {}
         self.scripts: list[str] = []  # every accepted spec's rendered script, for bash -n
 
@@ -143,10 +148,15 @@ class Lab:
                 found.append(words[1:])
         return found
 
-    def assert_not_executed(self) -> None:
-        assert not os.path.lexists(self.marker), f"EXECUTED: {self.marker} exists"
-        found = marker_name_found(self.marker_name, self.root, self.home)
+    def executed(self) -> list:
+        """Every marker a hostile string left: the proof that it ran as code."""
+        found = [self.marker] if os.path.lexists(self.marker) else []
+        found += marker_name_found(self.marker_name, self.root, self.home)
         found += [p for p in (Path.cwd() / self.marker_name, Path.home() / self.marker_name, Path("/tmp") / self.marker_name) if os.path.lexists(p)]
+        return found
+
+    def assert_not_executed(self) -> None:
+        found = self.executed()
         assert not found, f"EXECUTED: {found}"
 
     def record(self, field: str, i: int, outcome: str) -> None:
@@ -155,11 +165,11 @@ class Lab:
     def summary(self) -> dict:
         fields: dict[str, dict[str, int]] = {}
         for (field, _), outcome in sorted(self.outcome.items()):
-            counts = fields.setdefault(field, {"tried": 0, "refused": 0, "literal": 0, "ran": 0, "n/a": 0})
+            counts = fields.setdefault(field, {"tried": 0, **dict.fromkeys(OUTCOMES, 0)})
             counts["tried"] += 1
             counts[outcome] += 1
-        total = {k: sum(c[k] for c in fields.values()) for k in ("tried", "refused", "literal", "ran", "n/a")}
-        return {"strings": len(self.strings), "fields": fields, "total": total, "executed": 0}
+        total = {k: sum(c[k] for c in fields.values()) for k in ("tried", *OUTCOMES)}
+        return {"strings": len(self.strings), "fields": fields, "total": total, "executed": len(self.executed())}
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +187,10 @@ def lab(tmp_path_factory, request):
     path.write_text(json.dumps(report, indent=2) + "\n")
     t = report["total"]
     lines = [f"hostile input: {report['strings']} strings x {len(report['fields'])} fields = {t['tried']} (field, string) pairs tried: "
-             f"{t['refused']} refused, {t['literal']} reached the program literally, {t['ran']} ran (#SBATCH-only or literal check on Slurm only), "
-             f"{t['n/a']} not applicable (no file name can hold them), executed 0  [{path}]"]
+             f"{t['refused']} refused, {t['literal']} reached the program literally, "
+             f"{t['sbatch accepted']} accepted and {t['sbatch refused']} refused by sbatch --test-only (#SBATCH-only fields), "
+             f"{t['ran']} ran (literal check on Slurm only), {t['n/a']} not applicable (no file name can hold them), "
+             f"executed {report['executed']}  [{path}]"]
     lines += [f"  {name:28} " + " ".join(f"{k}={v}" for k, v in counts.items()) for name, counts in report["fields"].items()]
     print("\n".join(lines))  # in the captured output of the last test
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
@@ -255,11 +267,19 @@ def wait_all(jobs, timeout: float = 120) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Fields only sbatch reads: refused, or quoted (rendered and checked with bash -n below).
+# Fields only sbatch reads: refused, or quoted, rendered and read by sbatch itself.
 # ---------------------------------------------------------------------------------------
 
+# What sbatch says when a word of an #SBATCH line became an option or a command of its own.
+SBATCH_MISREAD = ("Usage: sbatch", "unrecognized option", "invalid option", "ambiguous option")
 
-def test_sbatch_only_fields_refuse_or_quote(lab):
+
+def test_sbatch_only_fields_refuse_or_quote(lab, slurm):
+    """Every accepted value is rendered and given to the cluster's `sbatch --test-only`,
+    which reads the #SBATCH lines as a real submit would: it may accept the job or refuse
+    the value (no such partition), but never reads a value as an option."""
+    workdir = lab.root / "w"
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
     for field in SBATCH_ONLY:
         for i, s in enumerate(lab.strings):
             got = build(lab, field, placed(field, s, i))
@@ -272,7 +292,14 @@ def test_sbatch_only_fields_refuse_or_quote(lab):
                 lab.record(field, i, "refused")
                 continue
             render_for_check(lab, got)
-            lab.record(field, i, "ran")
+            done = slurm.run("sbatch", "--test-only", input=lab.scripts[-1], check=False, cwd=workdir)
+            said = done.stdout + done.stderr
+            misread = SBATCH_MISREAD
+            if field == "sbatch_options key":  # the key is a flag name: sbatch may not know it
+                misread = ("Usage: sbatch",)
+                assert done.returncode == 0 or f"--{s.lstrip('-')}" in said or "invalid" in said.lower(), said[:2000]
+            assert not any(words in said for words in misread), f"{field} = {s[:80]!r}: sbatch misread it:\n{said[:2000]}"
+            lab.record(field, i, "sbatch accepted" if done.returncode == 0 else "sbatch refused")
     lab.assert_not_executed()
 
 
