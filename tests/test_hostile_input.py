@@ -598,6 +598,7 @@ def test_setup_lines_run_exactly_as_written(lab):
     assert out.read_text() == "42|sub\n" and Path(f"{out}.ran").exists()
 
 
+@pytest.mark.slurm  # it counts the outcomes of the tests above, the Slurm ones among them
 def test_every_accepted_value_renders_to_valid_bash(lab):
     """Runs last: every script rendered above (one per accepted (field, string)) passes bash -n."""
     assert len(lab.scripts) > 300, len(lab.scripts)
