@@ -9,11 +9,14 @@ Slurm and local runs.
 - ``<job>_node_failure``: the nodes Slurm declared dead (``NODE_FAIL``), with Slurm's
   reason, written by the first refresh that sees the failure (the node may come back,
   and its reason with it, before anyone asks).
+
+:class:`ExitCodeResults` gives the run handles submitit's result API on top of these.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 
@@ -52,24 +55,37 @@ def job_exit_code(log_dir: str | Path, job_id: str) -> int | None:
     return status
 
 
-def job_exception(job):
-    """submitit's ``Job.exception()`` for an hpctf run that has ended: None when it
-    COMPLETED with exit code 0, else a ``FailedJobError`` that says how it ended, which
-    task failed first and where its log is. (hpctf jobs run scripts, not pickled
-    functions: there is no result pickle for submitit to read.)"""
-    from submitit.core.utils import FailedJobError
+class ExitCodeResults:
+    """submitit's result API for a handle of an hpctf run (SlurmRun, LocalRun): the run is
+    a script, not a pickled function, so there is no result pickle to read. ``result()``
+    is the run's exit code, ``results()`` that code once per task, and ``exception()``
+    None for a run that COMPLETED with exit code 0, else a ``FailedJobError``."""
 
-    state, code = str(job.state), job.exit_code
-    if state == "COMPLETED" and code == 0:
-        return None
-    folder = Path(job.paths.folder)
-    failed = first_failed_task(folder, job.job_id)
-    task = failed[0] if failed else 0
-    detail = f"; task {task} failed first, with exit code {failed[1]}" if failed else ""
-    return FailedJobError(
-        f"job {job.job_id} ended {state} with exit code {code}{detail}; its log: "
-        f"{folder / f'{job.job_id}_{task}_log.err'} (job.task({task}).stderr())"
-    )
+    def result(self) -> int | None:
+        """Wait for the run to end; its exit code (None if the scheduler lost track of it)."""
+        self.wait()
+        return self.exit_code
+
+    def results(self) -> list[int | None]:
+        return [self.result()] * self.num_tasks
+
+    def exception(self):
+        """Wait; None on success, else a FailedJobError that says how the run ended, which
+        task failed first and where that task's log is."""
+        from submitit.core.utils import FailedJobError
+
+        code = self.result()
+        state = str(self.state)
+        if state == "COMPLETED" and code == 0:
+            return None
+        folder = Path(self.paths.folder)
+        failed = first_failed_task(folder, self.job_id)
+        task = failed[0] if failed else 0
+        detail = f"; task {task} failed first, with exit code {failed[1]}" if failed else ""
+        return FailedJobError(
+            f"job {self.job_id} ended {state} with exit code {code}{detail}; its log: "
+            f"{folder / f'{self.job_id}_{task}_log.err'} (job.task({task}).stderr())"
+        )
 
 
 def job_restarts(log_dir: str | Path, job_id: str) -> int | None:
@@ -88,6 +104,17 @@ def parse_exit_code(text: str | None) -> int | None:
     except ValueError:
         return None
     return code_i if code_i or not sig_i else 128 + sig_i
+
+
+def slurm_time(text: str | None) -> float | None:
+    """sacct's/squeue's ISO time (``2026-12-03T10:57:37``) in epoch seconds; None for
+    ``Unknown``, ``N/A``, ``None``."""
+    if not text or not text[:1].isdigit():
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 def node_failure_file(log_dir: str | Path, job_id: str) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from submitit.core import core
 
-from .exits import job_exception, job_exit_code
+from .exits import ExitCodeResults, job_exit_code
 from .local import PID_FILE
 from .states import JobState
 
@@ -40,7 +40,7 @@ def session_members(sid: int) -> list[int]:
     return members
 
 
-class LocalRun(core.Job):
+class LocalRun(ExitCodeResults, core.Job):
     """A submitit-style handle for a local run: state, wait, logs, cancel, exit code."""
 
     def _register_in_watcher(self) -> None:  # no scheduler to ask
@@ -80,19 +80,6 @@ class LocalRun(core.Job):
     def wait(self) -> None:
         while not self.done():
             time.sleep(0.2)
-
-    def result(self) -> int | None:  # type: ignore[override]
-        self.wait()
-        return self.exit_code
-
-    def results(self) -> list:  # type: ignore[override]
-        """One entry per task, as submitit gives: the run's exit code."""
-        return [self.result()] * self.num_tasks
-
-    def exception(self):  # type: ignore[override]
-        """Wait; None if the run COMPLETED with exit code 0, else a FailedJobError."""
-        self.wait()
-        return job_exception(self)
 
     def cancel(self, check: bool = True) -> None:
         """Stop every process of the run: SIGTERM to the session, SIGKILL after a grace."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .errors import HpctfError
+from .exits import slurm_time
 from .registry import Registry, RunRecord
 from .states import UNFINISHED, JobState
 
@@ -32,10 +33,10 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
     live = [r for r in records if r.state in UNFINISHED]
     if not live:
         return records
-    from .tracking import SlurmRun, slurm_time
-
     jobs = {r.run_id: handle(r) for r in live}
     if any(r.target != "local" for r in live):
+        from .tracking import SlurmRun
+
         SlurmRun.watcher.update()  # every watched Slurm job, one sacct (or squeue) call
     now = time.time()
     updates: list[tuple[int, dict[str, object]]] = []

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import subprocess
 import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from .exits import job_exception, job_exit_code, job_restarts, parse_exit_code
+from .exits import ExitCodeResults, job_exit_code, job_restarts, parse_exit_code, slurm_time
 from .states import JobState
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
@@ -156,16 +155,6 @@ def dead_nodes(nodelist: str) -> list[tuple[str, str]] | None:
     return sorted(dead.items())
 
 
-def slurm_time(text: str | None) -> float | None:
-    """Slurm's ISO time (``2026-12-03T10:57:37``) in epoch seconds; None for N/A, Unknown ..."""
-    if not text or not text[:1].isdigit():
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
 class QueueInfo(NamedTuple):
     """Why a job waits, as squeue says: its state, Slurm's reason (``Priority``,
     ``Resources``, ``QOSMaxJobsPerUserLimit`` ...) and the expected start, if Slurm has one."""
@@ -218,10 +207,11 @@ def count_attempts(sacct_output: str) -> dict[str, int]:
     return counts
 
 
-class SlurmRun(submitit.SlurmJob):
+class SlurmRun(ExitCodeResults, submitit.SlurmJob):
     """A submitit ``SlurmJob`` for an hpctf job: pickles, reattaches, knows its exit code.
 
-    ``result()`` waits and returns the job's exit code (0 on success).  Logs are where
+    ``result()`` waits and returns the job's exit code (0 on success; see
+    :class:`~hpctf.exits.ExitCodeResults`).  Logs are where
     submitit expects them, so ``stdout()``, ``stderr()`` and ``task(n)`` work as usual:
     a job of several tasks has a sub-job per task (``job.task(1).stdout()`` is rank 1's
     output), and its own ``stdout()`` joins every task's, as submitit's does.
@@ -256,20 +246,6 @@ class SlurmRun(submitit.SlurmJob):
         if not JobState.from_slurm(self.info.get("State")).finished:
             return None
         return parse_exit_code(self.info.get("ExitCode"))
-
-    def result(self) -> int | None:  # type: ignore[override]
-        """Wait for the job to end; its exit code (``None`` if Slurm lost track of it)."""
-        self.wait()
-        return self.exit_code
-
-    def results(self) -> list[Any]:  # type: ignore[override]
-        """One entry per task, as submitit gives: the job's exit code."""
-        return [self.result()] * self.num_tasks
-
-    def exception(self):  # type: ignore[override]
-        """Wait; None if the job COMPLETED with exit code 0, else a FailedJobError."""
-        self.wait()
-        return job_exception(self)
 
     def __repr__(self) -> str:
         return f"SlurmRun<job_id={self.job_id}, folder={self.paths.folder}>"
