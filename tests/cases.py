@@ -1,5 +1,6 @@
 """The rendered scripts the suite guards: each is snapshot-tested, run through `bash -n`
-and shellcheck, and (with the test cluster up) `sbatch --test-only`.
+and shellcheck, run for real against stand-ins for srun, mpirun and the container
+runtimes (test_script_bodies.py), and (with the test cluster up) `sbatch --test-only`.
 
 Shapes stay inside the test cluster (3 nodes x 4 CPUs x 2 GPUs of type "tesla").
 A case's "target" entry is a site profile (hpctf.targets.Target fields) it renders with.
