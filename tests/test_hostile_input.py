@@ -15,6 +15,11 @@ stand in for what the script starts record what they receive:
 `setup` lines are shell code by design: one test shows a setup line runs as written.
 The figures (strings tried / refused / literal / executed) are printed at the end and
 written to hostile-summary.json in pytest's base temporary folder.
+
+The tests run in any order, alone or together: what several of them use (the stand-ins,
+the folders named by the strings) is made by a fixture, never left by another test. Each
+test checks that it gave every string of its fields an outcome; the summary counts the
+outcomes the tests that ran recorded, so a subset of tests gives a smaller, true summary.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -90,6 +96,7 @@ SLURM = Target(name="slurm")
 BATCHED = ("arguments", "script_params value", "script_params key", "environment_variables value",
            "environment_variables key", "pip_packages", "conda_packages", "modules", "container_mounts")
 ONE_PER_JOB = ("job_name", "sbatch_options value", "entry_script", "python", "container_image", "source_directory")
+FILE_NAMES = ("entry_script", "python", "source_directory")  # the string names a file or folder
 RENDERED_SOURCE = "source_directory (render)"  # `hpctf render`: the job runs in the folder itself
 # Fields only sbatch reads (#SBATCH lines): refused, or rendered, quoted and `bash -n`-clean.
 SBATCH_ONLY = ("partition", "account", "qos", "time", "memory", "constraint", "gpu_type", "pmi",
@@ -124,7 +131,9 @@ class Lab:
         (self.project / "probe.py").write_text(PROBE.format(out=str(self.out)))
         # outcome[(field, index)]: one of OUTCOMES
         self.outcome: dict[tuple[str, int], str] = {}
-        self.scripts: list[str] = []  # every accepted spec's rendered script, for bash -n
+        # Every record, in order: a test counts its own (see assert_every_string_recorded),
+        # not those another test may or may not have made before it.
+        self.records: list[tuple[str, int]] = []
 
     def _tool(self, path: Path, text: str) -> None:
         path.write_text(text.format(calls=str(self.calls), real=REAL_PYTHON))
@@ -160,7 +169,25 @@ class Lab:
         assert not found, f"EXECUTED: {found}"
 
     def record(self, field: str, i: int, outcome: str) -> None:
+        """The outcome of (field, string i). Two tests see the sbatch comment: the local
+        run records "ran", the Slurm test "literal" (what sbatch read); the summary keeps
+        "literal" whichever ran first. Any other disagreement is a contradiction."""
+        self.records.append((field, i))
+        old = self.outcome.setdefault((field, i), outcome)
+        if old == outcome or (old, outcome) == ("literal", "ran"):
+            return
+        assert (old, outcome) == ("ran", "literal"), f"{field}, string {i}: {old}, then {outcome}"
         self.outcome[(field, i)] = outcome
+
+    def assert_every_string_recorded(self, fields, since: int) -> None:
+        """Each of ``fields``, and no other, got an outcome for every string from the
+        records made after ``since`` (len(self.records) when the test began): the test
+        left none unchecked, whatever other tests recorded before it."""
+        mine = set(self.records[since:])
+        for field in fields:
+            missing = [i for i in range(len(self.strings)) if (field, i) not in mine]
+            assert not missing, f"{field}: no outcome for strings {missing}"
+        assert len(mine) == len(fields) * len(self.strings) > 0, sorted(mine)
 
     def summary(self) -> dict:
         fields: dict[str, dict[str, int]] = {}
@@ -200,6 +227,37 @@ def lab(tmp_path_factory, request):
             reporter.write_line("")
             for line in lines:
                 reporter.write_line(line)
+
+
+@dataclass
+class Folders:
+    """What the fields that name files need for string i."""
+
+    name: str | None  # the string as a file name (lab.variant); None: no file name can hold it
+    plain: Path  # a source folder: probe.py, and an entry script called `name`
+    odd: Path | None  # a source folder called `name`: probe.py, and an entry script called `name`
+
+
+@pytest.fixture(scope="module")
+def folders(lab: Lab) -> dict[int, Folders]:
+    """The folders, entry scripts and pythons (on PATH) named by each string, made once:
+    the local runs, `hpctf render` runs and sbatch all use them, in whatever order."""
+    made: dict[int, Folders] = {}
+    for i in range(len(lab.strings)):
+        name = lab.variant(i)
+        plain = lab.root / "src" / str(i) / "plain"
+        plain.mkdir(parents=True)
+        (plain / "probe.py").write_text(PROBE.format(out=str(lab.out)))
+        odd = None
+        if name is not None:
+            (plain / name).write_text(PROBE.format(out=str(lab.out)))
+            (lab.pynames / name).symlink_to(lab.fake_python)
+            odd = plain.parent / name
+            odd.mkdir()
+            for entry in ("probe.py", name):
+                (odd / entry).write_text(PROBE.format(out=str(lab.out)))
+        made[i] = Folders(name, plain, odd)
+    return made
 
 
 def named(err: Exception, field: str) -> bool:
@@ -246,9 +304,33 @@ def placed(field: str, s: str, i: int) -> dict:
     }[field]
 
 
-def render_for_check(lab: Lab, spec: hpctf.TensorFlow) -> None:
-    paths = JobPaths(workdir=lab.root / "w", log_dir=lab.root / "w" / "logs")
-    lab.scripts.append(render_script(spec, paths, target=SLURM))
+def render_slurm(lab: Lab, spec: hpctf.TensorFlow) -> str:
+    """The script `hpctf submit` would give sbatch for ``spec``."""
+    return render_script(spec, JobPaths(workdir=lab.root / "w", log_dir=lab.root / "w" / "logs"), target=SLURM)
+
+
+def render_in_place(lab: Lab, src: Path, **fields) -> tuple[hpctf.TensorFlow, JobPaths] | None:
+    """What `hpctf render` makes of source folder ``src`` (the job runs there and logs
+    beside it): the spec and its paths, or None where hpctf refuses the folder."""
+    spec = build(lab, "source_directory", dict(source_directory=src, compute_target=None, **fields))
+    if isinstance(spec, Exception):
+        return None
+    try:
+        return spec, JobPaths.for_spec(spec)
+    except HpctfError as err:
+        assert named(err, "source_directory"), str(err)
+        return None
+
+
+def assert_valid_bash(scripts: list[str]) -> None:
+    """Every script passes `bash -n` (a few at a time: each is a process)."""
+    def check(script: str):
+        done = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
+        return None if done.returncode == 0 else (done.stderr, script[:3000])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        failures = [f for f in pool.map(check, scripts) if f is not None]
+    assert not failures, failures[0]
 
 
 def submit_local(spec: hpctf.TensorFlow):
@@ -278,6 +360,7 @@ def test_sbatch_only_fields_refuse_or_quote(lab, slurm):
     """Every accepted value is rendered and given to the cluster's `sbatch --test-only`,
     which reads the #SBATCH lines as a real submit would: it may accept the job or refuse
     the value (no such partition), but never reads a value as an option."""
+    start, tested = len(lab.records), 0
     workdir = lab.root / "w"
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     for field in SBATCH_ONLY:
@@ -291,8 +374,8 @@ def test_sbatch_only_fields_refuse_or_quote(lab, slurm):
                     submission.plan(got)
                 lab.record(field, i, "refused")
                 continue
-            render_for_check(lab, got)
-            done = slurm.run("sbatch", "--test-only", input=lab.scripts[-1], check=False, cwd=workdir)
+            done = slurm.run("sbatch", "--test-only", input=render_slurm(lab, got), check=False, cwd=workdir)
+            tested += 1
             said = done.stdout + done.stderr
             misread = SBATCH_MISREAD
             if field == "sbatch_options key":  # the key is a flag name: sbatch may not know it
@@ -301,6 +384,8 @@ def test_sbatch_only_fields_refuse_or_quote(lab, slurm):
             assert not any(words in said for words in misread), f"{field} = {s[:80]!r}: sbatch misread it:\n{said[:2000]}"
             lab.record(field, i, "sbatch accepted" if done.returncode == 0 else "sbatch refused")
     lab.assert_not_executed()
+    lab.assert_every_string_recorded(SBATCH_ONLY, since=start)
+    assert tested > 0  # sbatch read some values, not only hpctf's refusals
 
 
 # ---------------------------------------------------------------------------------------
@@ -316,14 +401,15 @@ def accepted(lab: Lab, field: str) -> list[int]:
         if isinstance(got, Exception):
             lab.record(field, i, "refused")
         else:
-            render_for_check(lab, got)
             ok.append(i)
     return ok
 
 
 def test_many_strings_per_job_reach_the_program_literally(lab):
     S = lab.strings
+    start = len(lab.records)
     ok = {field: accepted(lab, field) for field in BATCHED}
+    assert all(ok.values()), ok  # every field takes some string: each job carries all of them
     params = {f"--p{i}": S[i] for i in ok["script_params value"]} | {S[i]: True for i in ok["script_params key"]}
     env = {f"HOSTILE_{i}": S[i] for i in ok["environment_variables value"]} | {S[i]: "key" for i in ok["environment_variables key"]}
     spec = hpctf.TensorFlow(
@@ -337,6 +423,7 @@ def test_many_strings_per_job_reach_the_program_literally(lab):
         source_directory=lab.project, entry_script="probe.py", python=str(lab.fake_python), compute_target="local",
         container_image="/images/tf.sif", container_mounts=mounts,
     )
+    assert_valid_bash([render_slurm(lab, spec), render_slurm(lab, in_container)])  # what sbatch would get
     jobs = [submit_local(spec), submit_local(in_container)]
     wait_all(jobs)
     lab.assert_not_executed()
@@ -386,6 +473,7 @@ def test_many_strings_per_job_reach_the_program_literally(lab):
     for i in ok["container_mounts"]:
         lab.record("container_mounts", i, "literal")
     assert lab.probe_result(jobs[1].job_id)["argv"] == ["probe.py"]
+    lab.assert_every_string_recorded(BATCHED, since=start)
 
 
 # ---------------------------------------------------------------------------------------
@@ -393,58 +481,33 @@ def test_many_strings_per_job_reach_the_program_literally(lab):
 # ---------------------------------------------------------------------------------------
 
 
-def one_value_specs(lab: Lab) -> dict[int, dict]:
+def one_value_specs(lab: Lab, folders: dict[int, Folders]) -> dict[int, dict]:
     """For each string: the fields that accept it (one string in each), refusals recorded."""
     out: dict[int, dict] = {}
     for i, s in enumerate(lab.strings):
-        name = lab.variant(i)
-        folder = lab.root / "src" / str(i)
-        plain = folder / "plain"
-        plain.mkdir(parents=True)
-        (plain / "probe.py").write_text(PROBE.format(out=str(lab.out)))
+        name, plain, odd = folders[i].name, folders[i].plain, folders[i].odd
         chosen: dict = {}
         for field, fields in (("job_name", dict(job_name=s)), ("sbatch_options value", dict(sbatch_options={"comment": s})),
-                              ("container_image", dict(container_image=s))):
-            got = build(lab, field, {**fields, "source_directory": plain})
+                              ("container_image", dict(container_image=s)), ("entry_script", dict(entry_script=name)),
+                              ("python", dict(python=name)), ("source_directory", dict(source_directory=odd))):
+            if name is None and field in FILE_NAMES:
+                lab.record(field, i, "n/a")
+                continue
+            got = build(lab, field, {"source_directory": plain, **fields})
             if isinstance(got, Exception):
                 lab.record(field, i, "refused")
             else:
                 chosen.update(fields)
-        if name is None:
-            for field in ("entry_script", "python", "source_directory"):
-                lab.record(field, i, "n/a")
-        else:
-            (plain / name).write_text(PROBE.format(out=str(lab.out)))
-            got = build(lab, "entry_script", dict(source_directory=plain, entry_script=name))
-            if isinstance(got, Exception):
-                lab.record("entry_script", i, "refused")
-            else:
-                chosen["entry_script"] = name
-            (lab.pynames / name).symlink_to(lab.fake_python)
-            got = build(lab, "python", dict(source_directory=plain, python=name))
-            if isinstance(got, Exception):
-                lab.record("python", i, "refused")
-            else:
-                chosen["python"] = name
-            odd = folder / name
-            odd.mkdir()
-            (odd / "probe.py").write_text(PROBE.format(out=str(lab.out)))
-            if "entry_script" in chosen:
-                (odd / name).write_text(PROBE.format(out=str(lab.out)))
-            got = build(lab, "source_directory", dict(source_directory=odd))
-            if isinstance(got, Exception):
-                lab.record("source_directory", i, "refused")
-            else:
-                chosen["source_directory"] = odd
         chosen.setdefault("source_directory", plain)
         out[i] = chosen
     return out
 
 
-def test_one_string_per_job_reaches_the_program_literally(lab):
+def test_one_string_per_job_reaches_the_program_literally(lab, folders):
     S = lab.strings
+    start = len(lab.records)
     todo: list[tuple[int, dict]] = []
-    for i, fields in one_value_specs(lab).items():
+    for i, fields in one_value_specs(lab, folders).items():
         try:
             hpctf.TensorFlow(**{"entry_script": "probe.py", "python": str(lab.fake_python), "compute_target": "local", **fields})
             todo.append((i, fields))
@@ -455,11 +518,12 @@ def test_one_string_per_job_reaches_the_program_literally(lab):
             python = fields.pop("python")
             todo += [(i, fields), (i, {"python": python, "source_directory": fields["source_directory"]})]
     runs: list[tuple[int, dict, object]] = []
-    for start in range(0, len(todo), 12):  # a dozen jobs at a time: the machine has 2 cores
+    scripts = []
+    for first in range(0, len(todo), 12):  # a dozen jobs at a time: the machine has 2 cores
         batch = []
-        for i, fields in todo[start:start + 12]:
+        for i, fields in todo[first:first + 12]:
             spec = hpctf.TensorFlow(**{"entry_script": "probe.py", "python": str(lab.fake_python), "compute_target": "local", **fields})
-            render_for_check(lab, spec)
+            scripts.append(render_slurm(lab, spec))  # what sbatch would get
             try:
                 job = submit_local(spec)
             except HpctfError as err:  # e.g. an entry script the snapshot leaves out
@@ -471,7 +535,9 @@ def test_one_string_per_job_reaches_the_program_literally(lab):
             batch.append(job)
         wait_all(batch)
         lab.assert_not_executed()
+    assert_valid_bash(scripts)
 
+    assert runs
     for i, fields, job in runs:
         assert job.result() == 0, f"string {i} {S[i][:60]!r}: {job.stderr()}"
         got = lab.probe_result(job.job_id)
@@ -501,32 +567,25 @@ def test_one_string_per_job_reaches_the_program_literally(lab):
             spec_json = json.loads((Path(got["cwd"]).parent / "spec.json").read_text())
             assert spec_json["source_directory"] == str(fields["source_directory"])
             lab.record("source_directory", i, "literal")
+    lab.assert_every_string_recorded(ONE_PER_JOB, since=start)
 
 
-def test_source_directory_reaches_the_rendered_script_literally(lab):
+def test_source_directory_reaches_the_rendered_script_literally(lab, folders):
     """`hpctf render` keeps the code where it is: the script cds into the folder and logs
     beside it. The same script runs here under bash with the local srun stand-in."""
+    start = len(lab.records)
     runs = []
     for i in range(len(lab.strings)):
-        name = lab.variant(i)
-        if name is None:
+        src = folders[i].odd
+        if src is None:
+            lab.record(RENDERED_SOURCE, i, "n/a")
             continue
-        src = lab.root / "src" / str(i) / name
-        if not src.is_dir():  # made by the test above
-            continue
-        spec = build(lab, "source_directory", dict(source_directory=src, compute_target=None))
-        if isinstance(spec, Exception):
+        if (rendered := render_in_place(lab, src)) is None:
             lab.record(RENDERED_SOURCE, i, "refused")
             continue
-        try:
-            paths = JobPaths.for_spec(spec)
-        except HpctfError as err:
-            assert named(err, "source_directory"), str(err)
-            lab.record(RENDERED_SOURCE, i, "refused")
-            continue
+        spec, paths = rendered
         paths.log_dir.mkdir(exist_ok=True)
         script = render_script(spec, paths, target=SLURM)
-        lab.scripts.append(script)
         run_dir = lab.root / "render-runs" / str(i)
         run_dir.mkdir(parents=True)
         (run_dir / "job.sbatch").write_text(script)
@@ -537,6 +596,7 @@ def test_source_directory_reaches_the_rendered_script_literally(lab):
             _wait_exit_files(runs[-12:])
     _wait_exit_files(runs)
     lab.assert_not_executed()
+    assert runs
     for i, src, paths, job_id in runs:
         code = (paths.log_dir / f"{job_id}_exitcode").read_text().strip()
         assert code == "0", (paths.log_dir / f"{job_id}_0_log.err").read_text()
@@ -544,9 +604,7 @@ def test_source_directory_reaches_the_rendered_script_literally(lab):
         assert got["cwd"] == str(src)
         assert got["env"]["HPCTF_LOG_DIR"] == str(paths.log_dir)
         lab.record(RENDERED_SOURCE, i, "literal")
-    for i in range(len(lab.strings)):
-        if lab.variant(i) is None:
-            lab.record(RENDERED_SOURCE, i, "n/a")
+    lab.assert_every_string_recorded([RENDERED_SOURCE], since=start)
 
 
 def _wait_exit_files(runs, timeout: float = 60) -> None:
@@ -558,8 +616,8 @@ def _wait_exit_files(runs, timeout: float = 60) -> None:
 
 
 def test_local_runs_are_tracked_beside_processes_with_undecodable_names(lab):
-    """A process name is bytes, cut by the kernel at 15 (a python started under a hostile
-    name above ran as one): tracking a local run reads every process's /proc entry."""
+    """A process name is bytes, cut by the kernel at 15 (the one-string test starts pythons
+    under hostile names): tracking a local run reads every process's /proc entry."""
     folder = lab.root / "odd-names"
     folder.mkdir()
     link = folder / ("ע" * 8)  # 16 bytes of UTF-8: the kernel keeps 15, half a character
@@ -598,22 +656,31 @@ def test_setup_lines_run_exactly_as_written(lab):
     assert out.read_text() == "42|sub\n" and Path(f"{out}.ran").exists()
 
 
-@pytest.mark.slurm  # it counts the outcomes of the tests above, the Slurm ones among them
-def test_every_accepted_value_renders_to_valid_bash(lab):
-    """Runs last: every script rendered above (one per accepted (field, string)) passes bash -n."""
-    assert len(lab.scripts) > 300, len(lab.scripts)
-
-    def check(script: str):
-        done = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
-        return None if done.returncode == 0 else (done.stderr, script[:3000])
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        failures = [f for f in pool.map(check, lab.scripts) if f is not None]
-    assert not failures, failures[0]
-    # Every (field, string) pair got an outcome; none is left unchecked.
-    for field in (*BATCHED, *ONE_PER_JOB, RENDERED_SOURCE, *SBATCH_ONLY):
-        missing = [i for i in range(len(lab.strings)) if (field, i) not in lab.outcome]
-        assert not missing, f"{field}: no outcome for strings {missing}"
+def test_every_accepted_value_renders_to_valid_bash(lab, folders):
+    """Every (field, string) hpctf accepts, each alone in its field, renders to a script
+    that passes bash -n; every other one is refused, naming the field (in build). It
+    renders them itself rather than collect what other tests rendered, which may not run."""
+    scripts = []
+    for field in (*BATCHED, *ONE_PER_JOB, *SBATCH_ONLY):
+        if field == "compute_target":  # names a profile: an unknown one is refused at submit
+            continue
+        for i, s in enumerate(lab.strings):
+            f = folders[i]
+            if field not in FILE_NAMES:
+                fields = placed(field, s, i)
+            elif f.name is None:  # no file name can hold it
+                continue
+            else:
+                fields = {"entry_script": dict(source_directory=f.plain, entry_script=f.name),
+                          "python": dict(python=f.name), "source_directory": dict(source_directory=f.odd)}[field]
+            spec = build(lab, field, fields)
+            if not isinstance(spec, Exception):
+                scripts.append(render_slurm(lab, spec))
+    for f in folders.values():  # `hpctf render`: the job runs in the folder itself
+        if f.odd is not None and (rendered := render_in_place(lab, f.odd)) is not None:
+            scripts.append(render_script(*rendered, target=SLURM))
+    assert len(scripts) > 300, len(scripts)
+    assert_valid_bash(scripts)
 
 
 # ---------------------------------------------------------------------------------------
@@ -626,8 +693,7 @@ def squeue_jobs(slurm, ids: list[str]) -> dict[str, dict]:
     return {str(j["job_id"]): j for j in data["jobs"] if str(j["job_id"]) in ids}
 
 
-@pytest.mark.slurm
-def test_hostile_strings_through_sbatch(lab, slurm, monkeypatch):
+def test_hostile_strings_through_sbatch(lab, folders, slurm, monkeypatch):
     S = lab.strings
     for key, value in slurm.env.items():
         if key.startswith(("SLURM_", "OMPI_")):
@@ -636,6 +702,7 @@ def test_hostile_strings_through_sbatch(lab, slurm, monkeypatch):
     #    name and comment; the probe reports what arrived.
     args = [s for s in S if not isinstance(build(lab, "arguments", dict(arguments=[s])), Exception)]
     env = {f"HOSTILE_{i}": s for i, s in enumerate(S) if not isinstance(build(lab, "environment_variables", dict(environment_variables={"HOSTILE_0": s})), Exception)}
+    assert args and env
     name, comment = f"$(touch {lab.marker}) `x` 'q\" é", f"; touch {lab.marker} # 中文 %j %% $HOME"
     spec = hpctf.TensorFlow(
         source_directory=lab.project, entry_script="probe.py", python=REAL_PYTHON, compute_target="slurm", time="5",
@@ -652,14 +719,19 @@ def test_hostile_strings_through_sbatch(lab, slurm, monkeypatch):
 
     # 2. Held jobs (never run): what sbatch read from the #SBATCH lines, for every string
     #    the job name and comment accept, and every source folder `hpctf render` would cd to.
+    start = len(lab.records)
     ids: dict[str, tuple[int, hpctf.TensorFlow]] = {}
     rendered: dict[str, JobPaths] = {}
+    held_dir = lab.root / "held"
+    held_dir.mkdir()
     try:
         for i, s in enumerate(S):
             fields = {}
             for field, extra in (("job_name", dict(job_name=s)), ("sbatch_options value", dict(sbatch_options={"comment": s, "hold": True}))):
                 if not isinstance(build(lab, field, extra), Exception):
                     fields.update(extra)
+                elif field == "sbatch_options value":
+                    lab.record(field, i, "refused")
             if not fields:
                 continue
             fields.setdefault("sbatch_options", {"hold": True})
@@ -668,19 +740,20 @@ def test_hostile_strings_through_sbatch(lab, slurm, monkeypatch):
                 ids[hpctf.submit(held).job_id] = (i, held)
             except HpctfError as err:
                 raise AssertionError(f"string {i} {s[:80]!r}: {err}") from None
-        for i in range(len(S)):
-            if lab.outcome.get((RENDERED_SOURCE, i)) != "literal":
+        for i in folders:  # the folders `hpctf render` accepts (its test runs them)
+            if folders[i].odd is None:
                 continue
-            src = lab.root / "src" / str(i) / lab.variant(i)
-            held = hpctf.TensorFlow(source_directory=src, entry_script="probe.py", python=REAL_PYTHON, sbatch_options={"hold": True})
-            paths = JobPaths.for_spec(held)
-            script = lab.root / "render-runs" / str(i) / "held.sbatch"
+            if (in_place := render_in_place(lab, folders[i].odd, python=REAL_PYTHON, sbatch_options={"hold": True})) is None:
+                continue
+            held, paths = in_place
+            script = held_dir / f"{i}.sbatch"
             script.write_text(render_script(held, paths, target=SLURM))
             rendered[slurm.sbatch(script)] = paths
         seen = squeue_jobs(slurm, [*ids, *rendered])
     finally:
         if ids or rendered:
             slurm.run("scancel", *ids, *rendered, check=False)
+    assert ids and rendered and len(seen) == len(ids) + len(rendered), (len(ids), len(rendered), len(seen))
     for job_id, (i, held) in ids.items():
         assert seen[job_id]["name"] == held.name, (i, S[i][:80])
         if "comment" in held.sbatch_options:
@@ -689,3 +762,4 @@ def test_hostile_strings_through_sbatch(lab, slurm, monkeypatch):
     for job_id, paths in rendered.items():
         assert seen[job_id]["standard_output"] == paths.log_pattern("out", "0"), paths
     lab.assert_not_executed()
+    lab.assert_every_string_recorded(["sbatch_options value"], since=start)
