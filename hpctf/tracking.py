@@ -207,7 +207,7 @@ def count_attempts(sacct_output: str) -> dict[str, int]:
     return counts
 
 
-class SlurmRun(ExitCodeResults, submitit.SlurmJob):
+class SlurmRun(submitit.SlurmJob, ExitCodeResults):
     """A submitit ``SlurmJob`` for an hpctf job: pickles, reattaches, knows its exit code.
 
     ``result()`` waits and returns the job's exit code (0 on success; see
@@ -216,6 +216,15 @@ class SlurmRun(ExitCodeResults, submitit.SlurmJob):
     a job of several tasks has a sub-job per task (``job.task(1).stdout()`` is rank 1's
     output), and its own ``stdout()`` joins every task's, as submitit's does.
     """
+
+    # SlurmJob is the first base so that SlurmRun has core.Job's object layout: submitit's
+    # executor.batch() turns its placeholder DelayedJob into the job class in place
+    # (``__class__ =``), which Python refuses when the first base is another class
+    # (tests/test_submitit_contract.py runs that). The result API is then named here, or
+    # core.Job's, which reads a result pickle hpctf jobs never write, would come first.
+    result = ExitCodeResults.result
+    results = ExitCodeResults.results
+    exception = ExitCodeResults.exception
 
     watcher = ClusterWatcher()
 
