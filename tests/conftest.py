@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -101,7 +102,10 @@ TRAINING_STACK = ("tensorflow", "tf_keras", "horovod", "sklearn", "mpi4py")
 
 def pytest_runtest_setup(item):
     """Tests marked `tensorflow` need the training stack in this interpreter
-    (scripts/install-tf-stack): without it they fail, saying so, never skip."""
+    (scripts/install-tf-stack), tests marked `root` need root: without it they fail,
+    saying so, never skip."""
+    if item.get_closest_marker("root") is not None and os.geteuid() != 0:
+        pytest.fail("this test needs root (run scripts/test as root, or leave it out: -m 'not root')", pytrace=False)
     if item.get_closest_marker("tensorflow") is None:
         return
     import importlib.util
