@@ -147,3 +147,10 @@ def home(tmp_path, slurm, monkeypatch):
         if key.startswith(("SLURM_", "OMPI_")):
             monkeypatch.setenv(key, value)
     return home
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The random order's seed, at the end too (-q drops the header that prints it)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int):
+        terminalreporter.write_line(f"tests ran in random order: --randomly-seed={seed} replays it (pytest-randomly)")
