@@ -73,13 +73,21 @@ class Context:
     def cancel_jobs(self) -> None:
         ids = sorted(self.jobs, key=int)
         for i in range(0, len(ids), 500):
-            subprocess.run(["scancel", *ids[i:i + 500]], check=False, env=self.env(), capture_output=True, timeout=60)
+            subprocess.run(["scancel", *ids[i : i + 500]], check=False, env=self.env(), capture_output=True, timeout=60)
         self.jobs.clear()
 
     def held_jobs(self, count: int) -> list[str]:
         """``count`` real jobs that never run: ``sbatch --hold --wrap true``."""
-        cmd = ["sbatch", "--parsable", "--hold", "--job-name=hpctf-bench-held", f"--chdir={self.scratch}",
-               "--output=/dev/null", "--wrap", "true"]
+        cmd = [
+            "sbatch",
+            "--parsable",
+            "--hold",
+            "--job-name=hpctf-bench-held",
+            f"--chdir={self.scratch}",
+            "--output=/dev/null",
+            "--wrap",
+            "true",
+        ]
         return [self.track(job_id(run(cmd, self.env())[1].stdout)) for _ in range(count)]
 
 
@@ -95,7 +103,9 @@ def slurm_problem(env: dict[str, str]) -> str | None:
     if shutil.which("sbatch", path=env.get("PATH")) is None:
         return "sbatch is not on PATH"
     try:
-        done = subprocess.run(["sinfo", "-h", "-o", "%D %t"], check=False, env=env, capture_output=True, text=True, timeout=15)
+        done = subprocess.run(
+            ["sinfo", "-h", "-o", "%D %t"], check=False, env=env, capture_output=True, text=True, timeout=15
+        )
     except subprocess.TimeoutExpired:
         return "sinfo did not answer in 15 s (slurmctld down? SLURM_CONF set?)"
     if done.returncode != 0:

@@ -32,7 +32,9 @@ class Stats:
         if not samples:
             raise BenchError("no samples")
         xs = sorted(samples)
-        q1, q3 = (statistics.quantiles(xs, n=4, method="inclusive")[i] for i in (0, 2)) if len(xs) > 1 else (xs[0], xs[0])
+        q1, q3 = (
+            (statistics.quantiles(xs, n=4, method="inclusive")[i] for i in (0, 2)) if len(xs) > 1 else (xs[0], xs[0])
+        )
         return cls(n=len(xs), median=statistics.median(xs), min=xs[0], max=xs[-1], q1=q1, q3=q3)
 
     def to_dict(self) -> dict:
@@ -133,7 +135,9 @@ def run(
     """Run a command to completion; (wall seconds, result). A non-zero exit is an error."""
     t0 = time.perf_counter()
     try:
-        done = subprocess.run(list(cmd), check=False, env=dict(env), capture_output=True, text=True, timeout=timeout, cwd=cwd)
+        done = subprocess.run(
+            list(cmd), check=False, env=dict(env), capture_output=True, text=True, timeout=timeout, cwd=cwd
+        )
     except subprocess.TimeoutExpired:
         raise BenchError(f"{' '.join(cmd)}: no answer in {timeout}s") from None
     wall = time.perf_counter() - t0

@@ -5,9 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-MACHINE_ROWS = [("date", "Date"), ("cpu", "CPU"), ("cores", "Cores"), ("debian", "Debian"), ("kernel", "Kernel"),
-                ("slurm", "Slurm"), ("python", "Python"), ("hpctf", "hpctf"),
-                ("load_average", "Load average at start (1, 5, 15 min)"), ("load_average_end", "Load average at end")]
+MACHINE_ROWS = [
+    ("date", "Date"),
+    ("cpu", "CPU"),
+    ("cores", "Cores"),
+    ("debian", "Debian"),
+    ("kernel", "Kernel"),
+    ("slurm", "Slurm"),
+    ("python", "Python"),
+    ("hpctf", "hpctf"),
+    ("load_average", "Load average at start (1, 5, 15 min)"),
+    ("load_average_end", "Load average at end"),
+]
 
 
 HOW_TO_READ = (
@@ -40,10 +49,24 @@ def figure_row(f: dict) -> str:
     if f["ratio_stats"]:
         ratio += f" ({num(f['ratio_stats']['min'])}–{num(f['ratio_stats']['max'])})"
     met = {True: "yes", False: "**NO**", None: "—"}[f["met"]]
-    return "| " + " | ".join(cell(c) for c in [
-        f"{f['what']} `{f['key']}`", f["n"], f"{num(f['median'])} {unit}", f"{num(f['q1'])}–{num(f['q3'])}",
-        f"{num(f['min'])}–{num(f['max'])}", alternative, ratio, f["goal"] or "—", met,
-    ]) + " |"
+    return (
+        "| "
+        + " | ".join(
+            cell(c)
+            for c in [
+                f"{f['what']} `{f['key']}`",
+                f["n"],
+                f"{num(f['median'])} {unit}",
+                f"{num(f['q1'])}–{num(f['q3'])}",
+                f"{num(f['min'])}–{num(f['max'])}",
+                alternative,
+                ratio,
+                f["goal"] or "—",
+                met,
+            ]
+        )
+        + " |"
+    )
 
 
 def missed_line(f: dict) -> str:
@@ -55,12 +78,14 @@ def markdown(results: dict) -> str:
     m = results["machine"]
     lines = ["# hpctf benchmarks", ""]
     quick = " (**quick mode: tiny sizes, few repeats; not for quoting**)" if results["quick"] else ""
-    lines += [f"Command: `{results['command']}`{quick}",
-              f"Run took {results['seconds']:.0f} s."]
+    lines += [f"Command: `{results['command']}`{quick}", f"Run took {results['seconds']:.0f} s."]
     later = [g for g in results["groups"] if g.get("run")]
     if later:
-        lines.append("Merged in later (`--merge`), each with its own run under its heading: "
-                     + ", ".join(f"{g['number']}. `{g['name']}`" for g in later) + ".")
+        lines.append(
+            "Merged in later (`--merge`), each with its own run under its heading: "
+            + ", ".join(f"{g['number']}. `{g['name']}`" for g in later)
+            + "."
+        )
     lines += ["", "| Machine | |", "|---|---|"]
     for key, label in MACHINE_ROWS:
         value = ", ".join(f"{x:.2f}" for x in m[key]) if key.startswith("load_average") else m[key]
@@ -73,7 +98,9 @@ def markdown(results: dict) -> str:
     lines += [f"{len(goals) - len(missed)} of {len(goals)} goals met." if goals else "No goal was measured.", ""]
     lines += [missed_line(f) for f in missed] + ([""] if missed else [])
     failed = [g for g in results["groups"] if g["status"] != "ok"]
-    lines += [f"- **Not measured:** {g['number']}. {g['title']} ({g['status']}): {g['error']}" for g in failed] + ([""] if failed else [])
+    lines += [f"- **Not measured:** {g['number']}. {g['title']} ({g['status']}): {g['error']}" for g in failed] + (
+        [""] if failed else []
+    )
 
     for g in results["groups"]:
         lines += [f"## {g['number']}. {g['title']} (`{g['name']}`)", ""]
@@ -81,13 +108,18 @@ def markdown(results: dict) -> str:
             r = g["run"]
             load = ", ".join(f"{x:.2f}" for x in r["load_average"])
             load_end = ", ".join(f"{x:.2f}" for x in r["load_average_end"])
-            lines += [f"*Measured in a separate run:* `{r['command']}`, {r['date']}, hpctf {cell(r['hpctf'])}; "
-                      f"took {r['seconds']:.0f} s; load average {load} at start, {load_end} at end.", ""]
+            lines += [
+                f"*Measured in a separate run:* `{r['command']}`, {r['date']}, hpctf {cell(r['hpctf'])}; "
+                f"took {r['seconds']:.0f} s; load average {load} at start, {load_end} at end.",
+                "",
+            ]
         if g["status"] != "ok":
             lines += [f"**{g['status']}:** {cell(g['error'])}", ""]
             continue
-        lines += ["| Figure | N | Median | IQR | Min–max | Plain alternative (median) | Ratio | Goal | Met |",
-                  "|---|---:|---:|---:|---:|---|---:|---|---|"]
+        lines += [
+            "| Figure | N | Median | IQR | Min–max | Plain alternative (median) | Ratio | Goal | Met |",
+            "|---|---:|---:|---:|---:|---|---:|---|---|",
+        ]
         lines += [figure_row(f) for f in g["figures"]]
         notes = [f"- `{f['key']}`: {f['note']}" for f in g["figures"] if f["note"]]
         lines += ([""] + notes if notes else []) + [""]

@@ -25,11 +25,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (the smoke test)")
     parser.add_argument("--only", default="", help=f"comma-separated figure groups: {names}")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for results.json and results.md [benchmarks/results]")
-    parser.add_argument("--merge", action="store_true",
-                        help="keep the other groups of an existing OUT/results.json; replace only the groups run now")
-    parser.add_argument("--scratch", type=Path, default=None,
-                        help="work folder every cluster node can see [a new folder under /tmp, removed afterwards]")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="folder for results.json and results.md [benchmarks/results]"
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other groups of an existing OUT/results.json; replace only the groups run now",
+    )
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="work folder every cluster node can see [a new folder under /tmp, removed afterwards]",
+    )
     args = parser.parse_args(argv)
     wanted = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = set(wanted) - {g.NAME for g in GROUPS}
@@ -44,7 +53,14 @@ def say(message: str) -> None:
 
 
 def run_group(ctx: Context, group) -> dict:
-    entry = {"number": group.NUMBER, "name": group.NAME, "title": group.TITLE, "status": "ok", "error": None, "figures": []}
+    entry = {
+        "number": group.NUMBER,
+        "name": group.NAME,
+        "title": group.TITLE,
+        "status": "ok",
+        "error": None,
+        "figures": [],
+    }
     t0 = time.perf_counter()
     if group.NEEDS_SLURM and ctx.slurm_problem:
         entry.update(status="skipped", error=f"needs Slurm: {ctx.slurm_problem}")
@@ -56,15 +72,20 @@ def run_group(ctx: Context, group) -> dict:
         finally:
             ctx.cancel_jobs()
     entry["seconds"] = time.perf_counter() - t0
-    say(f"{group.NUMBER}. {group.NAME}: {entry['status']}, {len(entry['figures'])} figures, {entry['seconds']:.1f} s"
-        + (f" ({entry['error']})" if entry["error"] else ""))
+    say(
+        f"{group.NUMBER}. {group.NAME}: {entry['status']}, {len(entry['figures'])} figures, {entry['seconds']:.1f} s"
+        + (f" ({entry['error']})" if entry["error"] else "")
+    )
     return entry
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if not (Path(sys.executable).parent / "hpctf").exists():
-        say(f"no hpctf next to {sys.executable}: run the suite with the project's interpreter (.venv/bin/python -m benchmarks)")
+        say(
+            f"no hpctf next to {sys.executable}: "
+            "run the suite with the project's interpreter (.venv/bin/python -m benchmarks)"
+        )
         return 2
     previous = None
     if args.merge and (args.out / "results.json").exists():
@@ -111,11 +132,19 @@ def merged(old: dict, results: dict) -> dict:
     file (machine, command, duration) still describes the earlier run.
     """
     m = results["machine"]
-    run = {"command": results["command"], "date": m["date"], "hpctf": m["hpctf"], "seconds": results["seconds"],
-           "load_average": m["load_average"], "load_average_end": m["load_average_end"]}
+    run = {
+        "command": results["command"],
+        "date": m["date"],
+        "hpctf": m["hpctf"],
+        "seconds": results["seconds"],
+        "load_average": m["load_average"],
+        "load_average_end": m["load_average_end"],
+    }
     names = {g["name"] for g in results["groups"]}
-    old["groups"] = sorted([g for g in old["groups"] if g["name"] not in names]
-                           + [{**g, "run": run} for g in results["groups"]], key=lambda g: g["number"])
+    old["groups"] = sorted(
+        [g for g in old["groups"] if g["name"] not in names] + [{**g, "run": run} for g in results["groups"]],
+        key=lambda g: g["number"],
+    )
     return old
 
 

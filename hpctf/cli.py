@@ -15,8 +15,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 
@@ -47,25 +48,76 @@ def _key_value(flag: str, allow_bare: bool = False) -> Callable:
 
 # -- requeue: preemption and time limits (fields of the estimator, same names).
 REQUEUE_OPTIONS = [
-    click.option("--requeue", is_flag=True, default=False, help="before the time limit (SIGUSR1), tasks save a checkpoint and the job requeues itself"),
+    click.option(
+        "--requeue",
+        is_flag=True,
+        default=False,
+        help="before the time limit (SIGUSR1), tasks save a checkpoint and the job requeues itself",
+    ),
     click.option("--max-restarts", type=int, default=None, help="with --requeue: requeue at most N times [default: 3]"),
-    click.option("--signal-grace", type=int, default=None, metavar="SECONDS", help="with --requeue: Slurm signals this long before the time limit [default: 120]"),
+    click.option(
+        "--signal-grace",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="with --requeue: Slurm signals this long before the time limit [default: 120]",
+    ),
 ]
 
 JOB_OPTIONS = [
-    click.option("--backend", type=click.Choice(["single", "none", "mpi", "ps"]), default="single", show_default=True, help="single process, Horovod over MPI, or parameter server"),
+    click.option(
+        "--backend",
+        type=click.Choice(["single", "none", "mpi", "ps"]),
+        default="single",
+        show_default=True,
+        help="single process, Horovod over MPI, or parameter server",
+    ),
     click.option("--nodes", "node_count", type=int, default=1, show_default=True, help="nodes to allocate"),
-    click.option("--procs-per-node", "process_count_per_node", type=int, default=1, show_default=True, help="MPI processes per node"),
+    click.option(
+        "--procs-per-node",
+        "process_count_per_node",
+        type=int,
+        default=1,
+        show_default=True,
+        help="MPI processes per node",
+    ),
     click.option("--gpus-per-node", type=int, default=None, help="GPUs per node (--gres=gpu:N); implies --use-gpu"),
     click.option("--gpu-type", default=None, help="GPU type in gres.conf (--gres=gpu:TYPE:N)"),
     click.option("--use-gpu", is_flag=True, default=False, help="one GPU per process"),
     click.option("--workers", "worker_count", type=int, default=1, show_default=True, help="ps backend: workers"),
-    click.option("--ps", "parameter_server_count", type=int, default=1, show_default=True, help="ps backend: parameter servers (0: workers only)"),
+    click.option(
+        "--ps",
+        "parameter_server_count",
+        type=int,
+        default=1,
+        show_default=True,
+        help="ps backend: parameter servers (0: workers only)",
+    ),
     click.option("--chief", is_flag=True, default=False, help="ps backend: add a chief task"),
-    click.option("--port-base", type=int, default=None, help="ps backend: first task port; task i listens on PORT+i [default: a range of the job's own, from its job id]"),
-    click.option("--launcher", type=click.Choice(["srun", "mpirun"]), default=None, help="mpi backend: how ranks start [default: the target's, else srun]"),
+    click.option(
+        "--port-base",
+        type=int,
+        default=None,
+        help=(
+            "ps backend: first task port; task i listens on PORT+i [default: a range of the job's own, from its job id]"
+        ),
+    ),
+    click.option(
+        "--launcher",
+        type=click.Choice(["srun", "mpirun"]),
+        default=None,
+        help="mpi backend: how ranks start [default: the target's, else srun]",
+    ),
     click.option("--pmi", default=None, help="mpi backend: srun --mpi flavour [default: the target's, else pmix]"),
-    click.option("--target", "compute_target", default=None, help="compute target: a profile from hpctf.toml / ~/.config/hpctf/config.toml, 'slurm' or 'local' (hpctf targets lists them)"),
+    click.option(
+        "--target",
+        "compute_target",
+        default=None,
+        help=(
+            "compute target: a profile from hpctf.toml / ~/.config/hpctf/config.toml, 'slurm' or 'local' "
+            "(hpctf targets lists them)"
+        ),
+    ),
     click.option("--partition", "-p", default=None),
     click.option("--account", "-A", default=None),
     click.option("--qos", default=None),
@@ -78,17 +130,53 @@ JOB_OPTIONS = [
     click.option("--source-dir", default=None, help="folder with the code [default: the entry script's folder]"),
     click.option("--pip", "pip_packages", multiple=True, help="pip package (repeatable)"),
     click.option("--conda", "conda_packages", multiple=True, help="conda package (repeatable)"),
-    click.option("--env", "environment_variables", multiple=True, callback=_key_value("--env"), help="KEY=VALUE for every task (repeatable)"),
-    click.option("--sbatch", "sbatch_options", multiple=True, callback=_key_value("--sbatch", allow_bare=True), help="extra sbatch FLAG=VALUE or FLAG (repeatable)"),
+    click.option(
+        "--env",
+        "environment_variables",
+        multiple=True,
+        callback=_key_value("--env"),
+        help="KEY=VALUE for every task (repeatable)",
+    ),
+    click.option(
+        "--sbatch",
+        "sbatch_options",
+        multiple=True,
+        callback=_key_value("--sbatch", allow_bare=True),
+        help="extra sbatch FLAG=VALUE or FLAG (repeatable)",
+    ),
     click.option("--setup", multiple=True, help="shell line run before the launch (repeatable)"),
     click.option("--module", "modules", multiple=True, help="environment module to load (repeatable)"),
-    click.option("--container-image", default=None, help="run every task in this image (Apptainer .sif/docker://, or a Pyxis image)"),
-    click.option("--container-runtime", type=click.Choice(["apptainer", "singularity", "pyxis"]), default=None, help="[default: the target's, else apptainer]"),
+    click.option(
+        "--container-image",
+        default=None,
+        help="run every task in this image (Apptainer .sif/docker://, or a Pyxis image)",
+    ),
+    click.option(
+        "--container-runtime",
+        type=click.Choice(["apptainer", "singularity", "pyxis"]),
+        default=None,
+        help="[default: the target's, else apptainer]",
+    ),
     click.option("--mount", "container_mounts", multiple=True, help="container bind SRC[:DST[:ro]] (repeatable)"),
     click.option("--python", default=None, help="interpreter on the compute nodes [default: this one]"),
-    click.option("--keras", type=click.Choice(KERAS_MODES), default="auto", show_default=True, help="which Keras tf.keras is in the tasks: auto = tf-keras (Keras 2) for mpi and ps where installed, legacy = tf-keras, 3 = Keras 3"),
+    click.option(
+        "--keras",
+        type=click.Choice(KERAS_MODES),
+        default="auto",
+        show_default=True,
+        help=(
+            "which Keras tf.keras is in the tasks: auto = tf-keras (Keras 2) for mpi and ps where installed, "
+            "legacy = tf-keras, 3 = Keras 3"
+        ),
+    ),
     click.option("--log-dir", default=None, help="folder for the job's logs [default: SOURCE_DIR/hpctf-logs]"),
-    click.option("--templates", "template_dir", default=None, type=click.Path(exists=True, file_okay=False), help="folder whose templates override the built-in ones"),
+    click.option(
+        "--templates",
+        "template_dir",
+        default=None,
+        type=click.Path(exists=True, file_okay=False),
+        help="folder whose templates override the built-in ones",
+    ),
     *REQUEUE_OPTIONS,
     click.argument("entry_script"),
     click.argument("script_args", nargs=-1, type=click.UNPROCESSED),
@@ -155,7 +243,12 @@ def _explain(err: Exception) -> str:
     (``node_count=-1: must be an integer >= 1 [--nodes]``)."""
     if not isinstance(err, SpecError):
         return str(err)
-    options = {"distributed_backend": "--backend", "source_directory": "--source-dir", "arguments": "SCRIPT_ARGS", "entry_script": "ENTRY_SCRIPT"}
+    options = {
+        "distributed_backend": "--backend",
+        "source_directory": "--source-dir",
+        "arguments": "SCRIPT_ARGS",
+        "entry_script": "ENTRY_SCRIPT",
+    }
     for option in JOB_OPTIONS:
         param = _param(option)
         if isinstance(param, click.Option):
@@ -188,7 +281,14 @@ def cli() -> None:
 
 @cli.command(context_settings=SCRIPT_STYLE)
 @job_options
-@click.option("--output", "-o", "output_file", type=click.Path(dir_okay=False, writable=True), default=None, help="write the script to FILE instead of stdout")
+@click.option(
+    "--output",
+    "-o",
+    "output_file",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="write the script to FILE instead of stdout",
+)
 def render(output_file: str | None, **options: Any) -> None:
     """Print the sbatch script for ENTRY_SCRIPT [SCRIPT_ARGS]..."""
     from .render import JobPaths, render_script
@@ -211,7 +311,12 @@ def render(output_file: str | None, **options: Any) -> None:
 @click.option("--ps", type=int, default=1, show_default=True, help="parameter servers (0: workers only)")
 @click.option("--workers", type=int, default=1, show_default=True)
 @click.option("--chief", is_flag=True, default=False)
-@click.option("--port-base", type=int, default=None, help="task i listens on PORT+i [default: a range of the job's own, from SLURM_JOB_ID]")
+@click.option(
+    "--port-base",
+    type=int,
+    default=None,
+    help="task i listens on PORT+i [default: a range of the job's own, from SLURM_JOB_ID]",
+)
 @click.option("--indent", type=int, default=None, help="pretty-print with this indent")
 def tf_config(ps: int, workers: int, chief: bool, port_base: int | None, indent: int | None) -> None:
     """Print this Slurm task's TF_CONFIG, derived from the job's node list.
@@ -241,7 +346,12 @@ def tf_config(ps: int, workers: int, chief: bool, port_base: int | None, indent:
 @click.option("--wait", is_flag=True, help="follow the job until it ends; exit with its exit code")
 @click.option("--json", "as_json", is_flag=True, help="print the submission as JSON")
 @click.option("--dry-run", is_flag=True, help="show what would be submitted; submit nothing")
-@click.option("--snapshot-limit-mb", type=float, default=None, help="largest code snapshot [default: 300, or $HPCTF_SNAPSHOT_LIMIT_MB]")
+@click.option(
+    "--snapshot-limit-mb",
+    type=float,
+    default=None,
+    help="largest code snapshot [default: 300, or $HPCTF_SNAPSHOT_LIMIT_MB]",
+)
 def submit(wait: bool, as_json: bool, dry_run: bool, snapshot_limit_mb: float | None, **options: Any) -> None:
     """Snapshot the code and submit ENTRY_SCRIPT [SCRIPT_ARGS]... to Slurm."""
     from . import submission
@@ -271,7 +381,11 @@ def _print_dry_run(the_plan, as_json: bool) -> None:
         click.echo(json.dumps(info))
         return
     click.echo(f"# dry run: would run `{info['command']}` with the script below", err=True)
-    click.echo(f"# code snapshot {info['snapshot']['digest']}: {info['snapshot']['files']} files, {info['snapshot']['bytes']} bytes", err=True)
+    click.echo(
+        f"# code snapshot {info['snapshot']['digest']}: "
+        f"{info['snapshot']['files']} files, {info['snapshot']['bytes']} bytes",
+        err=True,
+    )
     click.echo(the_plan.script, nl=False)
 
 
@@ -379,10 +493,19 @@ def status(job_id: str, as_json: bool) -> None:
         return
     from .table import format_table
 
-    rows = [(key, getattr(record, key)) for key in ("job_id", "name", "state", "exit_code", "backend", "shape", "nodes", "target", "command", "run_dir")]
+    rows = [
+        (key, getattr(record, key))
+        for key in ("job_id", "name", "state", "exit_code", "backend", "shape", "nodes", "target", "command", "run_dir")
+    ]
     failed = _failed_task(record)
     if failed:
-        rows.insert(4, ("failed task", f"task {failed[0]} exited with {failed[1]} (hpctf logs {record.job_id} --task {failed[0]} --err)"))
+        rows.insert(
+            4,
+            (
+                "failed task",
+                f"task {failed[0]} exited with {failed[1]} (hpctf logs {record.job_id} --task {failed[0]} --err)",
+            ),
+        )
     failure = _node_failure(record)
     if failure:
         named = "; ".join(f"{node} ({reason})" if reason else node for node, reason in failure["nodes"])
@@ -463,7 +586,9 @@ def cancel(job_id: str, as_json: bool) -> None:
         cancel_run(record)
     except HpctfError as err:
         fail(str(err))
-    click.echo(json.dumps({"job_id": record.job_id, "cancelled": True}) if as_json else f"cancelled job {record.job_id}")
+    click.echo(
+        json.dumps({"job_id": record.job_id, "cancelled": True}) if as_json else f"cancelled job {record.job_id}"
+    )
 
 
 @cli.command("ls")
@@ -482,8 +607,13 @@ def list_runs(as_json: bool, limit: int) -> None:
         return
     from .table import format_table
 
-    rows = [(r.job_id, r.name, r.backend, r.shape, r.state, r.exit_code, _when(r.submitted), _duration(r.duration)) for r in records]
-    click.echo(format_table(("JOB", "NAME", "BACKEND", "SHAPE", "STATE", "EXIT", "SUBMITTED", "DURATION"), rows), nl=False)
+    rows = [
+        (r.job_id, r.name, r.backend, r.shape, r.state, r.exit_code, _when(r.submitted), _duration(r.duration))
+        for r in records
+    ]
+    click.echo(
+        format_table(("JOB", "NAME", "BACKEND", "SHAPE", "STATE", "EXIT", "SUBMITTED", "DURATION"), rows), nl=False
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -505,8 +635,19 @@ def doctor_options(command: Callable) -> Callable:
 @cli.command()
 @doctor_options
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-@click.option("--timeout", type=float, default=600, show_default=True, help="seconds to wait for the doctor job(s), queueing included")
-@click.option("--other-launcher/--no-other-launcher", default=True, show_default=True, help="mpi backend: also try the launcher the job does not use")
+@click.option(
+    "--timeout",
+    type=float,
+    default=600,
+    show_default=True,
+    help="seconds to wait for the doctor job(s), queueing included",
+)
+@click.option(
+    "--other-launcher/--no-other-launcher",
+    default=True,
+    show_default=True,
+    help="mpi backend: also try the launcher the job does not use",
+)
 def doctor(as_json: bool, timeout: float, other_launcher: bool, **options: Any) -> None:
     """Preflight: run a small job of this shape and check what distributed training needs.
 
@@ -518,7 +659,9 @@ def doctor(as_json: bool, timeout: float, other_launcher: bool, **options: Any) 
         options.update(entry_script=preflight.PROBE_NAME, source_dir=source, script_args=(), log_dir=None)
         spec = spec_from_options(options)
         say = None if as_json else (lambda message: click.echo(f"hpctf doctor: {message}", err=True))
-        result = preflight.run(spec, template_dirs=_template_dirs(options), other_launcher=other_launcher, timeout_s=timeout, progress=say)
+        result = preflight.run(
+            spec, template_dirs=_template_dirs(options), other_launcher=other_launcher, timeout_s=timeout, progress=say
+        )
     click.echo(json.dumps(result.to_dict()) if as_json else preflight.format_report(result), nl=as_json)
     sys.exit(0 if result.ok else 1)
 
@@ -561,20 +704,59 @@ def targets(ctx: click.Context, as_json: bool) -> None:
     config = _load_targets()
     default = get_target(None, config).name
     if as_json:
-        click.echo(json.dumps({"default": default, "files": [str(f) for f in config.files], "targets": [t.describe() for t in config.targets.values()]}))
+        click.echo(
+            json.dumps(
+                {
+                    "default": default,
+                    "files": [str(f) for f in config.files],
+                    "targets": [t.describe() for t in config.targets.values()],
+                }
+            )
+        )
         return
     from .table import format_table
 
     rows = []
     for t in config.targets.values():
-        gpus = ":".join([t.gres_name, *([t.gpu_type] if t.gpu_type else []), *([str(t.gpus_per_node)] if t.gpus_per_node else [])]) if (t.gpu_type or t.gpus_per_node) else ""
-        extra = ", ".join(filter(None, [
-            f"modules {' '.join(t.modules)}" if t.modules else "",
-            f"{t.container_runtime or 'apptainer'} {t.container_image}" if t.container_image else (t.container_runtime or ""),
-            f"env cache {t.env_cache}" if t.env_cache else "",
-        ]))
-        rows.append(("*" if t.name == default else "", t.name, t.executor, t.partition or "", gpus, t.time or "", extra, t.source))
-    click.echo(format_table(("", "TARGET", "RUNS ON", "PARTITION", "GPUS", "TIME", "ENVIRONMENT", "DEFINED IN"), rows), nl=False)
+        gpus = (
+            ":".join(
+                [
+                    t.gres_name,
+                    *([t.gpu_type] if t.gpu_type else []),
+                    *([str(t.gpus_per_node)] if t.gpus_per_node else []),
+                ]
+            )
+            if (t.gpu_type or t.gpus_per_node)
+            else ""
+        )
+        extra = ", ".join(
+            filter(
+                None,
+                [
+                    f"modules {' '.join(t.modules)}" if t.modules else "",
+                    f"{t.container_runtime or 'apptainer'} {t.container_image}"
+                    if t.container_image
+                    else (t.container_runtime or ""),
+                    f"env cache {t.env_cache}" if t.env_cache else "",
+                ],
+            )
+        )
+        rows.append(
+            (
+                "*" if t.name == default else "",
+                t.name,
+                t.executor,
+                t.partition or "",
+                gpus,
+                t.time or "",
+                extra,
+                t.source,
+            )
+        )
+    click.echo(
+        format_table(("", "TARGET", "RUNS ON", "PARTITION", "GPUS", "TIME", "ENVIRONMENT", "DEFINED IN"), rows),
+        nl=False,
+    )
     if not config.files:
         click.echo(f"(only the built-in targets: define your own in {user_config_file()} or ./hpctf.toml)")
 
@@ -600,7 +782,9 @@ def targets_check(name: str | None, as_json: bool) -> None:
         from .table import format_table
 
         click.echo(f"target {target.name} ({target.source})")
-        click.echo(format_table(("CHECK", "STATUS", "DETAIL"), [(f.check, f.status, f.detail) for f in findings]), nl=False)
+        click.echo(
+            format_table(("CHECK", "STATUS", "DETAIL"), [(f.check, f.status, f.detail) for f in findings]), nl=False
+        )
         click.echo(f"{len(bad)} mismatch(es)" if bad else "the cluster matches the profile")
     sys.exit(1 if bad else 0)
 

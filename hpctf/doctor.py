@@ -26,9 +26,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from .errors import HpctfError
 
@@ -66,7 +67,7 @@ class Shape:
     keras: str = "auto"  # the spec's Keras policy (hpctf.keras_policy)
 
     @classmethod
-    def from_spec(cls, spec: Any, python: str) -> "Shape":
+    def from_spec(cls, spec: Any, python: str) -> Shape:
         roles: list[tuple[str, int]] = []
         if spec.distributed_backend == "ps":
             from .runtime import cluster_roles
@@ -74,10 +75,18 @@ class Shape:
             roles = cluster_roles(spec.parameter_server_count, spec.worker_count, spec.chief)
         launcher = spec.mpi_launcher if spec.distributed_backend == "mpi" else "srun"
         return cls(
-            backend=spec.backend, tasks=spec.task_count, nodes=spec.node_count,
-            tasks_per_node=spec.tasks_on_node(), gpus=spec.gpus, launcher=launcher,
-            pmi=spec.pmi_plugin, python=python, roles=roles, port_base=spec.port_base,
-            description=describe(spec), keras=spec.keras,
+            backend=spec.backend,
+            tasks=spec.task_count,
+            nodes=spec.node_count,
+            tasks_per_node=spec.tasks_on_node(),
+            gpus=spec.gpus,
+            launcher=launcher,
+            pmi=spec.pmi_plugin,
+            python=python,
+            roles=roles,
+            port_base=spec.port_base,
+            description=describe(spec),
+            keras=spec.keras,
         )
 
     def launch_name(self, launcher: str | None = None) -> str:
@@ -115,7 +124,9 @@ class JobResult:
 # ---------------------------------------------------------------------------------------
 
 
-def evaluate(shape: Shape, test_only: Check, primary: JobResult, other: JobResult | None = None, mpi_list: str | None = None) -> list[Check]:
+def evaluate(
+    shape: Shape, test_only: Check, primary: JobResult, other: JobResult | None = None, mpi_list: str | None = None
+) -> list[Check]:
     """Every check, in the report's order."""
     if primary.job_id is None and test_only.status == FAIL:
         names = ["doctor job", "ranks start", "GPU visibility", "hostnames", "Python environment", "Keras"]
@@ -132,28 +143,40 @@ def evaluate(shape: Shape, test_only: Check, primary: JobResult, other: JobResul
     return checks
 
 
-UNKNOWN_PLUGIN = re.compile(r"Invalid MPI type|Couldn't find the specified plugin name for mpi|cannot find mpi plugin", re.I)
+UNKNOWN_PLUGIN = re.compile(
+    r"Invalid MPI type|Couldn't find the specified plugin name for mpi|cannot find mpi plugin", re.I
+)
 
 
 def log_hints(shape: Shape, text: str) -> list[str]:
     """What a job's logs say went wrong, as things to change."""
     hints: list[str] = []
     if re.search(r"No module named '?hpctf", text):
-        hints.append(f"the job's Python ({shape.python}) cannot import hpctf, and every task starts through "
-                     "`python -m hpctf.runtime`: `pip install hpctf` into that environment, or pass --python "
-                     "with one that has it")
+        hints.append(
+            f"the job's Python ({shape.python}) cannot import hpctf, and every task starts through "
+            "`python -m hpctf.runtime`: `pip install hpctf` into that environment, or pass --python "
+            "with one that has it"
+        )
     if UNKNOWN_PLUGIN.search(text):
         hints.append(f"srun has no MPI plugin '{shape.pmi}': pass --pmi with one `srun --mpi=list` shows")
     if re.search(r"mpirun: (command )?not found|mpirun: No such file", text):
-        hints.append("mpirun is not on PATH in the job: load Open MPI in the job (--setup 'module load openmpi' "
-                     "or the target's modules), or use --launcher srun")
+        hints.append(
+            "mpirun is not on PATH in the job: load Open MPI in the job (--setup 'module load openmpi' "
+            "or the target's modules), or use --launcher srun"
+        )
     python = re.escape(shape.python)
-    if re.search(rf"{python}: (No such file or directory|command not found)|execve\(\): {python}|cannot run '?{python}", text):
-        hints.append(f"--python {shape.python} does not exist on the compute nodes: pass an interpreter on a "
-                     "file system they mount")
+    if re.search(
+        rf"{python}: (No such file or directory|command not found)|execve\(\): {python}|cannot run '?{python}", text
+    ):
+        hints.append(
+            f"--python {shape.python} does not exist on the compute nodes: pass an interpreter on a "
+            "file system they mount"
+        )
     if re.search(r"PMIX_ERROR|PMIx_Init|pmix.*(failed|error)|OPAL ERROR", text, re.I):
-        hints.append("Open MPI could not reach Slurm's PMIx (Open MPI built without PMIx, or a PMIx version "
-                     "mismatch): ask your admin which --pmi to use (`srun --mpi=list`), or use --launcher mpirun")
+        hints.append(
+            "Open MPI could not reach Slurm's PMIx (Open MPI built without PMIx, or a PMIx version "
+            "mismatch): ask your admin which --pmi to use (`srun --mpi=list`), or use --launcher mpirun"
+        )
     if "Address already in use" in text:
         hints.append("a port is taken: choose another --port-base")
     for line in text.splitlines():
@@ -193,20 +216,29 @@ def job_check(shape: Shape, result: JobResult) -> Check:
     if result.timed_out:
         if result.reports or result.logs:
             summary = f"job {result.job_id} was still running when --timeout ran out (cancelled)"
-            advice = ("see which ranks did not finish below; a rank stuck in MPI_Init or a connect gives up "
-                      f"after {PROBE_TIMEOUT_S} s, so a --timeout above that tells a hang from a slow start")
+            advice = (
+                "see which ranks did not finish below; a rank stuck in MPI_Init or a connect gives up "
+                f"after {PROBE_TIMEOUT_S} s, so a --timeout above that tells a hang from a slow start"
+            )
         else:
             summary = f"job {result.job_id} was still {result.state} when --timeout ran out (cancelled)"
-            advice = (f"it waited in the queue: `squeue -j {result.job_id} -o %R` gives the reason; a smaller shape "
-                      "or another --partition starts sooner, or give it longer with --timeout")
+            advice = (
+                f"it waited in the queue: `squeue -j {result.job_id} -o %R` gives the reason; a smaller shape "
+                "or another --partition starts sooner, or give it longer with --timeout"
+            )
         return Check(name, FAIL, summary, advice=advice, details=_tail(result))
     if result.state == "COMPLETED" and result.exit_code == 0:
         return Check(name, PASS, f"job {result.job_id} COMPLETED (exit code 0)")
     if len(result.reports) < shape.tasks:  # why is for 'ranks start' to say
         return Check(name, FAIL, _missing_summary(result))
     hints = log_hints(shape, result.log_text)
-    return Check(name, FAIL, _missing_summary(result),
-                 advice="; ".join(hints) or f"read the logs in {result.run_dir}/logs", details=_tail(result))
+    return Check(
+        name,
+        FAIL,
+        _missing_summary(result),
+        advice="; ".join(hints) or f"read the logs in {result.run_dir}/logs",
+        details=_tail(result),
+    )
 
 
 def _launcher_id(report: dict) -> str | None:
@@ -223,7 +255,9 @@ def ranks_check(shape: Shape, result: JobResult) -> Check:
         if launcher_id is not None and str(rank) != str(launcher_id):
             problems.append(f"rank {rank} on {report['host']}: HPCTF_RANK={rank} but the launcher says {launcher_id}")
         if report.get("world_size") != shape.tasks:
-            problems.append(f"rank {rank} on {report['host']}: world size {report.get('world_size')}, expected {shape.tasks}")
+            problems.append(
+                f"rank {rank} on {report['host']}: world size {report.get('world_size')}, expected {shape.tasks}"
+            )
     per_host: dict[str, int] = {}
     for report in reports.values():
         per_host[report["host"]] = per_host.get(report["host"], 0) + 1
@@ -233,20 +267,33 @@ def ranks_check(shape: Shape, result: JobResult) -> Check:
         if not reports:
             summary = f"no rank of {shape.tasks} started ({_missing_summary(result)})"
         else:
-            summary = f"{len(reports)}/{shape.tasks} ranks reported (from {hosts}); missing: {', '.join(map(str, missing))}"
-        return Check(name, FAIL, summary,
-                     advice="; ".join(hints) or f"read the missing ranks' logs in {result.run_dir}/logs",
-                     details=_tail(result))
+            summary = (
+                f"{len(reports)}/{shape.tasks} ranks reported (from {hosts}); missing: {', '.join(map(str, missing))}"
+            )
+        return Check(
+            name,
+            FAIL,
+            summary,
+            advice="; ".join(hints) or f"read the missing ranks' logs in {result.run_dir}/logs",
+            details=_tail(result),
+        )
     if sorted(per_host.values()) != sorted(shape.tasks_per_node):
         problems.append(f"ranks per node {sorted(per_host.values())}, expected {sorted(shape.tasks_per_node)}")
     if problems:
-        return Check(name, FAIL, f"{shape.tasks}/{shape.tasks} ranks reported, but the layout is wrong", details=problems,
-                     advice="the launcher numbers or places ranks differently from Slurm's block distribution: "
-                            "check SLURM_DISTRIBUTION / a site srun wrapper, or try the other --launcher")
+        return Check(
+            name,
+            FAIL,
+            f"{shape.tasks}/{shape.tasks} ranks reported, but the layout is wrong",
+            details=problems,
+            advice="the launcher numbers or places ranks differently from Slurm's block distribution: "
+            "check SLURM_DISTRIBUTION / a site srun wrapper, or try the other --launcher",
+        )
     return Check(name, PASS, f"{shape.tasks}/{shape.tasks} ranks reported from {len(per_host)} node(s): {hosts}")
 
 
-def mpi_check(shape: Shape, result: JobResult, other: JobResult | None, mpi_list: str | None, secondary: bool = False) -> Check:
+def mpi_check(
+    shape: Shape, result: JobResult, other: JobResult | None, mpi_list: str | None, secondary: bool = False
+) -> Check:
     how = shape.launch_name(result.launcher)
     name = f"MPI allreduce ({how})"
     expected_sum = shape.tasks * (shape.tasks - 1) // 2
@@ -260,22 +307,33 @@ def mpi_check(shape: Shape, result: JobResult, other: JobResult | None, mpi_list
         missing = missing_modules(result)
         if missing:
             # Nothing was tried over MPI: the ranks had nothing to try it with.
-            text = (f"the job's Python ({shape.python}) has no {' and no '.join(missing)}, so no rank could "
-                    "run MPI: install mpi4py (pip install mpi4py) and Horovod built against its TensorFlow "
-                    "(scripts/install-tf-stack) into that environment, or pass --python with one that has them")
+            text = (
+                f"the job's Python ({shape.python}) has no {' and no '.join(missing)}, so no rank could "
+                "run MPI: install mpi4py (pip install mpi4py) and Horovod built against its TensorFlow "
+                "(scripts/install-tf-stack) into that environment, or pass --python with one that has them"
+            )
         elif result.launcher == "srun" and UNKNOWN_PLUGIN.search(result.log_text):
-            text = (f"srun --mpi={shape.pmi} failed: this srun has no '{shape.pmi}' MPI plugin "
-                    f"(`srun --mpi=list`{offered}): pass --pmi with one of those, or use --launcher mpirun")
+            text = (
+                f"srun --mpi={shape.pmi} failed: this srun has no '{shape.pmi}' MPI plugin "
+                f"(`srun --mpi=list`{offered}): pass --pmi with one of those, or use --launcher mpirun"
+            )
             hints = [h for h in hints if not h.startswith("srun has no MPI plugin")]
         elif result.launcher == "srun":
-            text = (f"srun --mpi={shape.pmi} failed: ask your admin whether PMIx is built in "
-                    f"(`srun --mpi=list`{offered}), try another --pmi, or use --launcher mpirun")
+            text = (
+                f"srun --mpi={shape.pmi} failed: ask your admin whether PMIx is built in "
+                f"(`srun --mpi=list`{offered}), try another --pmi, or use --launcher mpirun"
+            )
         else:
-            text = ("mpirun failed: is Open MPI's mpirun on PATH in the job (load its module: --setup "
-                    "'module load openmpi'), and built with Slurm support (`ompi_info | grep slurm`)? "
-                    "Or use --launcher srun")
+            text = (
+                "mpirun failed: is Open MPI's mpirun on PATH in the job (load its module: --setup "
+                "'module load openmpi'), and built with Slurm support (`ompi_info | grep slurm`)? "
+                "Or use --launcher srun"
+            )
         if result.timed_out:
-            text = f"the doctor stopped waiting (--timeout) before the ranks finished; if they hang there every time: {text}"
+            text = (
+                "the doctor stopped waiting (--timeout) before the ranks finished; "
+                f"if they hang there every time: {text}"
+            )
         if other_ok:
             text += f" ({other_how} works here)"
         elif other is not None:
@@ -285,14 +343,21 @@ def mpi_check(shape: Shape, result: JobResult, other: JobResult | None, mpi_list
     note = " (not the job's launcher: a failure here only warns)" if secondary else ""
     results = {r: rep.get("mpi") for r, rep in result.reports.items()}
     if not result.reports:
-        return Check(name, failed_status, f"no rank started ({_missing_summary(result)}){note}", advice=advice(),
-                     details=_tail(result) if secondary else [])
+        return Check(
+            name,
+            failed_status,
+            f"no rank started ({_missing_summary(result)}){note}",
+            advice=advice(),
+            details=_tail(result) if secondary else [],
+        )
     problems: list[str] = []
     from .probe import PHASE_MPI
 
     stuck = [r for r, rep in result.reports.items() if rep.get("phase") == PHASE_MPI]
     if stuck:
-        problems.append(f"ranks {', '.join(map(str, sorted(stuck)))} never finished MPI_Init/allreduce (hung or crashed)")
+        problems.append(
+            f"ranks {', '.join(map(str, sorted(stuck)))} never finished MPI_Init/allreduce (hung or crashed)"
+        )
     for rank, mpi in sorted(results.items()):
         if mpi is None:
             if rank not in stuck:
@@ -300,8 +365,10 @@ def mpi_check(shape: Shape, result: JobResult, other: JobResult | None, mpi_list
         elif mpi.get("error"):
             problems.append(f"rank {rank}: {mpi['error']}")
         elif mpi.get("size") != shape.tasks or mpi.get("sum") != expected_sum:
-            problems.append(f"rank {rank}: MPI size {mpi.get('size')} (expected {shape.tasks}), "
-                            f"allreduce sum {mpi.get('sum')} (expected {expected_sum})")
+            problems.append(
+                f"rank {rank}: MPI size {mpi.get('size')} (expected {shape.tasks}), "
+                f"allreduce sum {mpi.get('sum')} (expected {expected_sum})"
+            )
     missing = [r for r in range(shape.tasks) if r not in result.reports]
     if missing:
         problems.append(f"ranks {', '.join(map(str, missing))} did not start")
@@ -309,9 +376,11 @@ def mpi_check(shape: Shape, result: JobResult, other: JobResult | None, mpi_list
         sizes = {m.get("size") for m in results.values() if m and not m.get("error")}
         text = advice()
         if sizes == {1} and shape.tasks > 1 and not missing_modules(result):
-            text = (f"every rank initialised MPI on its own (size 1): {how} does not wire Open MPI's ranks "
-                    f"together; pass --pmi with a PMIx plugin from `srun --mpi=list`"
-                    f"{' (' + mpi_list + ')' if mpi_list else ''}, or use --launcher mpirun")
+            text = (
+                f"every rank initialised MPI on its own (size 1): {how} does not wire Open MPI's ranks "
+                f"together; pass --pmi with a PMIx plugin from `srun --mpi=list`"
+                f"{' (' + mpi_list + ')' if mpi_list else ''}, or use --launcher mpirun"
+            )
         return Check(name, failed_status, first_of(problems) + note, advice=text, details=problems + _tail(result, 4))
     library = next((m.get("library") for m in results.values() if m and m.get("library")), None)
     via = next((m.get("via") for m in results.values() if m), "mpi4py")
@@ -353,10 +422,14 @@ def gpu_check(shape: Shape, result: JobResult) -> Check:
         role = _role(shape, rank)
         if role == "ps":
             if devices:
-                problems.append(f"rank {rank} (ps) on {rep['host']} sees GPUs {value}: parameter servers should see none")
+                problems.append(
+                    f"rank {rank} (ps) on {rep['host']} sees GPUs {value}: parameter servers should see none"
+                )
             continue
         if not devices:
-            problems.append(f"rank {rank} on {rep['host']}: CUDA_VISIBLE_DEVICES is {'unset' if value is None else 'empty'}")
+            problems.append(
+                f"rank {rank} on {rep['host']}: CUDA_VISIBLE_DEVICES is {'unset' if value is None else 'empty'}"
+            )
             continue
         wanted = shape.gpus if shape.backend == "single" else 1
         if len(devices) != wanted:
@@ -368,27 +441,46 @@ def gpu_check(shape: Shape, result: JobResult) -> Check:
             if len(ranks) > 1:
                 problems.append(f"{host}: ranks {', '.join(map(str, ranks))} share GPU {device}")
     envs = [rep["env"] for rep in result.reports.values() if rep.get("env")]
-    tf_seen = sorted({f"{rep['host']}: {rep['env']['tf_gpus']}" for rep in result.reports.values()
-                      if (rep.get("env") or {}).get("tf_gpus") is not None})
+    tf_seen = sorted(
+        {
+            f"{rep['host']}: {rep['env']['tf_gpus']}"
+            for rep in result.reports.values()
+            if (rep.get("env") or {}).get("tf_gpus") is not None
+        }
+    )
     driver = any(rep.get("nvidia_driver") for rep in result.reports.values())
     if driver:
         note = f"; TensorFlow sees GPUs per node: {', '.join(tf_seen)}" if tf_seen else ""
     else:
-        note = ("; no NVIDIA driver on the nodes (/proc/driver/nvidia is missing): the GPUs may be fake or "
-                "absent, so only CUDA_VISIBLE_DEVICES was checked, no CUDA code ran")
+        note = (
+            "; no NVIDIA driver on the nodes (/proc/driver/nvidia is missing): the GPUs may be fake or "
+            "absent, so only CUDA_VISIBLE_DEVICES was checked, no CUDA code ran"
+        )
     if problems:
         unset = any("unset" in p or "empty" in p for p in problems)
-        advice = ("Slurm gave the ranks no GPUs: the partition's gres.conf may not declare them (ask your admin; "
-                  "check --gpu-type and `sinfo -o '%N %G'`)") if unset else \
-            "request at least one GPU per GPU process on each node (--gpus-per-node >= --procs-per-node)"
+        advice = (
+            (
+                "Slurm gave the ranks no GPUs: the partition's gres.conf may not declare them (ask your admin; "
+                "check --gpu-type and `sinfo -o '%N %G'`)"
+            )
+            if unset
+            else "request at least one GPU per GPU process on each node (--gpus-per-node >= --procs-per-node)"
+        )
         return Check(name, FAIL, first_of(problems) + note, advice=advice, details=problems)
     status, advice = PASS, None
     if driver and envs and any(e.get("tf_gpus") == 0 for e in envs):
         status = WARN
-        advice = ("TensorFlow sees no GPU although the node has an NVIDIA driver: a CPU build of TensorFlow "
-                  "(pip install tensorflow[and-cuda]) or CUDA libraries it cannot load")
+        advice = (
+            "TensorFlow sees no GPU although the node has an NVIDIA driver: a CPU build of TensorFlow "
+            "(pip install tensorflow[and-cuda]) or CUDA libraries it cannot load"
+        )
     gpu_ranks = sum(len(r) for d in by_host.values() for r in d.values())
-    return Check(name, status, f"{gpu_ranks} GPU rank(s), each with its own CUDA_VISIBLE_DEVICES on its node{note}", advice=advice)
+    return Check(
+        name,
+        status,
+        f"{gpu_ranks} GPU rank(s), each with its own CUDA_VISIBLE_DEVICES on its node{note}",
+        advice=advice,
+    )
 
 
 def hostname_check(shape: Shape, result: JobResult) -> Check:
@@ -406,15 +498,28 @@ def hostname_check(shape: Shape, result: JobResult) -> Check:
                 seen.setdefault(node, {}).setdefault(tuple(answer["addresses"]), []).append(rep["host"])
     names = sorted({n for rep in reports.values() for n in rep["resolve"]})
     if failures:
-        return Check(name, FAIL, first_of(failures), details=failures,
-                     advice="ask your admin to make every node's name resolve on every node (DNS or /etc/hosts): "
-                            "TF_CONFIG and MPI address the nodes by these names")
-    differ = [f"{node}: " + "; ".join(f"{', '.join(a)} on {', '.join(sorted(set(h)))}" for a, h in answers.items())
-              for node, answers in sorted(seen.items()) if len(answers) > 1]
+        return Check(
+            name,
+            FAIL,
+            first_of(failures),
+            details=failures,
+            advice="ask your admin to make every node's name resolve on every node (DNS or /etc/hosts): "
+            "TF_CONFIG and MPI address the nodes by these names",
+        )
+    differ = [
+        f"{node}: " + "; ".join(f"{', '.join(a)} on {', '.join(sorted(set(h)))}" for a, h in answers.items())
+        for node, answers in sorted(seen.items())
+        if len(answers) > 1
+    ]
     if differ:
-        return Check(name, WARN, "some node names resolve to different addresses on different nodes", details=differ,
-                     advice="a node's /etc/hosts may map its own name to a loopback address (127.0.1.1): "
-                            "peers then cannot reach what it advertises; ask your admin")
+        return Check(
+            name,
+            WARN,
+            "some node names resolve to different addresses on different nodes",
+            details=differ,
+            advice="a node's /etc/hosts may map its own name to a loopback address (127.0.1.1): "
+            "peers then cannot reach what it advertises; ask your admin",
+        )
     return Check(name, PASS, f"{len(names)} node name(s) ({', '.join(names)}) resolve from all {len(reports)} rank(s)")
 
 
@@ -427,7 +532,10 @@ def ports_check(shape: Shape, result: JobResult) -> Check:
     pairs = 0
     for rank, rep in sorted(reports.items()):
         ports = rep["ports"]
-        who = f"{'/'.join(map(str, shape.roles[rank])) if rank < len(shape.roles) else rank} (rank {rank}) on {rep['host']}"
+        who = (
+            f"{'/'.join(map(str, shape.roles[rank])) if rank < len(shape.roles) else rank} "
+            f"(rank {rank}) on {rep['host']}"
+        )
         if ports.get("listen_error"):
             listen_failed = True
             problems.append(f"{who} cannot listen on {ports['address']}: {ports['listen_error']}")
@@ -441,12 +549,18 @@ def ports_check(shape: Shape, result: JobResult) -> Check:
     if problems:
         first = shape.port_base if shape.port_base is not None else _first_port(reports)
         span = f"{first}-{first + shape.tasks - 1}"
-        advice = (f"another process holds a port on that node: choose another --port-base (the job uses "
-                  f"{span})") if listen_failed else \
-            (f"a firewall between the nodes blocks ports {span}: ask your admin which range is "
-             "open between compute nodes and pass it as --port-base")
+        advice = (
+            (f"another process holds a port on that node: choose another --port-base (the job uses {span})")
+            if listen_failed
+            else (
+                f"a firewall between the nodes blocks ports {span}: ask your admin which range is "
+                "open between compute nodes and pass it as --port-base"
+            )
+        )
         return Check(name, FAIL, first_of(problems), advice=advice, details=problems)
-    return Check(name, PASS, f"{len(reports)} tasks listen on their TF_CONFIG ports; all {pairs} task-to-task connections work")
+    return Check(
+        name, PASS, f"{len(reports)} tasks listen on their TF_CONFIG ports; all {pairs} task-to-task connections work"
+    )
 
 
 def _first_port(reports: dict[int, dict]) -> int:
@@ -468,25 +582,36 @@ def environment_check(shape: Shape, result: JobResult) -> Check:
         where = f"{rep.get('python')} on {host}"
         if env.get("error"):
             problems.append(f"{where}: {env['error']}")
-            advice.append("importing TensorFlow crashed the interpreter: a TensorFlow build for other CPUs "
-                          "(AVX) or a broken install; install it on (or for) these nodes")
+            advice.append(
+                "importing TensorFlow crashed the interpreter: a TensorFlow build for other CPUs "
+                "(AVX) or a broken install; install it on (or for) these nodes"
+            )
             continue
         if env.get("tensorflow_error"):
             problems.append(f"TensorFlow is not importable with {where}: {env['tensorflow_error']}")
-            advice.append("install TensorFlow into the job's Python (scripts/install-tf-stack VENV, then "
-                          "--python VENV/bin/python), or load the site's TensorFlow module (--setup 'module load ...')")
+            advice.append(
+                "install TensorFlow into the job's Python (scripts/install-tf-stack VENV, then "
+                "--python VENV/bin/python), or load the site's TensorFlow module (--setup 'module load ...')"
+            )
             continue
         if horovod and env.get("horovod_error"):
             problems.append(f"Horovod is not importable with {where}: {env['horovod_error']}")
-            advice.append("install Horovod built against this TensorFlow into the job's Python (scripts/install-tf-stack)")
+            advice.append(
+                "install Horovod built against this TensorFlow into the job's Python (scripts/install-tf-stack)"
+            )
         elif horovod and env.get("horovod_mpi") is False:
             problems.append(f"Horovod with {where} was built without MPI")
             advice.append("reinstall Horovod with HOROVOD_WITH_MPI=1 (Open MPI's mpicc on PATH while it builds)")
         key = (env.get("tensorflow"), env.get("horovod") if horovod else None, rep.get("python_version"))
         versions.setdefault(key, []).append(host)
     if len(versions) > 1:
-        problems.append("nodes differ: " + "; ".join(f"TF {k[0]}{', Horovod ' + k[1] if k[1] else ''}, Python {k[2]} on {', '.join(h)}"
-                                                     for k, h in versions.items()))
+        problems.append(
+            "nodes differ: "
+            + "; ".join(
+                f"TF {k[0]}{', Horovod ' + k[1] if k[1] else ''}, Python {k[2]} on {', '.join(h)}"
+                for k, h in versions.items()
+            )
+        )
         advice.append("use one environment on a file system every node mounts (--python)")
     expected_hosts = {rep["host"] for rep in result.reports.values()}
     unchecked = sorted(expected_hosts - set(envs))
@@ -509,11 +634,15 @@ def keras_check(shape: Shape, result: JobResult) -> Check:
     envs = {rep["host"]: rep["env"] for rep in result.reports.values() if rep.get("env")}
     seen = {env["keras"] for env in envs.values() if env.get("keras")}
     if not seen:
-        return Check(name, SKIP, NOT_STARTED if not envs else "not checked: TensorFlow did not import (see 'Python environment')")
+        return Check(
+            name, SKIP, NOT_STARTED if not envs else "not checked: TensorFlow did not import (see 'Python environment')"
+        )
     values = {env.get("legacy_keras_env") for env in envs.values()}
     mode = runtime_mode(shape.keras, shape.backend)
     policy = f"keras={shape.keras!r}" + ("" if mode else " (TensorFlow's default for one process)")
-    policy += ", " + ", ".join(f"{LEGACY_KERAS_ENV}={v}" if v is not None else f"{LEGACY_KERAS_ENV} unset" for v in sorted(values, key=str))
+    policy += ", " + ", ".join(
+        f"{LEGACY_KERAS_ENV}={v}" if v is not None else f"{LEGACY_KERAS_ENV} unset" for v in sorted(values, key=str)
+    )
     summary = f"tf.keras is {', '.join(sorted(seen))} in the tasks ({policy})"
     problems: list[str] = []
     advice: list[str] = []
@@ -524,10 +653,14 @@ def keras_check(shape: Shape, result: JobResult) -> Check:
     keras3 = all(k.startswith("keras ") for k in seen)
     if keras3 and shape.backend in LEGACY_BACKENDS and shape.keras == "auto" and values == {None}:
         tf_version = next(iter(envs.values())).get("tensorflow", "X.Y")
-        problems.append("tf-keras is not installed in the job's Python, so tf.keras is Keras 3: Horovod's Keras layer "
-                        "and Model.fit under ParameterServerStrategy or MultiWorkerMirroredStrategy fail with it")
-        advice.append(f"pip install --no-deps 'tf-keras~={'.'.join(tf_version.split('.')[:2])}.0' into the job's Python "
-                      "(scripts/install-tf-stack does), or write those scripts for Keras 3 and pass --keras 3")
+        problems.append(
+            "tf-keras is not installed in the job's Python, so tf.keras is Keras 3: Horovod's Keras layer "
+            "and Model.fit under ParameterServerStrategy or MultiWorkerMirroredStrategy fail with it"
+        )
+        advice.append(
+            f"pip install --no-deps 'tf-keras~={'.'.join(tf_version.split('.')[:2])}.0' into the job's Python "
+            "(scripts/install-tf-stack does), or write those scripts for Keras 3 and pass --keras 3"
+        )
     detail = ""
     if shape.backend == "mpi" and shape.keras == "3":
         detail = "; Horovod's Keras layer not tried (it needs tf-keras, and keras='3' was asked for)"
@@ -544,17 +677,30 @@ def keras_check(shape: Shape, result: JobResult) -> Check:
         if errors or died:
             text = " ".join(errors.values())
             if "get_value" in text:
-                advice.append("this Horovod takes its Keras backend from `import keras` (Keras 3), not from tf.keras: "
-                              "reinstall it with hpctf's patch (scripts/install-tf-stack applies scripts/horovod-patches/)")
+                advice.append(
+                    "this Horovod takes its Keras backend from `import keras` (Keras 3), not from tf.keras: "
+                    "reinstall it with hpctf's patch (scripts/install-tf-stack applies scripts/horovod-patches/)"
+                )
             elif "experimental_run_tf_function" in text or keras3:
-                advice.append("Horovod's Keras layer needs tf-keras (Keras 2): install tf-keras into the job's Python and "
-                              "keep --keras auto (or legacy); code written for Keras 3 can use hvd.grouped_allreduce instead")
+                advice.append(
+                    "Horovod's Keras layer needs tf-keras (Keras 2): install tf-keras into the job's Python and "
+                    "keep --keras auto (or legacy); code written for Keras 3 can use hvd.grouped_allreduce instead"
+                )
             else:
                 advice.append(f"read the ranks' logs in {result.run_dir}/logs")
         elif layer and all(v and "loss" in v for v in layer.values()):
-            detail = f"; Horovod's Keras layer trains on {len(layer)} ranks (DistributedOptimizer, broadcast, metric-average and warm-up callbacks)"
+            detail = (
+                f"; Horovod's Keras layer trains on {len(layer)} ranks "
+                "(DistributedOptimizer, broadcast, metric-average and warm-up callbacks)"
+            )
     if problems:
-        return Check(name, WARN, f"{summary}; {first_of(problems)}", advice="; ".join(dict.fromkeys(advice)) or None, details=problems)
+        return Check(
+            name,
+            WARN,
+            f"{summary}; {first_of(problems)}",
+            advice="; ".join(dict.fromkeys(advice)) or None,
+            details=problems,
+        )
     return Check(name, PASS, summary + detail)
 
 
@@ -598,15 +744,21 @@ def sbatch_test_only(script: str) -> Check:
     try:
         done = subprocess.run(["sbatch", "--test-only"], input=script, capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
-        return Check(name, FAIL, "sbatch is not on PATH", advice="run hpctf doctor on a Slurm login node (or --target local)")
+        return Check(
+            name, FAIL, "sbatch is not on PATH", advice="run hpctf doctor on a Slurm login node (or --target local)"
+        )
     except subprocess.TimeoutExpired:
         return Check(name, FAIL, "sbatch did not answer in 60 s", advice="is slurmctld up? (`scontrol ping`)")
     text = (done.stderr.strip() or done.stdout.strip()).replace("sbatch: ", "")
     if done.returncode == 0:
         return Check(name, PASS, f"Slurm accepts the script: {text}")
-    advice = "change the shape or where it goes: fewer nodes/GPUs/CPUs per node, --partition, --account, --qos or --time"
+    advice = (
+        "change the shape or where it goes: fewer nodes/GPUs/CPUs per node, --partition, --account, --qos or --time"
+    )
     if re.search(r"gres|gpu", text, re.I):
-        advice = "the partition's nodes do not have that many GPUs (or that --gpu-type): `sinfo -o '%P %N %G'` lists them"
+        advice = (
+            "the partition's nodes do not have that many GPUs (or that --gpu-type): `sinfo -o '%P %N %G'` lists them"
+        )
     elif re.search(r"time limit", text, re.I):
         advice = "the --time is above the partition's limit: `sinfo -o '%P %l'`"
     return Check(name, FAIL, f"sbatch refuses the script: {text}", advice=advice)
@@ -702,7 +854,10 @@ class DoctorRun:
             "ok": self.ok,
             "seconds": round(self.seconds, 1),
             "shape": asdict(self.shape),
-            "jobs": [{k: getattr(j, k) for k in ("launcher", "job_id", "run_dir", "state", "exit_code", "timed_out")} for j in self.jobs],
+            "jobs": [
+                {k: getattr(j, k) for k in ("launcher", "job_id", "run_dir", "state", "exit_code", "timed_out")}
+                for j in self.jobs
+            ],
             "checks": [asdict(c) for c in self.checks],
             "ranks": [rank_row(r, primary.reports[r]) for r in sorted(primary.reports)],
         }
@@ -710,7 +865,10 @@ class DoctorRun:
 
 def rank_row(rank: int, rep: dict) -> dict:
     return {
-        "rank": rank, "host": rep.get("host"), "launcher_id": _launcher_id(rep), "local_rank": rep.get("local_rank"),
+        "rank": rank,
+        "host": rep.get("host"),
+        "launcher_id": _launcher_id(rep),
+        "local_rank": rep.get("local_rank"),
         "role": "/".join(map(str, (rep.get("tf_config") or {}).get("task", {}).values())) or None,
         "cuda_visible_devices": rep.get("cuda_visible_devices"),
     }
@@ -731,8 +889,13 @@ def run(
     say = progress or (lambda message: None)
     started = time.monotonic()
     with probe_folder() as source:
-        spec = spec.with_changes(source_directory=source, entry_script=PROBE_NAME, script_params={}, arguments=[],
-                                 job_name=spec.job_name or "hpctf-doctor")
+        spec = spec.with_changes(
+            source_directory=source,
+            entry_script=PROBE_NAME,
+            script_params={},
+            arguments=[],
+            job_name=spec.job_name or "hpctf-doctor",
+        )
         the_plan = submission.plan(spec, template_dirs=template_dirs)
         if the_plan.spec.time is None:  # neither the command line nor the target set one
             spec = spec.with_changes(time=DEFAULT_TIME)
@@ -744,8 +907,9 @@ def run(
         shape = Shape.from_spec(plans[0][1].spec, python)  # the local target picks free ports per plan
         if shape.backend == "mpi" and other_launcher and the_plan.target != "local":
             other = "mpirun" if shape.launcher == "srun" else "srun"
-            other_spec = spec.with_changes(launcher=other, arguments=probe_arguments(shape, other, full=False),
-                                           job_name=f"{spec.job_name}-{other}")
+            other_spec = spec.with_changes(
+                launcher=other, arguments=probe_arguments(shape, other, full=False), job_name=f"{spec.job_name}-{other}"
+            )
             plans.append((other, submission.plan(other_spec, template_dirs=template_dirs)))
 
         if plans[0][1].target == "local":
@@ -805,18 +969,38 @@ def format_report(run: DoctorRun) -> str:
     from .table import format_table
 
     shape = run.shape
-    jobs = ", ".join(f"job {j.job_id} ({shape.launch_name(j.launcher)})" for j in run.jobs if j.job_id) or "no job submitted"
+    jobs = (
+        ", ".join(f"job {j.job_id} ({shape.launch_name(j.launcher)})" for j in run.jobs if j.job_id)
+        or "no job submitted"
+    )
     lines = [f"hpctf doctor: {shape.description}, {shape.launch_name()}; {jobs}", ""]
-    lines.append(format_table(("", "CHECK", "RESULT"), [(MARKS[c.status], c.name, c.summary) for c in run.checks]).rstrip("\n"))
+    lines.append(
+        format_table(("", "CHECK", "RESULT"), [(MARKS[c.status], c.name, c.summary) for c in run.checks]).rstrip("\n")
+    )
     primary = run.jobs[0]
     if primary.reports:
         rows = []
         for rank in sorted(primary.reports):
             row = rank_row(rank, primary.reports[rank])
             cuda = row["cuda_visible_devices"]
-            rows.append((rank, row["host"], row["launcher_id"], row["local_rank"], row["role"] or "",
-                         "(unset)" if cuda is None else (cuda or '""')))
-        header = ("RANK", "HOST", "SLURM_PROCID" if shape.launcher == "srun" or shape.backend != "mpi" else "OMPI_RANK", "LOCAL", "ROLE", "CUDA_VISIBLE_DEVICES")
+            rows.append(
+                (
+                    rank,
+                    row["host"],
+                    row["launcher_id"],
+                    row["local_rank"],
+                    row["role"] or "",
+                    "(unset)" if cuda is None else (cuda or '""'),
+                )
+            )
+        header = (
+            "RANK",
+            "HOST",
+            "SLURM_PROCID" if shape.launcher == "srun" or shape.backend != "mpi" else "OMPI_RANK",
+            "LOCAL",
+            "ROLE",
+            "CUDA_VISIBLE_DEVICES",
+        )
         lines += ["", format_table(header, rows).rstrip("\n")]
     for check in run.checks:
         if check.status in (FAIL, WARN) and (check.advice or check.details):
@@ -828,7 +1012,9 @@ def format_report(run: DoctorRun) -> str:
     run_dirs = ", ".join(j.run_dir for j in run.jobs if j.run_dir)
     lines.append("")
     if failed:
-        lines.append(f"{len(failed)} check(s) failed: {', '.join(failed)} ({run.seconds:.1f} s; logs in {run_dirs or '-'})")
+        lines.append(
+            f"{len(failed)} check(s) failed: {', '.join(failed)} ({run.seconds:.1f} s; logs in {run_dirs or '-'})"
+        )
     else:
         lines.append(f"all checks passed ({run.seconds:.1f} s; logs in {run_dirs})")
     return "\n".join(lines) + "\n"

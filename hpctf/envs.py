@@ -45,7 +45,14 @@ from pathlib import Path
 
 READY = "hpctf-env.json"
 # Distributions that provide `import tensorflow`, and those that can use a GPU.
-TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-intel", "tf-nightly", "intel-tensorflow")
+TF_DISTRIBUTIONS = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "tensorflow-gpu",
+    "tensorflow-intel",
+    "tf-nightly",
+    "intel-tensorflow",
+)
 TF_GPU_DISTRIBUTIONS = ("tensorflow", "tensorflow-gpu", "tf-nightly")
 
 
@@ -166,7 +173,18 @@ def _build(prefix: Path, pip: list[str], conda: list[str], tensorflow: str | Non
     requirements = pip + ([tensorflow] if tensorflow else [])
     if requirements:
         _run(
-            [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off", "--", *requirements],
+            [
+                python,
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--progress-bar",
+                "off",
+                "--",
+                *requirements,
+            ],
             "pip install",
         )
 
@@ -182,18 +200,28 @@ def _create_conda(prefix: Path, packages: list[str]) -> None:
     if not any(p.split("=")[0].split("<")[0].split(">")[0].strip() == "python" for p in packages):
         packages = [wanted, *packages]
     _run([conda, "create", "--yes", "--quiet", "--prefix", str(prefix), *packages], f"{Path(conda).name} create")
-    version = subprocess.run([prefix / "bin" / "python", "-c", "import sys; print(*sys.version_info[:2], sep='.')"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        [prefix / "bin" / "python", "-c", "import sys; print(*sys.version_info[:2], sep='.')"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     if version != f"{sys.version_info.major}.{sys.version_info.minor}":
         raise EnvironmentBuildError(
             f"conda_packages give Python {version or '(none)'}, but the job's interpreter is "
-            f"{sys.version_info.major}.{sys.version_info.minor}: hpctf layers the environment on it, so pin {wanted} or leave python out"
+            f"{sys.version_info.major}.{sys.version_info.minor}: hpctf layers the environment on it, "
+            f"so pin {wanted} or leave python out"
         )
 
 
 def _layer_on_this_interpreter(python: Path) -> None:
     """A .pth in the environment that adds this interpreter's site-packages after its own
     (``site.addsitedir``, so the .pth files there, editable installs too, are read)."""
-    target = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip()
+    target = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(target).mkdir(parents=True, exist_ok=True)
     lines = [f"import site; site.addsitedir({folder!r})" for folder in base_site_packages()]
     (Path(target) / "_hpctf_layer.pth").write_text("\n".join(lines) + "\n")
@@ -208,8 +236,14 @@ def _run(command: list, what: str) -> None:
 
 def _write_ready(prefix: Path, pip: list[str], conda: list[str], tensorflow: str | None) -> None:
     info = {
-        "pip": pip, "conda": conda, "tensorflow": tensorflow, "python": platform.python_version(),
-        "base": sys.prefix, "built": time.time(), "host": socket.gethostname(), "job": os.environ.get("SLURM_JOB_ID"),
+        "pip": pip,
+        "conda": conda,
+        "tensorflow": tensorflow,
+        "python": platform.python_version(),
+        "base": sys.prefix,
+        "built": time.time(),
+        "host": socket.gethostname(),
+        "job": os.environ.get("SLURM_JOB_ID"),
     }
     tmp = prefix / f".{READY}.tmp"
     tmp.write_text(json.dumps(info, indent=2) + "\n")
@@ -222,17 +256,31 @@ def _write_ready(prefix: Path, pip: list[str], conda: list[str], tensorflow: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hpctf.envs", description="Print the interpreter of a cached environment with these packages, building it if needed.")
+    parser = argparse.ArgumentParser(
+        prog="python -m hpctf.envs",
+        description="Print the interpreter of a cached environment with these packages, building it if needed.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     ensure_cmd = sub.add_parser("ensure")
-    ensure_cmd.add_argument("--cache", required=True, type=Path, help="folder of cached environments (shared file system)")
+    ensure_cmd.add_argument(
+        "--cache", required=True, type=Path, help="folder of cached environments (shared file system)"
+    )
     ensure_cmd.add_argument("--pip", action="append", default=[], help="pip requirement (repeatable)")
     ensure_cmd.add_argument("--conda", action="append", default=[], help="conda package (repeatable)")
-    ensure_cmd.add_argument("--tensorflow", default=None, help="TensorFlow requirement ('' for none) [default: the interpreter's, else tensorflow-cpu / tensorflow[and-cuda]]")
+    ensure_cmd.add_argument(
+        "--tensorflow",
+        default=None,
+        help=(
+            "TensorFlow requirement ('' for none) "
+            "[default: the interpreter's, else tensorflow-cpu / tensorflow[and-cuda]]"
+        ),
+    )
     ensure_cmd.add_argument("--gpu", action="store_true", help="the job uses GPUs: TensorFlow must be a GPU build")
     args = parser.parse_args(argv)
     try:
-        python = ensure(args.cache.expanduser().absolute(), args.pip, args.conda, tensorflow_requirement(args.tensorflow, args.gpu))
+        python = ensure(
+            args.cache.expanduser().absolute(), args.pip, args.conda, tensorflow_requirement(args.tensorflow, args.gpu)
+        )
     except EnvironmentBuildError as err:
         log(f"error: {err}; no environment was kept")
         return err.code

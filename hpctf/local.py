@@ -69,8 +69,10 @@ def job_environment(job_id: str, name: str, ntasks: int, run_dir: Path) -> dict[
         "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
         # SLURM_JOB_ID makes Open MPI look for a Slurm allocation and launch through srun:
         # use this machine instead.
-        "OMPI_MCA_ras": "^slurm", "OMPI_MCA_plm": "^slurm",
-        "PRTE_MCA_ras": "^slurm", "PRTE_MCA_plm": "^slurm",
+        "OMPI_MCA_ras": "^slurm",
+        "OMPI_MCA_plm": "^slurm",
+        "PRTE_MCA_ras": "^slurm",
+        "PRTE_MCA_plm": "^slurm",
     }
     if os.geteuid() == 0:  # Open MPI refuses root unless told twice
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -88,8 +90,13 @@ def start(script: Path, run_dir: Path, log_dir: Path, job_id: str, name: str, nt
     env = job_environment(job_id, name, ntasks, run_dir)
     with open(log_dir / f"{job_id}_0_log.out", "ab") as out, open(log_dir / f"{job_id}_0_log.err", "ab") as err:
         process = subprocess.Popen(
-            ["bash", str(script)], cwd=run_dir, env=env, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=err, start_new_session=True,
+            ["bash", str(script)],
+            cwd=run_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
         )
     (run_dir / PID_FILE).write_text(f"{process.pid}\n")
     return process.pid

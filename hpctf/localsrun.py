@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 LOCAL_NODE = "localhost"
 STOP_GRACE_S = 5.0

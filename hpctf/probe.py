@@ -32,6 +32,7 @@ def report_name(job_id: str, rank: int | str) -> str:
     """Each rank's report in the run's log folder (``*`` for rank: every rank's)."""
     return f"doctor_{job_id}_{rank}.json"
 
+
 # Run in a fresh interpreter on one rank per node: versions, Horovod's build, GPUs TF sees.
 ENV_CHECK = r"""
 import json, os, sys
@@ -63,8 +64,17 @@ print("HPCTF-ENV " + json.dumps(out), flush=True)
 
 
 def parse(argv: list[str]) -> dict:
-    opts = {"tasks": 1, "mpi": False, "ports": False, "env": False, "horovod": False, "gpus": False,
-            "keras": False, "timeout": 120.0, "launcher": ""}
+    opts = {
+        "tasks": 1,
+        "mpi": False,
+        "ports": False,
+        "env": False,
+        "horovod": False,
+        "gpus": False,
+        "keras": False,
+        "timeout": 120.0,
+        "launcher": "",
+    }
     args = list(argv)
     while args:
         word = args.pop(0)
@@ -151,7 +161,7 @@ def environment_check(horovod: bool, gpus: bool) -> dict:
     out: dict = {"seconds": round(time.monotonic() - started, 1)}
     for line in done.stdout.splitlines():
         if line.startswith("HPCTF-ENV "):
-            out.update(json.loads(line[len("HPCTF-ENV "):]))
+            out.update(json.loads(line[len("HPCTF-ENV ") :]))
             break
     else:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
@@ -171,7 +181,14 @@ def mpi_check(expected: int) -> dict:
         total = comm.allreduce(rank, op=MPI.SUM)
         hosts = comm.allgather(socket.gethostname())
         library = MPI.Get_library_version().strip().splitlines()[0].split(",")[0].strip()
-        return {"via": "mpi4py", "rank": rank, "size": size, "sum": total, "hosts": sorted(set(hosts)), "library": library}
+        return {
+            "via": "mpi4py",
+            "rank": rank,
+            "size": size,
+            "sum": total,
+            "hosts": sorted(set(hosts)),
+            "library": library,
+        }
     try:
         import horovod.tensorflow as hvd
         import tensorflow as tf
@@ -180,7 +197,9 @@ def mpi_check(expected: int) -> dict:
         total = hvd.allreduce(tf.constant(float(hvd.rank())), op=hvd.Sum)
         return {"via": "horovod", "rank": hvd.rank(), "size": hvd.size(), "sum": int(total.numpy())}
     except Exception as err:  # noqa: BLE001
-        return {"error": f"neither mpi4py ({mpi4py_error}) nor Horovod could run an allreduce: {type(err).__name__}: {err}"}
+        return {
+            "error": f"neither mpi4py ({mpi4py_error}) nor Horovod could run an allreduce: {type(err).__name__}: {err}"
+        }
 
 
 def horovod_keras_check() -> dict:
@@ -188,22 +207,35 @@ def horovod_keras_check() -> dict:
     Horovod's examples use it: ``DistributedOptimizer``, ``compile(...,
     experimental_run_tf_function=False)`` and its three usual callbacks."""
     try:
+        import horovod.tensorflow.keras as hvd
         import numpy as np
         import tensorflow as tf
-
-        import horovod.tensorflow.keras as hvd
 
         hvd.init()
         package = tf.keras.__name__.split(".")[0]
         model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(1)])
         lr = 0.01 * hvd.size()
-        model.compile(loss="mse", optimizer=hvd.DistributedOptimizer(tf.optimizers.Adam(lr)), experimental_run_tf_function=False)
-        callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback(),
-                     hvd.callbacks.LearningRateWarmupCallback(initial_lr=lr, warmup_epochs=1)]
-        history = model.fit(np.ones((16, 4), "float32"), np.ones((16, 1), "float32"), batch_size=8, epochs=1,
-                            callbacks=callbacks, verbose=0)
-        return {"keras": f"{package} {sys.modules[package].__version__}", "size": hvd.size(),
-                "loss": float(history.history["loss"][-1])}
+        model.compile(
+            loss="mse", optimizer=hvd.DistributedOptimizer(tf.optimizers.Adam(lr)), experimental_run_tf_function=False
+        )
+        callbacks = [
+            hvd.callbacks.BroadcastGlobalVariablesCallback(0),
+            hvd.callbacks.MetricAverageCallback(),
+            hvd.callbacks.LearningRateWarmupCallback(initial_lr=lr, warmup_epochs=1),
+        ]
+        history = model.fit(
+            np.ones((16, 4), "float32"),
+            np.ones((16, 1), "float32"),
+            batch_size=8,
+            epochs=1,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        return {
+            "keras": f"{package} {sys.modules[package].__version__}",
+            "size": hvd.size(),
+            "loss": float(history.history["loss"][-1]),
+        }
     except Exception as err:  # noqa: BLE001 - reported, judged by the doctor
         return {"error": f"{type(err).__name__}: {err}"}
 

@@ -3,8 +3,9 @@
 Several ``hpctf`` processes may write at once (a notebook and a shell, or twenty submits
 in a loop): SQLite's locking plus a busy timeout makes each insert/update atomic. The
 default rollback journal is used, not WAL: WAL needs shared memory between processes,
-which network file systems (where home directories live on clusters) do not give.  A row is written only after ``sbatch``
-accepted the job, in one statement, so there is never a half-written record.
+which network file systems (where home directories live on clusters) do not give. A row
+is written only after ``sbatch`` accepted the job, in one statement, so there is never a
+half-written record.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator
 
 from .errors import HpctfError
 

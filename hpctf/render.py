@@ -11,9 +11,10 @@ import functools
 import re
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jinja2
 
@@ -58,7 +59,7 @@ class JobPaths:
                 raise HpctfError(f"{name}={str(getattr(self, name))!r}: {problem}")
 
     @classmethod
-    def for_spec(cls, spec: TensorFlow, log_dir: str | Path | None = None) -> "JobPaths":
+    def for_spec(cls, spec: TensorFlow, log_dir: str | Path | None = None) -> JobPaths:
         workdir = Path(spec.source_directory)
         logs = Path(log_dir).expanduser().absolute() if log_dir is not None else workdir / "hpctf-logs"
         if log_dir is None and _path_problem("log_dir", str(logs)):
@@ -116,10 +117,12 @@ def environment(user_dirs: tuple[str, ...] = ()) -> jinja2.Environment:
     """
     builtin = str(BUILTIN_TEMPLATES if BUILTIN_TEMPLATES.is_dir() else SOURCE_TEMPLATES)
     env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader([
-            jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(builtin)}),
-            jinja2.FileSystemLoader([*user_dirs, builtin]),
-        ]),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PrefixLoader({"builtin": jinja2.FileSystemLoader(builtin)}),
+                jinja2.FileSystemLoader([*user_dirs, builtin]),
+            ]
+        ),
         undefined=jinja2.StrictUndefined,  # a misspelt variable is an error, not ""
         autoescape=False,
         keep_trailing_newline=True,
@@ -370,11 +373,16 @@ def requeue_directives(spec: TensorFlow) -> list[tuple[str, Any]]:
 
 def _summary(spec: TensorFlow) -> dict[str, str]:
     if spec.distributed_backend == "mpi":
-        how = f"Horovod over Open MPI, started by {'srun --mpi=' + spec.pmi_plugin if spec.mpi_launcher == 'srun' else 'mpirun'}"
+        how = (
+            "Horovod over Open MPI, started by "
+            f"{'srun --mpi=' + spec.pmi_plugin if spec.mpi_launcher == 'srun' else 'mpirun'}"
+        )
         shape = f"{spec.node_count} node(s) x {spec.process_count_per_node} process(es) = {spec.task_count}"
     elif spec.distributed_backend == "ps":
         how = "TensorFlow parameter servers and workers, TF_CONFIG per task"
-        parts = [f"{spec.parameter_server_count} ps", f"{spec.worker_count} worker(s)"] + (["1 chief"] if spec.chief else [])
+        parts = [f"{spec.parameter_server_count} ps", f"{spec.worker_count} worker(s)"] + (
+            ["1 chief"] if spec.chief else []
+        )
         shape = f"{' + '.join(parts)} on {spec.node_count} node(s)"
     else:
         how = "one process"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from .errors import HpctfError
 from .exits import slurm_time
@@ -84,7 +84,9 @@ def _record_node_failures(records: list[RunRecord]) -> None:
             nodes = expand_nodelist(record.nodes or "")
         except RuntimeSetupError:
             nodes = []
-        record_node_failure(record.log_dir, record.job_id, None if answer is None else [(n, dead[n]) for n in nodes if n in dead])
+        record_node_failure(
+            record.log_dir, record.job_id, None if answer is None else [(n, dead[n]) for n in nodes if n in dead]
+        )
 
 
 def log_path(record: RunRecord, task: int = 0, stream: str = "out") -> Path:

@@ -28,7 +28,6 @@ import hostlist
 from .keras_policy import KerasPolicyError, keras_environment
 from .ports import DEFAULT_PORT_BASE, job_port_base
 
-
 # TF's SlurmClusterResolver assigns roles to blocks of ranks in sorted(job names) order;
 # using the same order means a job placed by hpctf looks the same as one placed by TF.
 ROLE_ORDER = ("chief", "ps", "worker")
@@ -137,11 +136,7 @@ class TaskLayout:
         if self.roles[task_id][0] == "ps":
             return None
         host = self.hosts[task_id]
-        return sum(
-            1
-            for other in range(task_id)
-            if self.hosts[other] == host and self.roles[other][0] != "ps"
-        )
+        return sum(1 for other in range(task_id) if self.hosts[other] == host and self.roles[other][0] != "ps")
 
 
 def layout_from_slurm(
@@ -194,9 +189,7 @@ def task_local_rank(env: Mapping[str, str]) -> int:
 
 
 def task_world_size(env: Mapping[str, str]) -> int:
-    return int(
-        _first(env, "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS", default="1")
-    )
+    return int(_first(env, "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS", default="1"))
 
 
 def pick_gpu(visible: str | None, slot: int | None) -> str:
@@ -500,7 +493,14 @@ Set TF_CONFIG / CUDA_VISIBLE_DEVICES / HPCTF_RANK ... for this Slurm task, then 
   --print                        print the variables and run nothing
 """
 
-_VALUE_OPTIONS = {"--ps": int, "--workers": int, "--port-base": int, "--done-dir": str, "--task-logs": str, "--keras": str}
+_VALUE_OPTIONS = {
+    "--ps": int,
+    "--workers": int,
+    "--port-base": int,
+    "--done-dir": str,
+    "--task-logs": str,
+    "--keras": str,
+}
 _FLAGS = ("--chief", "--bind-gpu", "--print")
 
 
@@ -510,8 +510,17 @@ def parse_arguments(argv: Sequence[str]) -> tuple[dict, list[str]]:
     Hand-written rather than argparse, which costs ~15 ms to import: this runs at the
     start of every task of every job.
     """
-    options: dict = {"ps": None, "workers": None, "port_base": None, "done_dir": None,
-                     "task_logs": None, "keras": None, "chief": False, "bind_gpu": False, "print": False}
+    options: dict = {
+        "ps": None,
+        "workers": None,
+        "port_base": None,
+        "done_dir": None,
+        "task_logs": None,
+        "keras": None,
+        "chief": False,
+        "bind_gpu": False,
+        "print": False,
+    }
     args = list(argv)
     while args:
         word = args.pop(0)
@@ -545,8 +554,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if opts["ps"] is not None and opts["workers"] is None:
             opts["workers"] = 0
         extra = task_environment(
-            os.environ, ps=opts["ps"], workers=opts["workers"], chief=opts["chief"],
-            port_base=opts["port_base"], bind_gpu=opts["bind_gpu"], keras=opts["keras"],
+            os.environ,
+            ps=opts["ps"],
+            workers=opts["workers"],
+            chief=opts["chief"],
+            port_base=opts["port_base"],
+            bind_gpu=opts["bind_gpu"],
+            keras=opts["keras"],
         )
         _start_with_checkpoint_signal_ignored()
     except (RuntimeSetupError, KerasPolicyError, ValueError) as err:
@@ -576,6 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if failure_dir:
             record_failure(failure_dir, os.environ.get("SLURM_JOB_ID", "0"), rank, 127)
         return 127
+
 
 if __name__ == "__main__":
     sys.exit(main())

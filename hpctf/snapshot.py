@@ -21,8 +21,20 @@ from .errors import HpctfError
 
 IGNORE_FILE = ".hpctfignore"
 # Left out even without an ignore file: version control, caches, environments, old logs.
-DEFAULT_IGNORES = [".git/", ".hg/", ".svn/", "__pycache__/", "*.pyc", ".ipynb_checkpoints/",
-                   ".venv/", "venv/", ".tox/", ".pytest_cache/", ".mypy_cache/", "hpctf-logs/"]
+DEFAULT_IGNORES = [
+    ".git/",
+    ".hg/",
+    ".svn/",
+    "__pycache__/",
+    "*.pyc",
+    ".ipynb_checkpoints/",
+    ".venv/",
+    "venv/",
+    ".tox/",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    "hpctf-logs/",
+]
 DEFAULT_LIMIT_MB = 300  # Azure ML's snapshot limit; raise with --snapshot-limit-mb
 LIMIT_ENV = "HPCTF_SNAPSHOT_LIMIT_MB"
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .errors import Problem, SpecError
 
@@ -23,34 +24,55 @@ CONTAINER_RUNTIMES = ("apptainer", "singularity", "pyxis")
 # Flags hpctf writes itself; setting them through ``sbatch_options`` would contradict
 # the spec, so the escape hatch refuses them and names the field to use instead.
 MANAGED_SBATCH_FLAGS = {
-    "job-name": "job_name", "J": "job_name",
-    "nodes": "node_count", "N": "node_count",
-    "ntasks": "process_count_per_node", "n": "process_count_per_node",
+    "job-name": "job_name",
+    "J": "job_name",
+    "nodes": "node_count",
+    "N": "node_count",
+    "ntasks": "process_count_per_node",
+    "n": "process_count_per_node",
     "ntasks-per-node": "process_count_per_node",
-    "cpus-per-task": "cpus_per_task", "c": "cpus_per_task",
-    "gres": "gpus_per_node", "gpus": "gpus_per_node", "G": "gpus_per_node",
-    "gpus-per-node": "gpus_per_node", "gpus-per-task": "gpus_per_node",
-    "partition": "partition", "p": "partition",
-    "account": "account", "A": "account",
-    "qos": "qos", "q": "qos",
-    "time": "time", "t": "time",
+    "cpus-per-task": "cpus_per_task",
+    "c": "cpus_per_task",
+    "gres": "gpus_per_node",
+    "gpus": "gpus_per_node",
+    "G": "gpus_per_node",
+    "gpus-per-node": "gpus_per_node",
+    "gpus-per-task": "gpus_per_node",
+    "partition": "partition",
+    "p": "partition",
+    "account": "account",
+    "A": "account",
+    "qos": "qos",
+    "q": "qos",
+    "time": "time",
+    "t": "time",
     "mem": "memory",
-    "constraint": "constraint", "C": "constraint",
+    "constraint": "constraint",
+    "C": "constraint",
     "exclusive": "exclusive",
-    "output": "(hpctf's run folder)", "o": "(hpctf's run folder)",
-    "error": "(hpctf's run folder)", "e": "(hpctf's run folder)",
+    "output": "(hpctf's run folder)",
+    "o": "(hpctf's run folder)",
+    "error": "(hpctf's run folder)",
+    "e": "(hpctf's run folder)",
     "open-mode": "(hpctf's run folder)",
-    "chdir": "source_directory", "D": "source_directory",
+    "chdir": "source_directory",
+    "D": "source_directory",
     "wrap": "entry_script",
     # These change what sbatch does or prints, which hpctf's tracking relies on.
-    "array": "(one run per submit)", "a": "(one run per submit)",
-    "wait": "(hpctf submit --wait)", "W": "(hpctf submit --wait)",
+    "array": "(one run per submit)",
+    "a": "(one run per submit)",
+    "wait": "(hpctf submit --wait)",
+    "W": "(hpctf submit --wait)",
     "parsable": "(hpctf's submission)",
-    "help": "(hpctf's submission)", "usage": "(hpctf's submission)", "version": "(hpctf's submission)",
+    "help": "(hpctf's submission)",
+    "usage": "(hpctf's submission)",
+    "version": "(hpctf's submission)",
     "test-only": "(hpctf submit --dry-run)",
     "export": "environment_variables",
-    "mem-per-cpu": "memory", "mem-per-gpu": "memory",
-    "ntasks-per-core": "process_count_per_node", "ntasks-per-socket": "process_count_per_node",
+    "mem-per-cpu": "memory",
+    "mem-per-gpu": "memory",
+    "ntasks-per-core": "process_count_per_node",
+    "ntasks-per-socket": "process_count_per_node",
     "ntasks-per-gpu": "process_count_per_node",
 }
 
@@ -219,7 +241,7 @@ class TensorFlow:
         argv.extend(self.arguments)
         return argv
 
-    def with_changes(self, **changes: Any) -> "TensorFlow":
+    def with_changes(self, **changes: Any) -> TensorFlow:
         """A copy with some fields changed, validated again."""
         return replace(self, **changes)
 
@@ -374,7 +396,11 @@ def _check_encoding(c: _Checks, spec: TensorFlow) -> None:
     for f in fields(spec):
         bad = _undecodable(getattr(spec, f.name))
         if bad is not None:
-            c.add(f.name, str(bad), "must be UTF-8 text: \\udcXX marks a byte that is not UTF-8 (from a file name or the command line)")
+            c.add(
+                f.name,
+                str(bad),
+                "must be UTF-8 text: \\udcXX marks a byte that is not UTF-8 (from a file name or the command line)",
+            )
 
 
 def _check_code(c: _Checks, spec: TensorFlow) -> None:
@@ -420,7 +446,9 @@ def _check_code(c: _Checks, spec: TensorFlow) -> None:
                 c.add("arguments", arg, "must not contain NUL characters")
     if spec.python is not None and c.text("python", spec.python) and spec.python.startswith("-"):
         # srun, mpirun, env and apptainer would read it as one of their own options.
-        c.add("python", spec.python, "must be an interpreter's path or command name, not an option (it starts with '-')")
+        c.add(
+            "python", spec.python, "must be an interpreter's path or command name, not an option (it starts with '-')"
+        )
 
 
 def _param_value_ok(value: Any) -> bool:
@@ -449,13 +477,29 @@ def _check_shape(c: _Checks, spec: TensorFlow) -> None:
     gpus_ok = c.count("gpus_per_node", spec.gpus_per_node, minimum=0, optional=True)
     if spec.launcher is not None and spec.launcher not in LAUNCHERS:
         c.add("launcher", spec.launcher, "must be 'srun' (srun --mpi=pmix) or 'mpirun' (Open MPI)")
-    c.pattern("pmi", spec.pmi, re.compile(r"^[a-z][a-z0-9_]*$"), "must be an srun --mpi plugin name such as 'pmix', 'pmix_v4' or 'pmi2'")
+    c.pattern(
+        "pmi",
+        spec.pmi,
+        re.compile(r"^[a-z][a-z0-9_]*$"),
+        "must be an srun --mpi plugin name such as 'pmix', 'pmix_v4' or 'pmi2'",
+    )
     if spec.port_base is None:
         pass  # the job's own range, chosen at run time from its job id (hpctf.runtime)
     elif not (_is_int(spec.port_base) and 1024 <= spec.port_base <= 65000):
-        c.add("port_base", spec.port_base, "must be an integer port between 1024 and 65000 (or None: the job's own range)")
-    elif backend == "ps" and _is_int(spec.worker_count) and _is_int(spec.parameter_server_count) and spec.port_base + spec.task_count > 65536:
-        c.add("port_base", spec.port_base, f"must leave room for {spec.task_count} ports (task i listens on port_base + i <= 65535)")
+        c.add(
+            "port_base", spec.port_base, "must be an integer port between 1024 and 65000 (or None: the job's own range)"
+        )
+    elif (
+        backend == "ps"
+        and _is_int(spec.worker_count)
+        and _is_int(spec.parameter_server_count)
+        and spec.port_base + spec.task_count > 65536
+    ):
+        c.add(
+            "port_base",
+            spec.port_base,
+            f"must leave room for {spec.task_count} ports (task i listens on port_base + i <= 65535)",
+        )
 
     if backend is None:
         if nodes_ok and ppn_ok and spec.node_count * spec.process_count_per_node > 1:
@@ -496,8 +540,7 @@ def _check_shape(c: _Checks, spec: TensorFlow) -> None:
             c.add(
                 "gpus_per_node",
                 spec.gpus_per_node,
-                f"must be >= {needed}: each GPU process gets a GPU of its own and up to "
-                f"{needed} run on one node",
+                f"must be >= {needed}: each GPU process gets a GPU of its own and up to {needed} run on one node",
             )
     if spec.use_gpu is True and spec.gpus_per_node == 0:
         c.add("gpus_per_node", 0, "must be >= 1 when use_gpu=True (or set use_gpu=False)")
@@ -508,7 +551,12 @@ def _check_slurm(c: _Checks, spec: TensorFlow) -> None:
         if len(spec.job_name) > 200:
             c.add("job_name", spec.job_name, "must be at most 200 characters")
         _no_backslash(c, "job_name", spec.job_name)
-    c.pattern("partition", spec.partition, _NAME_LIST, "must be a partition name (letters, digits, '_', '-', '.'; several separated by ',')")
+    c.pattern(
+        "partition",
+        spec.partition,
+        _NAME_LIST,
+        "must be a partition name (letters, digits, '_', '-', '.'; several separated by ',')",
+    )
     c.pattern("account", spec.account, _NAME, "must be an account name (letters, digits, '_', '-', '.')")
     c.pattern("qos", spec.qos, _NAME, "must be a QOS name (letters, digits, '_', '-', '.')")
     c.pattern("gpu_type", spec.gpu_type, _NAME, "must be a GPU type as in gres.conf, such as 'a100' or 'v100_32gb'")
@@ -563,7 +611,16 @@ def _managed_flag(name: str) -> str | None:
 # slurmctld refuses longer strings in these fields ("Pathname of a file, directory or other
 # parameter too long"): the job name, partition, account, QOS, features and these flags.
 SLURM_STRING_LIMIT = 1024
-_LIMITED_SBATCH_FLAGS = ("comment", "licenses", "mail-user", "mcs-label", "network", "reservation", "wckey", "cluster-constraint")
+_LIMITED_SBATCH_FLAGS = (
+    "comment",
+    "licenses",
+    "mail-user",
+    "mcs-label",
+    "network",
+    "reservation",
+    "wckey",
+    "cluster-constraint",
+)
 
 
 def _slurm_length(c: _Checks, name: str, value: Any) -> None:
@@ -604,13 +661,25 @@ def _check_environment(c: _Checks, spec: TensorFlow) -> None:
                 if not c.text(name, requirement, optional=False):
                     continue
                 if requirement.startswith("-") or requirement.strip() != requirement:
-                    c.add(name, requirement, "each entry must be a package requirement such as 'numpy>=1.24', not an option")
+                    c.add(
+                        name,
+                        requirement,
+                        "each entry must be a package requirement such as 'numpy>=1.24', not an option",
+                    )
     if c.mapping("environment_variables", spec.environment_variables):
         for key, value in spec.environment_variables.items():
             if not isinstance(key, str) or not _ENV_NAME.match(key):
-                c.add("environment_variables", key, "names must be shell variable names: letters, digits, '_', not starting with a digit")
+                c.add(
+                    "environment_variables",
+                    key,
+                    "names must be shell variable names: letters, digits, '_', not starting with a digit",
+                )
             elif key in _RESERVED_ENV or key.startswith(_RESERVED_ENV_PREFIXES):
-                c.add(f"environment_variables[{key!r}]", value, "is set by Slurm or hpctf per task and cannot be overridden")
+                c.add(
+                    f"environment_variables[{key!r}]",
+                    value,
+                    "is set by Slurm or hpctf per task and cannot be overridden",
+                )
             elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 c.add(f"environment_variables[{key!r}]", value, "must be a string or a number")
             elif isinstance(value, str) and "\x00" in value:
@@ -622,47 +691,101 @@ def _check_environment(c: _Checks, spec: TensorFlow) -> None:
     if c.strings("modules", spec.modules):
         for module in spec.modules:
             if not _MODULE.match(module) or module.startswith("-"):
-                c.add("modules", module, "each entry must be a module name such as 'cuda/12.2' or 'openmpi/4.1.5' (letters, digits, '_.+-/@:', not starting with '-')")
+                c.add(
+                    "modules",
+                    module,
+                    (
+                        "each entry must be a module name such as 'cuda/12.2' or 'openmpi/4.1.5' "
+                        "(letters, digits, '_.+-/@:', not starting with '-')"
+                    ),
+                )
 
 
 def _check_keras(c: _Checks, spec: TensorFlow) -> None:
     from .keras_policy import LEGACY_KERAS_ENV, MODES
 
     if spec.keras not in MODES:
-        c.add("keras", spec.keras, "must be 'auto' (tf-keras for the mpi and ps backends where it is installed), 'legacy' (tf-keras) or '3' (Keras 3)")
+        c.add(
+            "keras",
+            spec.keras,
+            (
+                "must be 'auto' (tf-keras for the mpi and ps backends where it is installed), "
+                "'legacy' (tf-keras) or '3' (Keras 3)"
+            ),
+        )
         return
     env = spec.environment_variables if isinstance(spec.environment_variables, Mapping) else {}
     if spec.keras != "auto" and LEGACY_KERAS_ENV in env:
         c.add(
-            f"environment_variables[{LEGACY_KERAS_ENV!r}]", env[LEGACY_KERAS_ENV],
+            f"environment_variables[{LEGACY_KERAS_ENV!r}]",
+            env[LEGACY_KERAS_ENV],
             f"contradicts keras={spec.keras!r}, which sets {LEGACY_KERAS_ENV} itself: keep one of the two",
         )
 
 
 def _check_container(c: _Checks, spec: TensorFlow) -> None:
     if spec.container_runtime is not None and spec.container_runtime not in CONTAINER_RUNTIMES:
-        c.add("container_runtime", spec.container_runtime, "must be 'apptainer', 'singularity' or 'pyxis' (srun --container-image)")
+        c.add(
+            "container_runtime",
+            spec.container_runtime,
+            "must be 'apptainer', 'singularity' or 'pyxis' (srun --container-image)",
+        )
     if c.text("container_image", spec.container_image) and spec.container_image is not None:
         _no_backslash(c, "container_image", spec.container_image)
         if spec.container_image.startswith("-"):
             # `apptainer exec ... IMAGE` would read it as one of its own options.
-            c.add("container_image", spec.container_image, "must be an image path or URI such as 'docker://tensorflow/tensorflow:2.18.0', not an option (it starts with '-')")
+            c.add(
+                "container_image",
+                spec.container_image,
+                (
+                    "must be an image path or URI such as 'docker://tensorflow/tensorflow:2.18.0', "
+                    "not an option (it starts with '-')"
+                ),
+            )
     if c.strings("container_mounts", spec.container_mounts):
         for mount in spec.container_mounts:
             # Both apptainer --bind and pyxis --container-mounts take comma-separated lists.
-            if not mount or _CONTROL.search(mount) or _LINE_BREAK.search(mount) or "," in mount or not mount.startswith("/"):
-                c.add("container_mounts", mount, "each entry must be 'SRC[:DST[:ro]]' with absolute paths, no commas or line breaks")
+            if (
+                not mount
+                or _CONTROL.search(mount)
+                or _LINE_BREAK.search(mount)
+                or "," in mount
+                or not mount.startswith("/")
+            ):
+                c.add(
+                    "container_mounts",
+                    mount,
+                    "each entry must be 'SRC[:DST[:ro]]' with absolute paths, no commas or line breaks",
+                )
     if spec.container_mounts and spec.container_image is None:
         c.add("container_mounts", _shown(spec.container_mounts), "need container_image")
     if spec.container_image is None:
         return
     if isinstance(spec.python, str) and "=" in spec.python:
-        c.add("python", spec.python, "must not contain '=' with container_image: tasks start as `env PYTHONPATH=... PYTHON ...`, and env reads NAME=VALUE as a variable")
+        c.add(
+            "python",
+            spec.python,
+            (
+                "must not contain '=' with container_image: tasks start as `env PYTHONPATH=... PYTHON ...`, "
+                "and env reads NAME=VALUE as a variable"
+            ),
+        )
     if spec.container == "pyxis" and spec.distributed_backend == "mpi" and spec.launcher == "mpirun":
-        c.add("launcher", spec.launcher, "must be 'srun' with container_runtime='pyxis': Pyxis starts containers from srun's tasks, not from mpirun's")
+        c.add(
+            "launcher",
+            spec.launcher,
+            (
+                "must be 'srun' with container_runtime='pyxis': "
+                "Pyxis starts containers from srun's tasks, not from mpirun's"
+            ),
+        )
     for name in ("pip_packages", "conda_packages"):
         if getattr(spec, name):
-            c.add(name, _shown(getattr(spec, name)), "cannot be combined with container_image: install the packages in the image")
+            c.add(
+                name,
+                _shown(getattr(spec, name)),
+                "cannot be combined with container_image: install the packages in the image",
+            )
 
 
 def _shown(value: Any) -> Any:
@@ -712,7 +835,8 @@ def _check_requeue(c: _Checks, spec: TensorFlow) -> None:
     grace_ok = grace is None or (_is_int(grace) and MIN_SIGNAL_GRACE_S <= grace <= MAX_SIGNAL_GRACE_S)
     if not grace_ok:
         c.add(
-            "signal_grace", grace,
+            "signal_grace",
+            grace,
             f"must be whole seconds between {MIN_SIGNAL_GRACE_S} and {MAX_SIGNAL_GRACE_S}: the tasks "
             f"get signal_grace - {REQUEUE_MARGIN_S} s to save a checkpoint, the rest is for the requeue",
         )
@@ -728,7 +852,8 @@ def _check_requeue(c: _Checks, spec: TensorFlow) -> None:
         _, lead = requeue_limits(spec)
         if limit is not None and lead >= limit:
             c.add(
-                "signal_grace", lead,
+                "signal_grace",
+                lead,
                 f"must be shorter than the time limit ({spec.time!r} = {limit} s): Slurm would "
                 "signal the job as soon as it starts",
             )
@@ -737,7 +862,8 @@ def _check_requeue(c: _Checks, spec: TensorFlow) -> None:
             name = flag.lstrip("-") if isinstance(flag, str) else ""
             if len(name) > 1 and any(f.startswith(name) for f in _REQUEUE_FLAGS):
                 c.add(
-                    f"sbatch_options[{flag!r}]", value,
+                    f"sbatch_options[{flag!r}]",
+                    value,
                     "is set by hpctf when requeue=True (--requeue, --signal=B:USR1@signal_grace): "
                     "use max_restarts and signal_grace instead",
                 )

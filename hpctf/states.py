@@ -34,7 +34,7 @@ class JobState(str, enum.Enum):
         return self.value
 
     @classmethod
-    def from_slurm(cls, word: str | None) -> "JobState":
+    def from_slurm(cls, word: str | None) -> JobState:
         """``"CANCELLED by 0"``, ``"CA"``, ``"OUT_OF_ME+"`` ... -> JobState."""
         if not word:
             return cls.UNKNOWN
@@ -62,10 +62,23 @@ UNFINISHED = frozenset(
 
 # squeue's compact codes (squeue -o %t).
 _SHORT = {
-    "PD": "PENDING", "CF": "CONFIGURING", "R": "RUNNING", "CG": "COMPLETING", "S": "SUSPENDED",
-    "RQ": "REQUEUED", "RS": "RESIZING", "CD": "COMPLETED", "F": "FAILED", "CA": "CANCELLED",
-    "TO": "TIMEOUT", "PR": "PREEMPTED", "NF": "NODE_FAIL", "OOM": "OUT_OF_MEMORY",
-    "BF": "BOOT_FAIL", "DL": "DEADLINE", "RV": "REVOKED",
+    "PD": "PENDING",
+    "CF": "CONFIGURING",
+    "R": "RUNNING",
+    "CG": "COMPLETING",
+    "S": "SUSPENDED",
+    "RQ": "REQUEUED",
+    "RS": "RESIZING",
+    "CD": "COMPLETED",
+    "F": "FAILED",
+    "CA": "CANCELLED",
+    "TO": "TIMEOUT",
+    "PR": "PREEMPTED",
+    "NF": "NODE_FAIL",
+    "OOM": "OUT_OF_MEMORY",
+    "BF": "BOOT_FAIL",
+    "DL": "DEADLINE",
+    "RV": "REVOKED",
 }
 
 # Exact words, looked up before any parsing (ls over 10,000 runs maps 10,000 of them).

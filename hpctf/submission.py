@@ -14,9 +14,9 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from . import snapshot
 from .errors import HpctfError
@@ -53,7 +53,11 @@ class SubmitPlan:
             "target": self.target,
             "run_dir": str(self.run_dir),
             "log_dir": str(self.paths.log_dir),
-            "snapshot": {"digest": self.manifest.digest, "files": len(self.manifest.files), "bytes": self.manifest.total_bytes},
+            "snapshot": {
+                "digest": self.manifest.digest,
+                "files": len(self.manifest.files),
+                "bytes": self.manifest.total_bytes,
+            },
             "command": shlex.join(self.command),
             "script": self.script,
         }
@@ -76,7 +80,10 @@ def plan(
     spec = apply_target(spec, target)
     executor = target.executor
     if executor == "local" and spec.container == "pyxis":
-        raise HpctfError(f"compute_target={target.name!r} runs jobs on this machine, where there is no Pyxis (srun --container-image): use container_runtime='apptainer'")
+        raise HpctfError(
+            f"compute_target={target.name!r} runs jobs on this machine, where there is no Pyxis "
+            "(srun --container-image): use container_runtime='apptainer'"
+        )
     if executor == "local" and spec.distributed_backend == "ps" and spec.port_base is None:
         from .local import free_port_base
 
@@ -88,12 +95,15 @@ def plan(
     if Path(spec.entry_script).as_posix() not in manifest.files:
         raise HpctfError(
             f"entry_script={spec.entry_script!r} is not in the code snapshot of {spec.source_directory}: "
-            f"it is left out by {snapshot.IGNORE_FILE} or the default ignores ({', '.join(snapshot.DEFAULT_IGNORES[:4])}, ...), "
+            f"it is left out by {snapshot.IGNORE_FILE} or the default ignores "
+            f"({', '.join(snapshot.DEFAULT_IGNORES[:4])}, ...), "
             "or it is inside a linked folder"
         )
     paths = JobPaths(workdir=run_dir / "code", log_dir=run_dir / "logs")
     script = render_for_target(spec, target, paths, template_dirs=template_dirs)
-    return SubmitPlan(spec=spec, home=home, run_dir=run_dir, paths=paths, script=script, manifest=manifest, target=executor)
+    return SubmitPlan(
+        spec=spec, home=home, run_dir=run_dir, paths=paths, script=script, manifest=manifest, target=executor
+    )
 
 
 def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
@@ -109,7 +119,9 @@ def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
             from . import local
 
             job_id = local.new_job_id()
-            local.start(plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, plan.spec.name, plan.spec.task_count)
+            local.start(
+                plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, plan.spec.name, plan.spec.task_count
+            )
         else:
             job_id = sbatch(plan.command)
     except BaseException:

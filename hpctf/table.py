@@ -6,7 +6,7 @@ what `hpctf ls` may take over a history of 10,000 runs; columns of text need non
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def format_table(header: Sequence[str] | None, rows: Sequence[Sequence[object]], gap: int = 2) -> str:

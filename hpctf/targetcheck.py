@@ -104,7 +104,9 @@ def check_target(target: Target) -> list[Finding]:
     partition = partitions.get(name) if name else None
     if partition is None:
         detail = f"no partition {name!r}" if name else "no partition named and the cluster has no default"
-        findings.append(Finding("partition", MISMATCH, f"{detail}; the cluster has {', '.join(sorted(partitions)) or 'none'}"))
+        findings.append(
+            Finding("partition", MISMATCH, f"{detail}; the cluster has {', '.join(sorted(partitions)) or 'none'}")
+        )
     else:
         state = partition.get("State", "?")
         status = OK if state == "UP" else MISMATCH
@@ -123,7 +125,11 @@ def _time_limit(target: Target, partition: dict[str, str]) -> Finding:
     wanted, allowed = minutes(target.time), minutes(limit)
     if allowed is None or (wanted is not None and wanted <= allowed):
         return Finding("time", OK, f"{target.time} fits the partition limit {limit}")
-    return Finding("time", MISMATCH, f"{target.time} is over the partition limit {limit}: jobs would stay pending (PartitionTimeLimit)")
+    return Finding(
+        "time",
+        MISMATCH,
+        f"{target.time} is over the partition limit {limit}: jobs would stay pending (PartitionTimeLimit)",
+    )
 
 
 def _gpus(target: Target, partition: str | None) -> Finding:
@@ -142,11 +148,17 @@ def _gpus(target: Target, partition: str | None) -> Finding:
         node, _, gres = line.partition("|")
         for kind, gpu_type, count in gres_entries(gres):
             seen.add(f"{kind}:{gpu_type}:{count}" if gpu_type else f"{kind}:{count}")
-            if kind == target.gres_name and (target.gpu_type is None or gpu_type == target.gpu_type) and count >= (target.gpus_per_node or 1):
+            if (
+                kind == target.gres_name
+                and (target.gpu_type is None or gpu_type == target.gpu_type)
+                and count >= (target.gpus_per_node or 1)
+            ):
                 matching.add(node)
     if matching:
         return Finding("gpus", OK, f"{len(matching)} node(s) of {scope} have {wanted}")
-    return Finding("gpus", MISMATCH, f"no node of {scope} has gres {wanted}; the nodes have {', '.join(sorted(seen)) or 'no GRES'}")
+    return Finding(
+        "gpus", MISMATCH, f"no node of {scope} has gres {wanted}; the nodes have {', '.join(sorted(seen)) or 'no GRES'}"
+    )
 
 
 def _scheduler_details(target: Target) -> list[Finding]:
@@ -158,8 +170,22 @@ def _scheduler_details(target: Target) -> list[Finding]:
     if target.gpu_request == "gpus-per-node":
         code, out = _run("scontrol", "show", "config")
         select = re.search(r"SelectType\s*=\s*(\S+)", out or "")
-        ok = version is not None and version[:2] >= (19, 5) and select is not None and select.group(1) == "select/cons_tres"
-        findings.append(Finding("gpu_request", OK if ok else MISMATCH, f"--gpus-per-node needs Slurm >= 19.05 and select/cons_tres; this is Slurm {shown} with {select.group(1) if select else 'unknown'}"))
+        ok = (
+            version is not None
+            and version[:2] >= (19, 5)
+            and select is not None
+            and select.group(1) == "select/cons_tres"
+        )
+        findings.append(
+            Finding(
+                "gpu_request",
+                OK if ok else MISMATCH,
+                (
+                    "--gpus-per-node needs Slurm >= 19.05 and select/cons_tres; "
+                    f"this is Slurm {shown} with {select.group(1) if select else 'unknown'}"
+                ),
+            )
+        )
     else:
         findings.append(Finding("gpu_request", OK, f"--gres=gpu:N (Slurm {shown})"))
     if target.launcher != "mpirun":
@@ -175,9 +201,13 @@ def _scheduler_details(target: Target) -> list[Finding]:
     for kind, value in (("account", target.account), ("qos", target.qos)):
         if value is None:
             continue
-        code, out = _run("sacctmgr", "-n", "-P", "show", kind, value, "format=" + ("account" if kind == "account" else "name"))
+        code, out = _run(
+            "sacctmgr", "-n", "-P", "show", kind, value, "format=" + ("account" if kind == "account" else "name")
+        )
         if code != 0:
-            findings.append(Finding(kind, SKIPPED, f"cannot ask accounting (sacctmgr): {out.splitlines()[-1] if out else code}"))
+            findings.append(
+                Finding(kind, SKIPPED, f"cannot ask accounting (sacctmgr): {out.splitlines()[-1] if out else code}")
+            )
         elif value in out.split():
             findings.append(Finding(kind, OK, f"{value} exists"))
         else:
@@ -185,10 +215,30 @@ def _scheduler_details(target: Target) -> list[Finding]:
     if target.container_runtime == "pyxis":
         code, out = _run("srun", "--help")
         ok = "--container-image" in out
-        findings.append(Finding("container", OK if ok else MISMATCH, "srun has --container-image (Pyxis)" if ok else "srun has no --container-image: the Pyxis plugin is not installed"))
+        findings.append(
+            Finding(
+                "container",
+                OK if ok else MISMATCH,
+                "srun has --container-image (Pyxis)"
+                if ok
+                else "srun has no --container-image: the Pyxis plugin is not installed",
+            )
+        )
     elif target.container_runtime or target.container_image:
-        found = shutil.which(target.container_runtime or "apptainer") or shutil.which("apptainer") or shutil.which("singularity")
-        findings.append(Finding("container", OK if found else MISMATCH, f"{found} (on this node)" if found else "neither apptainer nor singularity is on PATH here (compute nodes may differ)"))
+        found = (
+            shutil.which(target.container_runtime or "apptainer")
+            or shutil.which("apptainer")
+            or shutil.which("singularity")
+        )
+        findings.append(
+            Finding(
+                "container",
+                OK if found else MISMATCH,
+                f"{found} (on this node)"
+                if found
+                else "neither apptainer nor singularity is on PATH here (compute nodes may differ)",
+            )
+        )
     return findings
 
 
@@ -196,20 +246,30 @@ def _site_paths(target: Target) -> list[Finding]:
     findings = []
     if target.python:
         ok = os.access(target.python, os.X_OK) or shutil.which(target.python) is not None
-        findings.append(Finding("python", OK if ok else MISMATCH, target.python if ok else f"{target.python} is not an executable here"))
+        findings.append(
+            Finding(
+                "python", OK if ok else MISMATCH, target.python if ok else f"{target.python} is not an executable here"
+            )
+        )
     if target.env_cache:
         cache = Path(target.env_cache)
         parent = next((p for p in (cache, *cache.parents) if p.exists()), None)
         ok = parent is not None and os.access(parent, os.W_OK)
-        findings.append(Finding("env_cache", OK if ok else MISMATCH, f"{cache} is writable" if ok else f"{cache} cannot be created or written"))
+        findings.append(
+            Finding(
+                "env_cache",
+                OK if ok else MISMATCH,
+                f"{cache} is writable" if ok else f"{cache} cannot be created or written",
+            )
+        )
     if target.templates:
         ok = Path(target.templates).is_dir()
-        findings.append(Finding("templates", OK if ok else MISMATCH, target.templates + ("" if ok else ": no such folder")))
+        findings.append(
+            Finding("templates", OK if ok else MISMATCH, target.templates + ("" if ok else ": no such folder"))
+        )
     if target.modules or target.module_paths:
         findings.append(_modules(target))
     return findings
-
-
 
 
 def _modules(target: Target) -> Finding:
@@ -218,7 +278,9 @@ def _modules(target: Target) -> Finding:
 
     init = next((f for f in MODULE_INITS if Path(f).is_file()), None)
     if init is None:
-        return Finding("modules", MISMATCH, "the profile loads modules but this node has no Lmod or Environment Modules")
+        return Finding(
+            "modules", MISMATCH, "the profile loads modules but this node has no Lmod or Environment Modules"
+        )
     lines = [f". {init} >/dev/null 2>&1"] + [f"module use {shlex.quote(p)}" for p in target.module_paths]
     lines += [f"module is-avail {shlex.quote(m)} || echo MISSING {shlex.quote(m)}" for m in target.modules]
     code, out = _run("bash", "-c", "\n".join(lines))

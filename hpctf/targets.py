@@ -30,9 +30,10 @@ from __future__ import annotations
 import difflib
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import HpctfError
 from .spec import CONTAINER_RUNTIMES, LAUNCHERS, valid_time
@@ -46,7 +47,12 @@ EXECUTORS = ("slurm", "local")
 GPU_REQUESTS = ("auto", "gres", "gpus-per-node")
 PROJECT_FILE = "hpctf.toml"
 # Where Lmod and Environment Modules keep the script that defines `module` in bash.
-MODULE_INITS = ("/etc/profile.d/lmod.sh", "/usr/share/lmod/lmod/init/bash", "/etc/profile.d/modules.sh", "/usr/share/modules/init/bash")
+MODULE_INITS = (
+    "/etc/profile.d/lmod.sh",
+    "/usr/share/lmod/lmod/init/bash",
+    "/etc/profile.d/modules.sh",
+    "/usr/share/modules/init/bash",
+)
 
 
 def gres_spec(name: str, gpu_type: str | None, count: int) -> str:
@@ -93,7 +99,9 @@ class Target:
             value = getattr(self, f.name)
             if value in (None, (), {}) and f.name not in ("name",):
                 continue
-            out[f.name] = list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
+            out[f.name] = (
+                list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
+            )
         return out
 
 
@@ -108,19 +116,31 @@ _STRS = (lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in
 _TABLE = (lambda v: isinstance(v, dict), "a table (key = value pairs)")
 _KEYS: dict[str, tuple] = {
     "executor": (lambda v: v in EXECUTORS, "'slurm' or 'local'"),
-    "partition": _STR, "account": _STR, "qos": _STR, "python": _STR,
+    "partition": _STR,
+    "account": _STR,
+    "qos": _STR,
+    "python": _STR,
     "time": (valid_time, "a Slurm time such as '30', '1:00:00' or '2-00:00:00'"),
     "launcher": (lambda v: v in LAUNCHERS, " or ".join(map(repr, LAUNCHERS))),
-    "pmi": _STR, "gpu_type": _STR, "container_image": _STR,
+    "pmi": _STR,
+    "gpu_type": _STR,
+    "container_image": _STR,
     "container_runtime": (lambda v: v in CONTAINER_RUNTIMES, " or ".join(map(repr, CONTAINER_RUNTIMES))),
     "gres_name": _STR,
     "gpus_per_node": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
     "gpu_request": (lambda v: v in GPU_REQUESTS, " or ".join(map(repr, GPU_REQUESTS))),
     "env_cache": _STR,
-    "tensorflow": (lambda v: isinstance(v, str), "a pip requirement such as 'tensorflow[and-cuda]==2.18.1', or '' for none"),
+    "tensorflow": (
+        lambda v: isinstance(v, str),
+        "a pip requirement such as 'tensorflow[and-cuda]==2.18.1', or '' for none",
+    ),
     "templates": _STR,
-    "modules": _STRS, "module_paths": _STRS, "container_mounts": _STRS, "setup": _STRS,
-    "sbatch_options": _TABLE, "environment_variables": _TABLE,
+    "modules": _STRS,
+    "module_paths": _STRS,
+    "container_mounts": _STRS,
+    "setup": _STRS,
+    "sbatch_options": _TABLE,
+    "environment_variables": _TABLE,
 }
 _PATH_KEYS = ("env_cache", "templates")  # relative paths are relative to their file
 
@@ -172,7 +192,9 @@ def load_config(files: list[Path] | None = None) -> Config:
         data = _read_toml(path)
         unknown = set(data) - {"default", "targets"}
         if unknown:
-            raise HpctfError(f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: 'default' and [targets.NAME] tables")
+            raise HpctfError(
+                f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: 'default' and [targets.NAME] tables"
+            )
         if "default" in data:
             if not isinstance(data["default"], str):
                 raise HpctfError(f"{path}: default={data['default']!r}: must be a target name")
@@ -194,7 +216,10 @@ def load_config(files: list[Path] | None = None) -> Config:
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
         targets[name] = replace(base, source=", ".join(sources[name]), **values)
     if default is not None and default not in targets:
-        raise HpctfError(f"default={default!r} in {', '.join(map(str, files))}: no such target; defined: {', '.join(sorted(targets))}")
+        raise HpctfError(
+            f"default={default!r} in {', '.join(map(str, files))}: no such target; "
+            f"defined: {', '.join(sorted(targets))}"
+        )
     return Config(targets=targets, default=default, files=tuple(files))
 
 
@@ -240,13 +265,30 @@ def get_target(name: str | None, config: Config | None = None) -> Target:
     if name is None:
         name = config.default or ("slurm" if shutil.which("sbatch") else "local")
     if name not in config.targets:
-        where = f" (read {', '.join(map(str, config.files))})" if config.files else f" (no config file: {user_config_file()} or {PROJECT_FILE})"
-        raise HpctfError(f"compute_target={name!r}: unknown target; defined: {', '.join(sorted(config.targets))}{where}")
+        where = (
+            f" (read {', '.join(map(str, config.files))})"
+            if config.files
+            else f" (no config file: {user_config_file()} or {PROJECT_FILE})"
+        )
+        raise HpctfError(
+            f"compute_target={name!r}: unknown target; defined: {', '.join(sorted(config.targets))}{where}"
+        )
     return config.targets[name]
 
 
 # Estimator fields a profile fills in when the estimator leaves them unset.
-_DEFAULTED = ("partition", "account", "qos", "time", "python", "launcher", "pmi", "gpu_type", "container_runtime", "container_image")
+_DEFAULTED = (
+    "partition",
+    "account",
+    "qos",
+    "time",
+    "python",
+    "launcher",
+    "pmi",
+    "gpu_type",
+    "container_runtime",
+    "container_image",
+)
 
 
 def apply_target(spec, target: Target):

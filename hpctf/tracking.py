@@ -44,7 +44,15 @@ class ClusterWatcher(SlurmInfoWatcher):
             return None
         # --duplicates: a requeued job has one record per attempt, the earlier ones REQUEUED
         # (oldest first); the last one is the job's state, their number its attempts.
-        return ["sacct", "-o", "JobID,State,ExitCode,NodeList,Start,End", "--parsable2", "--duplicates", "-j", ",".join(ids)]
+        return [
+            "sacct",
+            "-o",
+            "JobID,State,ExitCode,NodeList,Start,End",
+            "--parsable2",
+            "--duplicates",
+            "-j",
+            ",".join(ids),
+        ]
 
     def update(self) -> None:
         """Refresh every unfinished job with one scheduler call (two on the refresh right
@@ -101,7 +109,9 @@ class ClusterWatcher(SlurmInfoWatcher):
             return None  # squeue itself failed (controller down): keep what we knew
         for job_id in ids:
             entry = seen.get(job_id)
-            restarts = self._restarts(job_id) if entry is not None else None  # squeue does not say; requeue jobs write it
+            restarts = (
+                self._restarts(job_id) if entry is not None else None
+            )  # squeue does not say; requeue jobs write it
             if restarts is not None:
                 entry["Restarts"] = str(restarts)
             if entry is not None and not JobState.from_slurm(entry["State"]).finished:
@@ -151,7 +161,9 @@ def dead_nodes(nodelist: str) -> list[tuple[str, str]] | None:
         node, state, reason = (line.split("|") + ["", ""])[:3]
         # %T is e.g. "down*", "drained", "fail", "idle*": '*' means not responding.
         if any(word in state.lower() for word in ("down", "drain", "fail")) or state.endswith("*"):
-            dead[node.strip()] = f"{state.strip()}: {reason.strip()}" if reason.strip() not in ("", "none") else state.strip()
+            dead[node.strip()] = (
+                f"{state.strip()}: {reason.strip()}" if reason.strip() not in ("", "none") else state.strip()
+            )
     return sorted(dead.items())
 
 
@@ -183,7 +195,9 @@ def queue_info(job_ids: list[str]) -> dict[str, QueueInfo] | None:
         if expected is not None and not now - 60 <= expected <= now + NO_ESTIMATE_S:
             expected = None
         reason = reason.strip()
-        info[job_id.strip()] = QueueInfo(JobState.from_slurm(state.strip()), None if reason in ("", "None", "(null)") else reason, expected)
+        info[job_id.strip()] = QueueInfo(
+            JobState.from_slurm(state.strip()), None if reason in ("", "None", "(null)") else reason, expected
+        )
     return info
 
 

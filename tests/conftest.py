@@ -62,7 +62,9 @@ def shellcheck(script: str) -> subprocess.CompletedProcess:
         pytest.fail("shellcheck is not installed (apt-get install shellcheck; scripts/test does it)")
     return subprocess.run(
         ["shellcheck", "--severity=warning", "--shell=bash", "-"],
-        input=script, capture_output=True, text=True,
+        input=script,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -80,9 +82,13 @@ def slurm():
     from .slurmlab import start_cluster
 
     if os.geteuid() != 0:
-        pytest.fail("the test Slurm cluster needs root: run scripts/test as root, or leave the Slurm tests out (-m 'not slurm')")
+        pytest.fail(
+            "the test Slurm cluster needs root: run scripts/test as root, or leave the Slurm tests out (-m 'not slurm')"
+        )
     if shutil.which("slurmctld") is None:
-        pytest.fail("Slurm is not installed: scripts/test installs it (as root), or leave the Slurm tests out (-m 'not slurm')")
+        pytest.fail(
+            "Slurm is not installed: scripts/test installs it (as root), or leave the Slurm tests out (-m 'not slurm')"
+        )
     try:
         return start_cluster()
     except Exception as err:  # noqa: BLE001 - a failure, never a skip
@@ -112,8 +118,11 @@ def pytest_runtest_setup(item):
 
     missing = [m for m in TRAINING_STACK if importlib.util.find_spec(m) is None]
     if missing:
-        pytest.fail(f"the training stack is not installed ({', '.join(missing)}): run scripts/install-tf-stack, "
-                    "or leave the TensorFlow tests out (-m 'not tensorflow')", pytrace=False)
+        pytest.fail(
+            f"the training stack is not installed ({', '.join(missing)}): run scripts/install-tf-stack, "
+            "or leave the TensorFlow tests out (-m 'not tensorflow')",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def directives(script: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for line in script.splitlines()[1:]:
         if line.startswith("#SBATCH "):
-            for word in shlex.split(line[len("#SBATCH "):]):
+            for word in shlex.split(line[len("#SBATCH ") :]):
                 name, _, value = word.lstrip("-").partition("=")
                 found[name] = value
         elif line and not line.startswith("#"):
@@ -148,33 +148,49 @@ def install(folder: Path, python: str = sys.executable) -> Path:
     # python3 is a shell script: it starts every task, so it must cost nothing. In a
     # container it is the image's bare Python: no site-packages (-S), so hpctf and what
     # it imports come from the binds on PYTHONPATH, or not at all.
-    _executable(bin_dir / "python3", f"""#!/bin/bash
+    _executable(
+        bin_dir / "python3",
+        f"""#!/bin/bash
 if [ "${{1-}}" = -m ] && [ "${{2-}}" = hpctf.envs ]; then
     exec {shlex.quote(python)} {shlex.quote(str(me))} envs "${{@:3}}"
 fi
 if [ -n "${{STANDIN_CONTAINER-}}" ]; then exec {shlex.quote(python)} -S "$@"; fi
 exec {shlex.quote(python)} "$@"
-""")
-    _executable(bin_dir / "env-python", f"""#!/bin/bash
-export STANDIN_ENV="$(cat {shlex.quote(str(folder / 'env-ensured'))})"
+""",
+    )
+    _executable(
+        bin_dir / "env-python",
+        f"""#!/bin/bash
+export STANDIN_ENV="$(cat {shlex.quote(str(folder / "env-ensured"))})"
 exec {shlex.quote(python)} "$@"
-""")
+""",
+    )
     return bin_dir
 
 
-def run_batch(script: str, folder: Path, job_id: int = 4242, timeout: float = 120,
-              python: str = sys.executable) -> BatchRun:
+def run_batch(
+    script: str, folder: Path, job_id: int = 4242, timeout: float = 120, python: str = sys.executable
+) -> BatchRun:
     """Run ``script`` as Slurm's batch step would, with the stand-ins first on PATH."""
     folder.mkdir(parents=True, exist_ok=True)
     bin_dir = install(folder, python)
     options = directives(script)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "CUDA_", "PMI", "OMPI_", "TF_", "HPCTF_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "CUDA_", "PMI", "OMPI_", "TF_", "HPCTF_"))
+    }
     env.update(allocation_env(options, job_id))
     env.update(PATH=f"{bin_dir}:{os.environ['PATH']}", STANDIN_DIR=str(folder))
     path = folder / "job.sbatch"
     path.write_text(script)
-    shell = subprocess.Popen(["bash", str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, cwd=folder, start_new_session=True)
+    shell = subprocess.Popen(
+        ["bash", str(path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=folder,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = shell.communicate(timeout=timeout)
     finally:  # whatever happens, nothing the job started outlives it
@@ -237,11 +253,14 @@ def step_hosts(ntasks: int) -> list[str]:
     return hosts[:ntasks]
 
 
-def start_tasks(command: list[str], envs: list[dict[str, str]], outputs: list[tuple], kill_on_bad_exit: bool,
-                cwd: str | None = None) -> int:
+def start_tasks(
+    command: list[str], envs: list[dict[str, str]], outputs: list[tuple], kill_on_bad_exit: bool, cwd: str | None = None
+) -> int:
     """Start every task, pass on signals, wait; with ``kill_on_bad_exit`` a failed task
     stops the others (SIGTERM). The highest exit status wins, a signal N counting 128+N."""
-    children = [subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=cwd) for env, (out, err) in zip(envs, outputs)]
+    children = [
+        subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=cwd) for env, (out, err) in zip(envs, outputs)
+    ]
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(signum, lambda s, _f: [c.send_signal(s) for c in children if c.poll() is None])
     while None in [c.poll() for c in children]:
@@ -274,10 +293,15 @@ def srun(argv: list[str]) -> int:
     for rank, host in enumerate(hosts):
         env = dict(os.environ)
         env.update(
-            SLURM_PROCID=str(rank), SLURM_LOCALID=str(hosts[:rank].count(host)),
-            SLURM_NODEID=str(int(host.removeprefix("node")) - 1), SLURMD_NODENAME=host,
-            SLURM_STEP_ID="0", SLURM_STEP_NUM_TASKS=str(ntasks), SLURM_STEP_NUM_NODES=str(len(per_node)),
-            SLURM_STEP_NODELIST=nodelist(len(per_node)), SLURM_STEP_TASKS_PER_NODE=compress_counts(per_node),
+            SLURM_PROCID=str(rank),
+            SLURM_LOCALID=str(hosts[:rank].count(host)),
+            SLURM_NODEID=str(int(host.removeprefix("node")) - 1),
+            SLURMD_NODENAME=host,
+            SLURM_STEP_ID="0",
+            SLURM_STEP_NUM_TASKS=str(ntasks),
+            SLURM_STEP_NUM_NODES=str(len(per_node)),
+            SLURM_STEP_NODELIST=nodelist(len(per_node)),
+            SLURM_STEP_TASKS_PER_NODE=compress_counts(per_node),
         )
         if mpi == "pmix":
             env["PMIX_RANK"] = str(rank)
@@ -291,7 +315,9 @@ def srun(argv: list[str]) -> int:
     if "container-image" in options:
         command = ContainerView(last(options, "container-mounts")).command(command)
         cwd = last(options, "container-workdir") or None
-    return start_tasks(command, envs, outputs, cwd=cwd, kill_on_bad_exit=last(options, "kill-on-bad-exit", default="0") == "1")
+    return start_tasks(
+        command, envs, outputs, cwd=cwd, kill_on_bad_exit=last(options, "kill-on-bad-exit", default="0") == "1"
+    )
 
 
 def mpirun(argv: list[str]) -> int:
@@ -308,10 +334,12 @@ def mpirun(argv: list[str]) -> int:
     for rank, host in enumerate(hosts):
         env = dict(os.environ, **exports)
         env.update(
-            OMPI_COMM_WORLD_RANK=str(rank), OMPI_COMM_WORLD_SIZE=str(ntasks),
+            OMPI_COMM_WORLD_RANK=str(rank),
+            OMPI_COMM_WORLD_SIZE=str(ntasks),
             OMPI_COMM_WORLD_LOCAL_RANK=str(hosts[:rank].count(host)),
             OMPI_COMM_WORLD_LOCAL_SIZE=str(hosts.count(host)),
-            SLURMD_NODENAME=host, SLURM_PROCID=str(int(host.removeprefix("node")) - 1),
+            SLURMD_NODENAME=host,
+            SLURM_PROCID=str(int(host.removeprefix("node")) - 1),
             STANDIN_MPI_EXPORTS=",".join(sorted(exports)),
         )
         envs.append(env)
@@ -342,7 +370,11 @@ class ContainerView:
         if not value.startswith("/"):
             return word
         for target in self.targets:
-            if value == target or value.startswith(target.rstrip("/") + "/") or target.startswith(value.rstrip("/") + "/"):
+            if (
+                value == target
+                or value.startswith(target.rstrip("/") + "/")
+                or target.startswith(value.rstrip("/") + "/")
+            ):
                 return f"{name}{sep}{self.root}{value}"
         return word
 

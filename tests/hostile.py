@@ -44,7 +44,7 @@ def corpus(marker: str) -> list[str]:
         "'\\''",
         '"\\""',
         f"'; {t}; '",
-        f"\"; {t}; \"",
+        f'"; {t}; "',
         "‘curly’ “quotes”",
         # -- line breaks
         f"x\n{t}",

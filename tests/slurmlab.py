@@ -23,7 +23,15 @@ class Cluster:
     lab_env: dict[str, str]
 
     def run(self, *args: str, check: bool = True, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run(list(args), env={**self.env, **kw.pop("env", {})}, capture_output=True, text=True, check=check, timeout=timeout, **kw)
+        return subprocess.run(
+            list(args),
+            env={**self.env, **kw.pop("env", {})},
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+            **kw,
+        )
 
     def sbatch(self, script: Path, *flags: str) -> str:
         done = self.run("sbatch", "--parsable", *flags, str(script))
@@ -71,7 +79,9 @@ def start_cluster(**knobs: str) -> Cluster:
     if done.returncode != 0:
         raise RuntimeError(f"test cluster did not start:\n{done.stdout}\n{done.stderr}")
     env = dict(os.environ)
-    for line in subprocess.run(["bash", str(CLUSTER_SH), "env"], capture_output=True, text=True, check=True, env=lab_env).stdout.splitlines():
+    for line in subprocess.run(
+        ["bash", str(CLUSTER_SH), "env"], capture_output=True, text=True, check=True, env=lab_env
+    ).stdout.splitlines():
         m = re.match(r"export (\w+)=(.*)$", line.strip())
         if m:
             env[m.group(1)] = m.group(2).strip("'\"")
@@ -82,7 +92,9 @@ def start_cluster(**knobs: str) -> Cluster:
 
 def fault(cluster: Cluster, *args: str) -> str:
     """Inject a fault with cluster.sh (kill-node NODE, revive-node NODE, stop-ctld, start-ctld)."""
-    done = subprocess.run(["bash", str(CLUSTER_SH), *args], capture_output=True, text=True, timeout=300, env=cluster.lab_env)
+    done = subprocess.run(
+        ["bash", str(CLUSTER_SH), *args], capture_output=True, text=True, timeout=300, env=cluster.lab_env
+    )
     if done.returncode != 0:
         raise RuntimeError(f"cluster.sh {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout

@@ -25,7 +25,12 @@ def test_quick_suite_reports_every_figure(slurm, shared_dir):
     env = {**slurm.env, "HPCTF_HOME": str(shared_dir / "home")}
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--scratch", str(scratch)],
-        check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-4000:]
 

@@ -21,23 +21,46 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
 
 
 def test_render_issue_example(source_dir):
-    done = run_cli("render", "--backend", "mpi", "--nodes", "2", "--procs-per-node", "4", "--gpus-per-node", "4", "train.py", "--epochs", "3", cwd=source_dir)
+    done = run_cli(
+        "render",
+        "--backend",
+        "mpi",
+        "--nodes",
+        "2",
+        "--procs-per-node",
+        "4",
+        "--gpus-per-node",
+        "4",
+        "train.py",
+        "--epochs",
+        "3",
+        cwd=source_dir,
+    )
     assert done.returncode == 0, done.stderr
     script = done.stdout
-    assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=4" in script and "#SBATCH --gres=gpu:4" in script
+    assert (
+        "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=4" in script and "#SBATCH --gres=gpu:4" in script
+    )
     assert "srun --mpi=pmix --ntasks=8" in script and '"$PYTHON" train.py --epochs 3' in script
     assert "--bind-gpu" in script
 
 
 def test_render_ps_example_gives_each_task_its_tf_config(source_dir):
-    done = run_cli("render", "--backend", "ps", "--nodes", "3", "--ps", "1", "--workers", "2", "train.py", cwd=source_dir)
+    done = run_cli(
+        "render", "--backend", "ps", "--nodes", "3", "--ps", "1", "--workers", "2", "train.py", cwd=source_dir
+    )
     assert done.returncode == 0, done.stderr
     assert "#SBATCH --ntasks=3" in done.stdout
-    assert "-m hpctf.runtime --ps 1 --workers 2 --keras auto --done-dir" in done.stdout and "--port-base" not in done.stdout
+    assert (
+        "-m hpctf.runtime --ps 1 --workers 2 --keras auto --done-dir" in done.stdout
+        and "--port-base" not in done.stdout
+    )
 
 
 def test_options_after_the_entry_script_belong_to_the_script(source_dir):
-    result = CliRunner().invoke(cli, ["render", "--source-dir", str(source_dir), "train.py", "--nodes", "5", "--backend", "x"])
+    result = CliRunner().invoke(
+        cli, ["render", "--source-dir", str(source_dir), "train.py", "--nodes", "5", "--backend", "x"]
+    )
     assert result.exit_code == 0, result.output
     assert "#SBATCH --nodes=1" in result.output
     assert '"$PYTHON" train.py --nodes 5 --backend x' in result.output
@@ -51,18 +74,50 @@ def test_entry_script_folder_is_the_default_source_dir(source_dir, tmp_path):
 
 def test_render_to_file(source_dir, tmp_path):
     out = tmp_path / "job.sbatch"
-    result = CliRunner().invoke(cli, ["render", "--source-dir", str(source_dir), "-o", str(out), "--use-gpu", "train.py"])
+    result = CliRunner().invoke(
+        cli, ["render", "--source-dir", str(source_dir), "-o", str(out), "--use-gpu", "train.py"]
+    )
     assert result.exit_code == 0, result.output
     assert "#SBATCH --gres=gpu:1" in out.read_text() and os.access(out, os.X_OK)
 
 
 def test_render_env_sbatch_pip_and_setup_options(source_dir):
-    result = CliRunner().invoke(cli, [
-        "render", "--source-dir", str(source_dir), "--env", "A=1", "--env", "B=x y", "--sbatch", "mail-type=END", "--sbatch", "requeue",
-        "--pip", "six", "--setup", "module load cuda", "--partition", "debug", "--time", "10", "train.py",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "render",
+            "--source-dir",
+            str(source_dir),
+            "--env",
+            "A=1",
+            "--env",
+            "B=x y",
+            "--sbatch",
+            "mail-type=END",
+            "--sbatch",
+            "requeue",
+            "--pip",
+            "six",
+            "--setup",
+            "module load cuda",
+            "--partition",
+            "debug",
+            "--time",
+            "10",
+            "train.py",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    for line in ("export A=1", "export B='x y'", "#SBATCH --mail-type=END", "#SBATCH --requeue", "module load cuda", "#SBATCH --partition=debug", "#SBATCH --time=10", "--pip six"):
+    for line in (
+        "export A=1",
+        "export B='x y'",
+        "#SBATCH --mail-type=END",
+        "#SBATCH --requeue",
+        "module load cuda",
+        "#SBATCH --partition=debug",
+        "#SBATCH --time=10",
+        "--pip six",
+    ):
         assert line in result.output
 
 
@@ -103,8 +158,19 @@ def test_tf_config_outside_slurm_is_a_clear_error():
 
 
 def test_runtime_print_mode():
-    env = dict(os.environ, SLURM_STEP_NODELIST="node[1-2]", SLURM_STEP_TASKS_PER_NODE="1(x2)", SLURM_PROCID="0", CUDA_VISIBLE_DEVICES="0")
-    done = subprocess.run([sys.executable, "-m", "hpctf.runtime", "--ps", "1", "--workers", "1", "--print"], env=env, capture_output=True, text=True)
+    env = dict(
+        os.environ,
+        SLURM_STEP_NODELIST="node[1-2]",
+        SLURM_STEP_TASKS_PER_NODE="1(x2)",
+        SLURM_PROCID="0",
+        CUDA_VISIBLE_DEVICES="0",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "hpctf.runtime", "--ps", "1", "--workers", "1", "--print"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     lines = dict(line.split("=", 1) for line in done.stdout.splitlines())
     assert json.loads(lines["TF_CONFIG"])["task"] == {"type": "ps", "index": 0}

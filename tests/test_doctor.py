@@ -60,18 +60,29 @@ def failed(report: dict) -> list[dict]:
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("launcher, other", [("srun", "mpirun"), ("mpirun", "srun")])
 def test_healthy_two_node_mpi_doctor_passes_every_check(slurm, home, launcher, other):
-    done = run_doctor(slurm, home, "--json", "--backend", "mpi", "--launcher", launcher, "--nodes", "2", "--procs-per-node", "2")
+    done = run_doctor(
+        slurm, home, "--json", "--backend", "mpi", "--launcher", launcher, "--nodes", "2", "--procs-per-node", "2"
+    )
     report = json_report(done)
     assert done.returncode == 0 and report["ok"], json.dumps(report, indent=1)
     first, second = ("srun --mpi=pmix", "mpirun") if launcher == "srun" else ("mpirun", "srun --mpi=pmix")
     assert statuses(report) == {
-        "sbatch --test-only": PASS, "doctor job": PASS, "ranks start": PASS,
-        f"MPI allreduce ({first})": PASS, f"MPI allreduce ({second})": PASS,
-        "GPU visibility": SKIP, "hostnames": PASS, "Python environment": PASS, "Keras": PASS,
+        "sbatch --test-only": PASS,
+        "doctor job": PASS,
+        "ranks start": PASS,
+        f"MPI allreduce ({first})": PASS,
+        f"MPI allreduce ({second})": PASS,
+        "GPU visibility": SKIP,
+        "hostnames": PASS,
+        "Python environment": PASS,
+        "Keras": PASS,
     }
     keras = next(c for c in report["checks"] if c["name"] == "Keras")["summary"]
-    assert re.match(r"tf\.keras is tf_keras 2\.\d+\.\d+ in the tasks \(keras='auto', TF_USE_LEGACY_KERAS=1\); "
-                    r"Horovod's Keras layer trains on 4 ranks", keras), keras
+    assert re.match(
+        r"tf\.keras is tf_keras 2\.\d+\.\d+ in the tasks \(keras='auto', TF_USE_LEGACY_KERAS=1\); "
+        r"Horovod's Keras layer trains on 4 ranks",
+        keras,
+    ), keras
     assert [j["launcher"] for j in report["jobs"]] == [launcher, other]
     assert all(j["state"] == "COMPLETED" and j["exit_code"] == 0 for j in report["jobs"])
     ranks = report["ranks"]
@@ -83,10 +94,14 @@ def test_healthy_two_node_mpi_doctor_passes_every_check(slurm, home, launcher, o
     allreduce = next(c for c in report["checks"] if c["name"] == f"MPI allreduce ({first})")["summary"]
     assert "size 4, sum 6" in allreduce
     # The doctor job went through hpctf's own submission path: it is in the history.
-    history = subprocess.run([HPCTF, "ls", "--json"], capture_output=True, text=True, env={**slurm.env, "HPCTF_HOME": str(home)})
+    history = subprocess.run(
+        [HPCTF, "ls", "--json"], capture_output=True, text=True, env={**slurm.env, "HPCTF_HOME": str(home)}
+    )
     assert {r["job_id"] for r in json.loads(history.stdout)} == {j["job_id"] for j in report["jobs"]}
     script = Path(report["jobs"][0]["run_dir"], "job.sbatch").read_text()
-    assert ("srun --mpi=pmix" in script) == (launcher == "srun") and (("mpirun -np 4" in script) == (launcher == "mpirun"))
+    assert ("srun --mpi=pmix" in script) == (launcher == "srun") and (
+        ("mpirun -np 4" in script) == (launcher == "mpirun")
+    )
 
 
 @pytest.mark.slurm
@@ -94,12 +109,16 @@ def test_healthy_two_node_mpi_doctor_passes_every_check(slurm, home, launcher, o
 def test_ps_doctor_checks_every_tf_config_port(slurm, home):
     # 4 tasks on two 4-CPU nodes: Slurm would pack them 3 + 1 unless the script caps the
     # tasks per node; the ports are the job's own range (no --port-base).
-    done = run_doctor(slurm, home, "--json", "--backend", "ps", "--nodes", "2", "--ps", "1", "--workers", "2", "--chief")
+    done = run_doctor(
+        slurm, home, "--json", "--backend", "ps", "--nodes", "2", "--ps", "1", "--workers", "2", "--chief"
+    )
     report = json_report(done)
     assert done.returncode == 0 and report["ok"], json.dumps(report, indent=1)
     checks = statuses(report)
     assert checks["TF_CONFIG ports"] == PASS and checks["ranks start"] == PASS and checks["Python environment"] == PASS
-    assert checks["Keras"] == PASS and "tf.keras is tf_keras" in next(c["summary"] for c in report["checks"] if c["name"] == "Keras")
+    assert checks["Keras"] == PASS and "tf.keras is tf_keras" in next(
+        c["summary"] for c in report["checks"] if c["name"] == "Keras"
+    )
     assert not any(name.startswith("MPI") for name in checks)  # ps jobs do not use MPI
     ports = next(c for c in report["checks"] if c["name"] == "TF_CONFIG ports")["summary"]
     assert "4 tasks listen" in ports and "all 12 task-to-task connections work" in ports
@@ -113,19 +132,36 @@ def test_ps_doctor_checks_every_tf_config_port(slurm, home):
 def test_ps_doctor_fails_when_a_tf_config_port_is_taken(slurm, home):
     port_base = free_port_base(3)
     with socket.create_server(("", port_base + 1)):  # task 1's port, on the nodes' shared network
-        done = run_doctor(slurm, home, "--backend", "ps", "--nodes", "2", "--ps", "1", "--workers", "2", "--port-base", str(port_base))
+        done = run_doctor(
+            slurm, home, "--backend", "ps", "--nodes", "2", "--ps", "1", "--workers", "2", "--port-base", str(port_base)
+        )
     assert done.returncode == 1, done.stdout + done.stderr
     out = done.stdout
     assert "FAIL  TF_CONFIG ports" in out
     assert f"cannot listen on node1:{port_base + 1}" in out and "Address already in use" in out
-    assert f"what to change: another process holds a port on that node: choose another --port-base (the job uses {port_base}-{port_base + 2})" in out
+    assert (
+        "what to change: another process holds a port on that node: "
+        f"choose another --port-base (the job uses {port_base}-{port_base + 2})" in out
+    )
 
 
 @pytest.mark.slurm
 @pytest.mark.tensorflow
 def test_gpu_doctor_gives_each_local_rank_its_own_gpu(slurm, home):
-    done = run_doctor(slurm, home, "--json", "--backend", "mpi", "--nodes", "1", "--procs-per-node", "2",
-                      "--gpus-per-node", "2", "--no-other-launcher")
+    done = run_doctor(
+        slurm,
+        home,
+        "--json",
+        "--backend",
+        "mpi",
+        "--nodes",
+        "1",
+        "--procs-per-node",
+        "2",
+        "--gpus-per-node",
+        "2",
+        "--no-other-launcher",
+    )
     report = json_report(done)
     assert done.returncode == 0 and report["ok"], json.dumps(report, indent=1)
     gpu = next(c for c in report["checks"] if c["name"] == "GPU visibility")
@@ -162,8 +198,12 @@ def python_without_tensorflow(tmp_path) -> Path:
     """A bare venv with hpctf (for the task bootstrap) but no TensorFlow."""
     venv = tmp_path / "notf"
     python = bare_venv(venv)
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     extra = venv / "extra"
     extra.mkdir()
     hostlist = Path(sysconfig.get_paths()["purelib"]) / "hostlist.py"
@@ -176,13 +216,29 @@ def python_without_tensorflow(tmp_path) -> Path:
 @pytest.mark.slurm
 def test_python_without_tensorflow_fails_and_says_what_to_change(slurm, home, python_without_tensorflow):
     python = str(python_without_tensorflow)
-    done = run_doctor(slurm, home, "--backend", "ps", "--ps", "0", "--workers", "2", "--nodes", "2",
-                      "--port-base", str(free_port_base(2)), "--python", python)
+    done = run_doctor(
+        slurm,
+        home,
+        "--backend",
+        "ps",
+        "--ps",
+        "0",
+        "--workers",
+        "2",
+        "--nodes",
+        "2",
+        "--port-base",
+        str(free_port_base(2)),
+        "--python",
+        python,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     out = done.stdout
     assert "ok    ranks start" in out and "ok    TF_CONFIG ports" in out
     assert "FAIL  Python environment" in out
-    assert f"TensorFlow is not importable with {python} on node1: ModuleNotFoundError: No module named 'tensorflow'" in out
+    assert (
+        f"TensorFlow is not importable with {python} on node1: ModuleNotFoundError: No module named 'tensorflow'" in out
+    )
     assert "what to change: install TensorFlow into the job's Python" in out
 
 
@@ -197,7 +253,10 @@ def test_mpi_doctor_on_a_python_without_mpi4py_and_horovod_says_install_them(slu
     for name, status in (("MPI allreduce (srun --mpi=pmix)", FAIL), ("MPI allreduce (mpirun)", WARN)):
         mpi = checks[name]
         assert mpi["status"] == status and "No module named 'mpi4py'" in mpi["summary"], mpi
-        assert f"the job's Python ({python}) has no horovod and no mpi4py, so no rank could run MPI: install mpi4py" in mpi["advice"]
+        assert (
+            f"the job's Python ({python}) has no horovod and no mpi4py, so no rank could run MPI: install mpi4py"
+            in mpi["advice"]
+        )
         assert "PMIx" not in mpi["advice"]
 
 
@@ -241,7 +300,17 @@ def test_doctor_that_runs_out_of_time_cancels_its_job_and_fails(slurm, home):
 def test_doctor_takes_submit_shape_options_but_no_entry_script():
     done = subprocess.run([HPCTF, "doctor", "--help"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    for option in ("--backend", "--nodes", "--procs-per-node", "--gpus-per-node", "--launcher", "--pmi", "--target", "--python", "--json"):
+    for option in (
+        "--backend",
+        "--nodes",
+        "--procs-per-node",
+        "--gpus-per-node",
+        "--launcher",
+        "--pmi",
+        "--target",
+        "--python",
+        "--json",
+    ):
         assert option in done.stdout
     assert "ENTRY_SCRIPT" not in done.stdout and "--source-dir" not in done.stdout
     bad = subprocess.run([HPCTF, "doctor", "--backend", "mpi", "--nodes", "0"], capture_output=True, text=True)
@@ -254,23 +323,43 @@ def test_doctor_takes_submit_shape_options_but_no_entry_script():
 
 
 def _shape(**changes) -> Shape:
-    fields = dict(backend="mpi", tasks=4, nodes=2, tasks_per_node=[2, 2], gpus=2, launcher="srun", pmi="pmix",
-                  python="/venv/bin/python")
+    fields = dict(
+        backend="mpi",
+        tasks=4,
+        nodes=2,
+        tasks_per_node=[2, 2],
+        gpus=2,
+        launcher="srun",
+        pmi="pmix",
+        python="/venv/bin/python",
+    )
     return Shape(**{**fields, **changes})
 
 
 def _rank(rank: int, **changes) -> dict:
     host = f"node{1 + rank // 2}"
     report = {
-        "phase": "done", "rank": rank, "local_rank": rank % 2, "world_size": 4, "host": host,
-        "slurm_procid": str(rank), "cuda_visible_devices": str(rank % 2), "nvidia_driver": False,
-        "python": "/venv/bin/python", "python_version": "3.11.7",
+        "phase": "done",
+        "rank": rank,
+        "local_rank": rank % 2,
+        "world_size": 4,
+        "host": host,
+        "slurm_procid": str(rank),
+        "cuda_visible_devices": str(rank % 2),
+        "nvidia_driver": False,
+        "python": "/venv/bin/python",
+        "python_version": "3.11.7",
         "resolve": {"node1": {"addresses": ["10.0.0.1"]}, "node2": {"addresses": ["10.0.0.2"]}},
         "mpi": {"via": "mpi4py", "rank": rank, "size": 4, "sum": 6},
     }
     if rank % 2 == 0:
-        report["env"] = {"tensorflow": "2.18.1", "horovod": "0.28.1", "horovod_mpi": True,
-                         "keras": "tf_keras 2.18.0", "legacy_keras_env": "1"}
+        report["env"] = {
+            "tensorflow": "2.18.1",
+            "horovod": "0.28.1",
+            "horovod_mpi": True,
+            "keras": "tf_keras 2.18.0",
+            "legacy_keras_env": "1",
+        }
     report["horovod_keras"] = {"keras": "tf_keras 2.18.0", "size": 4, "loss": 0.5}
     report.update(changes)
     return report
@@ -285,8 +374,14 @@ def _judge(shape: Shape, reports: dict[int, dict], other: JobResult | None = Non
 def test_report_of_a_healthy_job_passes():
     checks = _judge(_shape(), {r: _rank(r) for r in range(4)})
     assert {name: c.status for name, c in checks.items()} == {
-        "sbatch --test-only": PASS, "doctor job": PASS, "ranks start": PASS, "MPI allreduce (srun --mpi=pmix)": PASS,
-        "GPU visibility": PASS, "hostnames": PASS, "Python environment": PASS, "Keras": PASS,
+        "sbatch --test-only": PASS,
+        "doctor job": PASS,
+        "ranks start": PASS,
+        "MPI allreduce (srun --mpi=pmix)": PASS,
+        "GPU visibility": PASS,
+        "hostnames": PASS,
+        "Python environment": PASS,
+        "Keras": PASS,
     }
     keras = checks["Keras"].summary
     assert keras.startswith("tf.keras is tf_keras 2.18.0 in the tasks (keras='auto', TF_USE_LEGACY_KERAS=1)")
@@ -294,15 +389,30 @@ def test_report_of_a_healthy_job_passes():
 
 
 def test_report_of_horovod_keras_layer_failures_warns_with_the_cause():
-    unpatched = {r: _rank(r, horovod_keras={"error": "AttributeError: module 'keras.backend' has no attribute 'get_value'"}) for r in range(4)}
+    unpatched = {
+        r: _rank(r, horovod_keras={"error": "AttributeError: module 'keras.backend' has no attribute 'get_value'"})
+        for r in range(4)
+    }
     keras = _judge(_shape(), unpatched)["Keras"]
     assert keras.status == WARN and "rank 0: Horovod's Keras layer: AttributeError" in keras.summary
     assert "scripts/horovod-patches" in keras.advice
-    keras3 = {r: _rank(r, horovod_keras={"error": "TypeError: Trainer.compile() got an unexpected keyword argument 'experimental_run_tf_function'"}) for r in range(4)}
+    keras3 = {
+        r: _rank(
+            r,
+            horovod_keras={
+                "error": (
+                    "TypeError: Trainer.compile() got an unexpected keyword argument 'experimental_run_tf_function'"
+                )
+            },
+        )
+        for r in range(4)
+    }
     for rank in (0, 2):
         keras3[rank]["env"].update(keras="keras 3.6.0", legacy_keras_env=None)
     keras = _judge(_shape(), keras3)["Keras"]
-    assert keras.status == WARN and keras.summary.startswith("tf.keras is keras 3.6.0 in the tasks (keras='auto', TF_USE_LEGACY_KERAS unset)")
+    assert keras.status == WARN and keras.summary.startswith(
+        "tf.keras is keras 3.6.0 in the tasks (keras='auto', TF_USE_LEGACY_KERAS unset)"
+    )
     assert "tf-keras is not installed in the job's Python" in keras.details[0]
     assert "pip install --no-deps 'tf-keras~=2.18.0'" in keras.advice and "needs tf-keras (Keras 2)" in keras.advice
     died = {r: _rank(r) for r in range(4)}
@@ -318,8 +428,10 @@ def test_report_of_horovod_keras_layer_failures_warns_with_the_cause():
 
 
 def test_missing_mpi_modules_are_an_install_problem_not_pmi():
-    error = ("neither mpi4py (No module named 'mpi4py') nor Horovod could run an allreduce: "
-             "ModuleNotFoundError: No module named 'horovod'")
+    error = (
+        "neither mpi4py (No module named 'mpi4py') nor Horovod could run an allreduce: "
+        "ModuleNotFoundError: No module named 'horovod'"
+    )
     mpi = _judge(_shape(), {r: _rank(r, mpi={"error": error}) for r in range(4)})["MPI allreduce (srun --mpi=pmix)"]
     assert mpi.status == FAIL
     assert "has no horovod and no mpi4py, so no rank could run MPI: install mpi4py" in mpi.advice
@@ -327,9 +439,13 @@ def test_missing_mpi_modules_are_an_install_problem_not_pmi():
 
 
 def test_report_finds_shared_gpus_singleton_mpi_missing_ranks_and_mixed_versions():
-    reports = {r: _rank(r, cuda_visible_devices="0", mpi={"via": "mpi4py", "rank": 0, "size": 1, "sum": 0}) for r in range(3)}
+    reports = {
+        r: _rank(r, cuda_visible_devices="0", mpi={"via": "mpi4py", "rank": 0, "size": 1, "sum": 0}) for r in range(3)
+    }
     reports[2]["env"] = {"tensorflow": "2.15.0", "horovod": "0.28.1", "horovod_mpi": True}
-    other = JobResult(launcher="mpirun", job_id="8", state="COMPLETED", exit_code=0, reports={r: _rank(r) for r in range(4)})
+    other = JobResult(
+        launcher="mpirun", job_id="8", state="COMPLETED", exit_code=0, reports={r: _rank(r) for r in range(4)}
+    )
     checks = _judge(_shape(), reports, other)
     assert checks["ranks start"].status == FAIL and "missing: 3" in checks["ranks start"].summary
     mpi = checks["MPI allreduce (srun --mpi=pmix)"]
@@ -343,9 +459,17 @@ def test_report_finds_shared_gpus_singleton_mpi_missing_ranks_and_mixed_versions
 
 def test_report_of_a_failing_other_launcher_only_warns_and_unresolvable_names_fail():
     reports = {r: _rank(r) for r in range(4)}
-    reports[3]["resolve"] = {"node1": {"error": "[Errno -2] Name or service not known"}, "node2": {"addresses": ["10.0.0.2"]}}
-    other = JobResult(launcher="mpirun", job_id="8", state="FAILED", exit_code=1,
-                      logs={"8_0_log.err": "bash: line 1: mpirun: command not found"})
+    reports[3]["resolve"] = {
+        "node1": {"error": "[Errno -2] Name or service not known"},
+        "node2": {"addresses": ["10.0.0.2"]},
+    }
+    other = JobResult(
+        launcher="mpirun",
+        job_id="8",
+        state="FAILED",
+        exit_code=1,
+        logs={"8_0_log.err": "bash: line 1: mpirun: command not found"},
+    )
     checks = _judge(_shape(), reports, other)
     assert checks["MPI allreduce (srun --mpi=pmix)"].status == PASS
     warned = checks["MPI allreduce (mpirun)"]
@@ -356,13 +480,28 @@ def test_report_of_a_failing_other_launcher_only_warns_and_unresolvable_names_fa
 
 
 def test_report_of_ps_ports_and_gpu_roles():
-    shape = _shape(backend="ps", tasks=3, tasks_per_node=[2, 1], gpus=1, roles=[("ps", 0), ("worker", 0), ("worker", 1)], port_base=3000)
+    shape = _shape(
+        backend="ps",
+        tasks=3,
+        tasks_per_node=[2, 1],
+        gpus=1,
+        roles=[("ps", 0), ("worker", 0), ("worker", 1)],
+        port_base=3000,
+    )
     reports = {}
     for rank in range(3):
-        rep = _rank(rank, world_size=3, host="node1" if rank < 2 else "node2", mpi=None,
-                    cuda_visible_devices="" if rank == 0 else "0")
-        rep["ports"] = {"address": f"{rep['host']}:{3000 + rank}", "listen_error": None,
-                        "reached": {f"x:{3000 + p}": None for p in range(3) if p != rank}}
+        rep = _rank(
+            rank,
+            world_size=3,
+            host="node1" if rank < 2 else "node2",
+            mpi=None,
+            cuda_visible_devices="" if rank == 0 else "0",
+        )
+        rep["ports"] = {
+            "address": f"{rep['host']}:{3000 + rank}",
+            "listen_error": None,
+            "reached": {f"x:{3000 + p}": None for p in range(3) if p != rank},
+        }
         rep["env"] = {"tensorflow": "2.18.1"}
         reports[rank] = rep
     reports[2]["ports"]["reached"]["x:3000"] = "[Errno 111] Connection refused"

@@ -59,7 +59,7 @@ def cache(shared_dir: Path, monkeypatch) -> Path:
 def probe_of(job) -> dict:
     lines = [line for line in job.stdout().splitlines() if line.startswith("PROBE ")]
     assert lines, f"no probe output\n{job.stdout()}\n{job.stderr()}"
-    return json.loads(lines[-1][len("PROBE "):])
+    return json.loads(lines[-1][len("PROBE ") :])
 
 
 def run(project: Path, **fields):
@@ -95,8 +95,13 @@ def test_pip_packages_are_importable_and_a_second_job_reuses_the_environment(slu
 
 @pytest.mark.slurm
 def test_two_concurrent_jobs_with_a_new_package_set_build_it_once(slurm, home, project, cache):
-    spec = hpctf.TensorFlow(source_directory=project, entry_script="probe.py", compute_target="envlab",
-                            pip_packages=["text-unidecode==1.3"], arguments=["text_unidecode"])
+    spec = hpctf.TensorFlow(
+        source_directory=project,
+        entry_script="probe.py",
+        compute_target="envlab",
+        pip_packages=["text-unidecode==1.3"],
+        arguments=["text_unidecode"],
+    )
     jobs = [hpctf.submit(spec), hpctf.submit(spec)]
     for job in jobs:
         job.result()
@@ -128,8 +133,12 @@ def test_an_unfinished_build_is_removed_not_trusted(tmp_path):
     half = cache / f"pip-{key}"
     (half / "bin").mkdir(parents=True)
     (half / "bin" / "python").write_text("#!/bin/sh\nexit 99\n")
-    done = subprocess.run([sys.executable, "-m", "hpctf.envs", "ensure", "--cache", str(cache), "--pip", PACKAGE, "--tensorflow", ""],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "hpctf.envs", "ensure", "--cache", str(cache), "--pip", PACKAGE, "--tensorflow", ""],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "removing an unfinished build" in done.stderr
     python = Path(done.stdout.strip())
@@ -144,8 +153,12 @@ def test_a_job_waits_for_the_lock_of_a_build_in_progress(tmp_path):
     key = envs.environment_key("pip", [PACKAGE], [], None)
     with open(cache / f"pip-{key}.lock", "a+") as lock:
         fcntl.lockf(lock, fcntl.LOCK_EX)
-        waiting = subprocess.Popen([sys.executable, "-m", "hpctf.envs", "ensure", "--cache", str(cache), "--pip", PACKAGE, "--tensorflow", ""],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "hpctf.envs", "ensure", "--cache", str(cache), "--pip", PACKAGE, "--tensorflow", ""],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         said = waiting.stderr.readline()  # written just before it blocks on the lock
         assert "waiting for its lock" in said and waiting.poll() is None, said
         # "Another job" finishes its build: a ready environment, then the lock is released.
@@ -209,19 +222,29 @@ def test_no_module_command_is_a_clear_failure(make_spec, tmp_path):
     script = render_script(make_spec(modules=["cuda/12.2"]), JobPaths(tmp_path, tmp_path))
     path = tmp_path / "job.sbatch"
     path.write_text(script)
-    hide = " && ".join(f"mount -t tmpfs tmpfs {d}" for d in ("/usr/share/modules", "/etc/profile.d") if Path(d).is_dir())
+    hide = " && ".join(
+        f"mount -t tmpfs tmpfs {d}" for d in ("/usr/share/modules", "/etc/profile.d") if Path(d).is_dir()
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BASH_FUNC_module", "MODULE", "LOADEDMODULES"))}
-    done = subprocess.run(["unshare", "-m", "sh", "-c", f"{hide or 'true'} && SLURM_JOB_ID=1 exec bash {path}"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"{hide or 'true'} && SLURM_JOB_ID=1 exec bash {path}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert "there is no 'module' command on" in done.stderr
 
 
 @pytest.mark.slurm
-@pytest.mark.parametrize("runtime, message", [
-    ("apptainer", "container_image needs apptainer or singularity, and neither is on PATH"),
-    ("pyxis", "container_runtime='pyxis' but srun on"),
-])
+@pytest.mark.parametrize(
+    "runtime, message",
+    [
+        ("apptainer", "container_image needs apptainer or singularity, and neither is on PATH"),
+        ("pyxis", "container_runtime='pyxis' but srun on"),
+    ],
+)
 def test_a_missing_container_runtime_stops_the_job_with_a_clear_message(slurm, home, project, cache, runtime, message):
     job = run(project, container_image="/shared/images/tf.sif", container_runtime=runtime, arguments=["json"])
     assert job.state == JobState.FAILED and message in job.stderr()

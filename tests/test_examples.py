@@ -48,12 +48,27 @@ def test_single_example_from_its_estimator(home):
 @pytest.mark.parametrize("launcher", ["srun", "mpirun"])
 def test_horovod_example_two_nodes_two_processes(slurm, home, launcher):
     job_id, logs = submit_cli(
-        slurm, home, "--time", "10", "--backend", "mpi", "--launcher", launcher, "--nodes", "2", "--procs-per-node", "2",
-        str(EXAMPLES / "horovod" / "train.py"), "--epochs", "20",
+        slurm,
+        home,
+        "--time",
+        "10",
+        "--backend",
+        "mpi",
+        "--launcher",
+        launcher,
+        "--nodes",
+        "2",
+        "--procs-per-node",
+        "2",
+        str(EXAMPLES / "horovod" / "train.py"),
+        "--epochs",
+        "20",
     )
     out = "\n".join(task_log(logs, job_id, rank) for rank in range(4))
     ranks = re.findall(r"^rank (\d)/(\d) local_rank \d host (\S+)", out, re.M)
-    assert sorted(r for r, _, _ in ranks) == ["0", "1", "2", "3"] and {s for _, s, _ in ranks} == {"4"}, all_logs(logs, job_id)
+    assert sorted(r for r, _, _ in ranks) == ["0", "1", "2", "3"] and {s for _, s, _ in ranks} == {"4"}, all_logs(
+        logs, job_id
+    )
     assert len({host for _, _, host in ranks}) == 2
     digests = re.findall(r"^rank \d/4 weights=(\w+)", out, re.M)
     assert len(digests) == 4 and len(set(digests)) == 1, f"ranks ended with different weights: {digests}"
@@ -77,6 +92,20 @@ def test_parameter_server_example_from_its_estimator(home):
 
 
 def test_multi_worker_example_two_nodes(slurm, home):
-    job_id, logs = submit_cli(slurm, home, "--time", "10", "--backend", "ps", "--ps", "0", "--workers", "2", "--nodes", "2", str(EXAMPLES / "multi_worker" / "train.py"))
+    job_id, logs = submit_cli(
+        slurm,
+        home,
+        "--time",
+        "10",
+        "--backend",
+        "ps",
+        "--ps",
+        "0",
+        "--workers",
+        "2",
+        "--nodes",
+        "2",
+        str(EXAMPLES / "multi_worker" / "train.py"),
+    )
     accuracies = accuracy_in(task_log(logs, job_id, 0) + task_log(logs, job_id, 1))
     assert len(accuracies) == 2 and min(accuracies) >= ACCURACY

@@ -4,7 +4,6 @@ tests): sacct failing, slurmctld restarting under a running job, a node dying.""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,8 +29,14 @@ FAULTS: dict[str, bool] = {}
 def lab(slurm):
     """Two nodes that slurmctld declares dead after 10 s of silence, with accounting."""
     try:
-        cluster = start_cluster(LAB="/tmp/hpctf-lab-faults", NODES="2", GPUS="0", PORT=str(free_port_base(20, start=17100)),
-                                FIRST_JOB_ID="700000", SLURMD_TIMEOUT="10")
+        cluster = start_cluster(
+            LAB="/tmp/hpctf-lab-faults",
+            NODES="2",
+            GPUS="0",
+            PORT=str(free_port_base(20, start=17100)),
+            FIRST_JOB_ID="700000",
+            SLURMD_TIMEOUT="10",
+        )
     except Exception as err:  # noqa: BLE001
         pytest.fail(str(err))
     yield cluster
@@ -48,9 +53,16 @@ def project(tmp_path) -> Path:
     return src
 
 
-def hpctf_cli(lab, home: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([HPCTF, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**lab.env, "HPCTF_HOME": str(home), **(env or {})})
+def hpctf_cli(
+    lab, home: Path, *args: str, env: dict | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [HPCTF, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**lab.env, "HPCTF_HOME": str(home), **(env or {})},
+    )
 
 
 def submit(lab, home: Path, *args: str) -> str:
@@ -80,7 +92,9 @@ def test_status_stays_right_when_sacct_fails(lab, tmp_path, project):
     """An sacct that errors (slurmdbd unreachable): squeue and the exit-status file carry on."""
     shim = tmp_path / "bin"
     shim.mkdir()
-    (shim / "sacct").write_text("#!/bin/sh\necho 'sacct: error: Problem talking to the database: Connection refused' >&2\nexit 1\n")
+    (shim / "sacct").write_text(
+        "#!/bin/sh\necho 'sacct: error: Problem talking to the database: Connection refused' >&2\nexit 1\n"
+    )
     (shim / "sacct").chmod(0o755)
     broken = {"PATH": f"{shim}:{lab.env['PATH']}"}
     home = tmp_path / "home"
@@ -123,7 +137,8 @@ def test_a_node_dying_under_a_two_node_job(lab, tmp_path, project):
     assert running["nodes"] == "node[1-2]"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not all(  # both tasks are ticking
-            "tick 0" in hpctf_cli(lab, home, "logs", job, "--task", str(task)).stdout for task in (0, 1)):
+        "tick 0" in hpctf_cli(lab, home, "logs", job, "--task", str(task)).stdout for task in (0, 1)
+    ):
         time.sleep(0.2)
     fault(lab, "kill-node", "node2")
     try:

@@ -47,28 +47,28 @@ from .hostile import corpus, filename_variant, marker_name_found
 
 REAL_PYTHON = sys.executable
 
-PROBE = '''\
+PROBE = """\
 import json, os, sys
 out = os.path.join({out!r}, os.environ.get("SLURM_JOB_ID", "nojob") + ".json")
 with open(out + ".part", "w") as f:
     json.dump({{"argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ), "file": os.path.abspath(__file__)}}, f)
 os.replace(out + ".part", out)
-'''
+"""
 
 # Stand-ins: each records its argv, NUL-separated, first the job id (and for python, $0).
-FAKE_PYTHON = '''\
+FAKE_PYTHON = """\
 #!/bin/bash
 f=$(mktemp {calls}/python.XXXXXXXX)
 printf '%s\\0' "${{SLURM_JOB_ID-}}" "$0" "$@" >"$f"
 if [ "${{1-}}" = -m ] && [ "${{2-}}" = hpctf.envs ]; then printf '%s\\n' "$0"; exit 0; fi
 exec {real} "$@"
-'''
-FAKE_MODULE = '''\
+"""
+FAKE_MODULE = """\
 #!/bin/bash
 f=$(mktemp {calls}/module.XXXXXXXX)
 printf '%s\\0' "${{SLURM_JOB_ID-}}" "$@" >"$f"
-'''
-FAKE_APPTAINER = '''\
+"""
+FAKE_APPTAINER = """\
 #!/bin/bash
 f=$(mktemp {calls}/apptainer.XXXXXXXX)
 printf '%s\\0' "${{SLURM_JOB_ID-}}" "$@" >"$f"
@@ -82,7 +82,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 exec "$@"
-'''
+"""
 
 # How each (field, string) ended: refused by hpctf; reached the program literally; handed
 # to sbatch, which accepted the job or refused the value (--test-only); no file name can
@@ -93,14 +93,36 @@ LOCAL = Target(name="local", executor="local")
 SLURM = Target(name="slurm")
 
 # Fields that take one string per job (the rest take many strings in one job).
-BATCHED = ("arguments", "script_params value", "script_params key", "environment_variables value",
-           "environment_variables key", "pip_packages", "conda_packages", "modules", "container_mounts")
+BATCHED = (
+    "arguments",
+    "script_params value",
+    "script_params key",
+    "environment_variables value",
+    "environment_variables key",
+    "pip_packages",
+    "conda_packages",
+    "modules",
+    "container_mounts",
+)
 ONE_PER_JOB = ("job_name", "sbatch_options value", "entry_script", "python", "container_image", "source_directory")
 FILE_NAMES = ("entry_script", "python", "source_directory")  # the string names a file or folder
 RENDERED_SOURCE = "source_directory (render)"  # `hpctf render`: the job runs in the folder itself
 # Fields only sbatch reads (#SBATCH lines): refused, or rendered, quoted and `bash -n`-clean.
-SBATCH_ONLY = ("partition", "account", "qos", "time", "memory", "constraint", "gpu_type", "pmi",
-               "sbatch_options key", "compute_target", "launcher", "distributed_backend", "container_runtime")
+SBATCH_ONLY = (
+    "partition",
+    "account",
+    "qos",
+    "time",
+    "memory",
+    "constraint",
+    "gpu_type",
+    "pmi",
+    "sbatch_options key",
+    "compute_target",
+    "launcher",
+    "distributed_backend",
+    "container_runtime",
+)
 
 
 class Lab:
@@ -161,7 +183,11 @@ class Lab:
         """Every marker a hostile string left: the proof that it ran as code."""
         found = [self.marker] if os.path.lexists(self.marker) else []
         found += marker_name_found(self.marker_name, self.root, self.home)
-        found += [p for p in (Path.cwd() / self.marker_name, Path.home() / self.marker_name, Path("/tmp") / self.marker_name) if os.path.lexists(p)]
+        found += [
+            p
+            for p in (Path.cwd() / self.marker_name, Path.home() / self.marker_name, Path("/tmp") / self.marker_name)
+            if os.path.lexists(p)
+        ]
         return found
 
     def assert_not_executed(self) -> None:
@@ -213,12 +239,18 @@ def lab(tmp_path_factory, request):
     path = tmp_path_factory.getbasetemp() / "hostile-summary.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     t = report["total"]
-    lines = [f"hostile input: {report['strings']} strings x {len(report['fields'])} fields = {t['tried']} (field, string) pairs tried: "
-             f"{t['refused']} refused, {t['literal']} reached the program literally, "
-             f"{t['sbatch accepted']} accepted and {t['sbatch refused']} refused by sbatch --test-only (#SBATCH-only fields), "
-             f"{t['ran']} ran (literal check on Slurm only), {t['n/a']} not applicable (no file name can hold them), "
-             f"executed {report['executed']}  [{path}]"]
-    lines += [f"  {name:28} " + " ".join(f"{k}={v}" for k, v in counts.items()) for name, counts in report["fields"].items()]
+    lines = [
+        f"hostile input: {report['strings']} strings x {len(report['fields'])} fields = "
+        f"{t['tried']} (field, string) pairs tried: "
+        f"{t['refused']} refused, {t['literal']} reached the program literally, "
+        f"{t['sbatch accepted']} accepted and {t['sbatch refused']} refused by sbatch --test-only "
+        "(#SBATCH-only fields), "
+        f"{t['ran']} ran (literal check on Slurm only), {t['n/a']} not applicable (no file name can hold them), "
+        f"executed {report['executed']}  [{path}]"
+    ]
+    lines += [
+        f"  {name:28} " + " ".join(f"{k}={v}" for k, v in counts.items()) for name, counts in report["fields"].items()
+    ]
     print("\n".join(lines))  # in the captured output of the last test
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
@@ -271,7 +303,9 @@ def named(err: Exception, field: str) -> bool:
 
 def build(lab: Lab, field: str, fields: dict) -> hpctf.TensorFlow | Exception:
     """The spec, or the error that refused it (which must name ``field``)."""
-    base = dict(source_directory=lab.project, entry_script="probe.py", python=str(lab.fake_python), compute_target="local")
+    base = dict(
+        source_directory=lab.project, entry_script="probe.py", python=str(lab.fake_python), compute_target="local"
+    )
     try:
         return hpctf.TensorFlow(**{**base, **fields})
     except (SpecError, HpctfError) as err:
@@ -296,10 +330,17 @@ def placed(field: str, s: str, i: int) -> dict:
         "sbatch_options key": dict(sbatch_options={s: "x"}),
         "container_image": dict(container_image=s),
         "python": dict(python=s),
-        "partition": dict(partition=s), "account": dict(account=s), "qos": dict(qos=s), "time": dict(time=s),
-        "memory": dict(memory=s), "constraint": dict(constraint=s), "gpu_type": dict(gpu_type=s, use_gpu=True),
-        "pmi": dict(pmi=s, distributed_backend="mpi"), "compute_target": dict(compute_target=s),
-        "launcher": dict(launcher=s, distributed_backend="mpi"), "distributed_backend": dict(distributed_backend=s),
+        "partition": dict(partition=s),
+        "account": dict(account=s),
+        "qos": dict(qos=s),
+        "time": dict(time=s),
+        "memory": dict(memory=s),
+        "constraint": dict(constraint=s),
+        "gpu_type": dict(gpu_type=s, use_gpu=True),
+        "pmi": dict(pmi=s, distributed_backend="mpi"),
+        "compute_target": dict(compute_target=s),
+        "launcher": dict(launcher=s, distributed_backend="mpi"),
+        "distributed_backend": dict(distributed_backend=s),
         "container_runtime": dict(container_runtime=s, container_image="/images/tf.sif"),
     }[field]
 
@@ -324,6 +365,7 @@ def render_in_place(lab: Lab, src: Path, **fields) -> tuple[hpctf.TensorFlow, Jo
 
 def assert_valid_bash(scripts: list[str]) -> None:
     """Every script passes `bash -n` (a few at a time: each is a process)."""
+
     def check(script: str):
         done = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
         return None if done.returncode == 0 else (done.stderr, script[:3000])
@@ -381,7 +423,9 @@ def test_sbatch_only_fields_refuse_or_quote(lab, slurm):
             if field == "sbatch_options key":  # the key is a flag name: sbatch may not know it
                 misread = ("Usage: sbatch",)
                 assert done.returncode == 0 or f"--{s.lstrip('-')}" in said or "invalid" in said.lower(), said[:2000]
-            assert not any(words in said for words in misread), f"{field} = {s[:80]!r}: sbatch misread it:\n{said[:2000]}"
+            assert not any(words in said for words in misread), (
+                f"{field} = {s[:80]!r}: sbatch misread it:\n{said[:2000]}"
+            )
             lab.record(field, i, "sbatch accepted" if done.returncode == 0 else "sbatch refused")
     lab.assert_not_executed()
     lab.assert_every_string_recorded(SBATCH_ONLY, since=start)
@@ -411,17 +455,29 @@ def test_many_strings_per_job_reach_the_program_literally(lab):
     ok = {field: accepted(lab, field) for field in BATCHED}
     assert all(ok.values()), ok  # every field takes some string: each job carries all of them
     params = {f"--p{i}": S[i] for i in ok["script_params value"]} | {S[i]: True for i in ok["script_params key"]}
-    env = {f"HOSTILE_{i}": S[i] for i in ok["environment_variables value"]} | {S[i]: "key" for i in ok["environment_variables key"]}
+    env = {f"HOSTILE_{i}": S[i] for i in ok["environment_variables value"]} | {
+        S[i]: "key" for i in ok["environment_variables key"]
+    }
     spec = hpctf.TensorFlow(
-        source_directory=lab.project, entry_script="probe.py", python=str(lab.fake_python), compute_target="local",
-        arguments=[S[i] for i in ok["arguments"]], script_params=params, environment_variables=env,
-        pip_packages=[S[i] for i in ok["pip_packages"]], conda_packages=[S[i] for i in ok["conda_packages"]],
+        source_directory=lab.project,
+        entry_script="probe.py",
+        python=str(lab.fake_python),
+        compute_target="local",
+        arguments=[S[i] for i in ok["arguments"]],
+        script_params=params,
+        environment_variables=env,
+        pip_packages=[S[i] for i in ok["pip_packages"]],
+        conda_packages=[S[i] for i in ok["conda_packages"]],
         modules=[S[i] for i in ok["modules"]],
     )
     mounts = [S[i] for i in ok["container_mounts"]]
     in_container = hpctf.TensorFlow(
-        source_directory=lab.project, entry_script="probe.py", python=str(lab.fake_python), compute_target="local",
-        container_image="/images/tf.sif", container_mounts=mounts,
+        source_directory=lab.project,
+        entry_script="probe.py",
+        python=str(lab.fake_python),
+        compute_target="local",
+        container_image="/images/tf.sif",
+        container_mounts=mounts,
     )
     assert_valid_bash([render_slurm(lab, spec), render_slurm(lab, in_container)])  # what sbatch would get
     jobs = [submit_local(spec), submit_local(in_container)]
@@ -441,7 +497,13 @@ def test_many_strings_per_job_reach_the_program_literally(lab):
         assert got["env"].get(f"HOSTILE_{i}") == S[i], f"HOSTILE_{i}"
     for i in ok["environment_variables key"]:
         assert got["env"].get(S[i]) == "key"
-    for field in ("arguments", "script_params value", "script_params key", "environment_variables value", "environment_variables key"):
+    for field in (
+        "arguments",
+        "script_params value",
+        "script_params key",
+        "environment_variables value",
+        "environment_variables key",
+    ):
         for i in ok[field]:
             lab.record(field, i, "literal")
 
@@ -469,7 +531,7 @@ def test_many_strings_per_job_reach_the_program_literally(lab):
     # apptainer exec --bind RUN,...,MOUNTS --pwd DIR IMAGE ...: the job's mounts come last
     (call,) = lab.calls_of("apptainer", jobs[1].job_id)
     binds = call[call.index("--bind") + 1].split(",")
-    assert binds[len(binds) - len(mounts):] == mounts
+    assert binds[len(binds) - len(mounts) :] == mounts
     for i in ok["container_mounts"]:
         lab.record("container_mounts", i, "literal")
     assert lab.probe_result(jobs[1].job_id)["argv"] == ["probe.py"]
@@ -487,9 +549,14 @@ def one_value_specs(lab: Lab, folders: dict[int, Folders]) -> dict[int, dict]:
     for i, s in enumerate(lab.strings):
         name, plain, odd = folders[i].name, folders[i].plain, folders[i].odd
         chosen: dict = {}
-        for field, fields in (("job_name", dict(job_name=s)), ("sbatch_options value", dict(sbatch_options={"comment": s})),
-                              ("container_image", dict(container_image=s)), ("entry_script", dict(entry_script=name)),
-                              ("python", dict(python=name)), ("source_directory", dict(source_directory=odd))):
+        for field, fields in (
+            ("job_name", dict(job_name=s)),
+            ("sbatch_options value", dict(sbatch_options={"comment": s})),
+            ("container_image", dict(container_image=s)),
+            ("entry_script", dict(entry_script=name)),
+            ("python", dict(python=name)),
+            ("source_directory", dict(source_directory=odd)),
+        ):
             if name is None and field in FILE_NAMES:
                 lab.record(field, i, "n/a")
                 continue
@@ -509,7 +576,9 @@ def test_one_string_per_job_reaches_the_program_literally(lab, folders):
     todo: list[tuple[int, dict]] = []
     for i, fields in one_value_specs(lab, folders).items():
         try:
-            hpctf.TensorFlow(**{"entry_script": "probe.py", "python": str(lab.fake_python), "compute_target": "local", **fields})
+            hpctf.TensorFlow(
+                **{"entry_script": "probe.py", "python": str(lab.fake_python), "compute_target": "local", **fields}
+            )
             todo.append((i, fields))
         except SpecError as err:
             # Each value is accepted alone but not together (a python with '=' in a
@@ -521,8 +590,10 @@ def test_one_string_per_job_reaches_the_program_literally(lab, folders):
     scripts = []
     for first in range(0, len(todo), 12):  # a dozen jobs at a time: the machine has 2 cores
         batch = []
-        for i, fields in todo[first:first + 12]:
-            spec = hpctf.TensorFlow(**{"entry_script": "probe.py", "python": str(lab.fake_python), "compute_target": "local", **fields})
+        for i, fields in todo[first : first + 12]:
+            spec = hpctf.TensorFlow(
+                **{"entry_script": "probe.py", "python": str(lab.fake_python), "compute_target": "local", **fields}
+            )
             scripts.append(render_slurm(lab, spec))  # what sbatch would get
             try:
                 job = submit_local(spec)
@@ -631,7 +702,14 @@ def test_local_runs_are_tracked_beside_processes_with_undecodable_names(lab):
             time.sleep(0.01)
         with pytest.raises(UnicodeDecodeError):
             comm.decode()
-        job = submit_local(hpctf.TensorFlow(source_directory=lab.project, entry_script="probe.py", python=str(lab.fake_python), compute_target="local"))
+        job = submit_local(
+            hpctf.TensorFlow(
+                source_directory=lab.project,
+                entry_script="probe.py",
+                python=str(lab.fake_python),
+                compute_target="local",
+            )
+        )
         wait_all([job])
         assert job.result() == 0
     finally:
@@ -646,8 +724,14 @@ def test_local_runs_are_tracked_beside_processes_with_undecodable_names(lab):
 
 def test_setup_lines_run_exactly_as_written(lab):
     out = lab.root / "setup-out"
-    line = f"printf '%s|%s\\n' \"$((6 * 7))\" \"$(echo sub)\" >{out}; touch {out}.ran"
-    spec = hpctf.TensorFlow(source_directory=lab.project, entry_script="probe.py", python=str(lab.fake_python), compute_target="local", setup=[line])
+    line = f'printf \'%s|%s\\n\' "$((6 * 7))" "$(echo sub)" >{out}; touch {out}.ran'
+    spec = hpctf.TensorFlow(
+        source_directory=lab.project,
+        entry_script="probe.py",
+        python=str(lab.fake_python),
+        compute_target="local",
+        setup=[line],
+    )
     script = render_script(spec, JobPaths(lab.root / "w", lab.root / "w" / "logs"), target=SLURM)
     assert f"\n{line}\n" in script  # verbatim
     job = submit_local(spec)
@@ -671,8 +755,11 @@ def test_every_accepted_value_renders_to_valid_bash(lab, folders):
             elif f.name is None:  # no file name can hold it
                 continue
             else:
-                fields = {"entry_script": dict(source_directory=f.plain, entry_script=f.name),
-                          "python": dict(python=f.name), "source_directory": dict(source_directory=f.odd)}[field]
+                fields = {
+                    "entry_script": dict(source_directory=f.plain, entry_script=f.name),
+                    "python": dict(python=f.name),
+                    "source_directory": dict(source_directory=f.odd),
+                }[field]
             spec = build(lab, field, fields)
             if not isinstance(spec, Exception):
                 scripts.append(render_slurm(lab, spec))
@@ -701,12 +788,23 @@ def test_hostile_strings_through_sbatch(lab, folders, slurm, monkeypatch):
     # 1. One job that runs: every accepted argument and environment value, a hostile job
     #    name and comment; the probe reports what arrived.
     args = [s for s in S if not isinstance(build(lab, "arguments", dict(arguments=[s])), Exception)]
-    env = {f"HOSTILE_{i}": s for i, s in enumerate(S) if not isinstance(build(lab, "environment_variables", dict(environment_variables={"HOSTILE_0": s})), Exception)}
+    env = {
+        f"HOSTILE_{i}": s
+        for i, s in enumerate(S)
+        if not isinstance(build(lab, "environment_variables", dict(environment_variables={"HOSTILE_0": s})), Exception)
+    }
     assert args and env
     name, comment = f"$(touch {lab.marker}) `x` 'q\" é", f"; touch {lab.marker} # 中文 %j %% $HOME"
     spec = hpctf.TensorFlow(
-        source_directory=lab.project, entry_script="probe.py", python=REAL_PYTHON, compute_target="slurm", time="5",
-        arguments=args, environment_variables=env, job_name=name, sbatch_options={"comment": comment},
+        source_directory=lab.project,
+        entry_script="probe.py",
+        python=REAL_PYTHON,
+        compute_target="slurm",
+        time="5",
+        arguments=args,
+        environment_variables=env,
+        job_name=name,
+        sbatch_options={"comment": comment},
     )
     job = hpctf.submit(spec)
     state, code = slurm.wait(job.job_id, timeout=120)
@@ -727,7 +825,10 @@ def test_hostile_strings_through_sbatch(lab, folders, slurm, monkeypatch):
     try:
         for i, s in enumerate(S):
             fields = {}
-            for field, extra in (("job_name", dict(job_name=s)), ("sbatch_options value", dict(sbatch_options={"comment": s, "hold": True}))):
+            for field, extra in (
+                ("job_name", dict(job_name=s)),
+                ("sbatch_options value", dict(sbatch_options={"comment": s, "hold": True})),
+            ):
                 if not isinstance(build(lab, field, extra), Exception):
                     fields.update(extra)
                 elif field == "sbatch_options value":
@@ -735,7 +836,13 @@ def test_hostile_strings_through_sbatch(lab, folders, slurm, monkeypatch):
             if not fields:
                 continue
             fields.setdefault("sbatch_options", {"hold": True})
-            held = hpctf.TensorFlow(source_directory=lab.project, entry_script="probe.py", python=REAL_PYTHON, compute_target="slurm", **fields)
+            held = hpctf.TensorFlow(
+                source_directory=lab.project,
+                entry_script="probe.py",
+                python=REAL_PYTHON,
+                compute_target="slurm",
+                **fields,
+            )
             try:
                 ids[hpctf.submit(held).job_id] = (i, held)
             except HpctfError as err:
@@ -743,7 +850,9 @@ def test_hostile_strings_through_sbatch(lab, folders, slurm, monkeypatch):
         for i in folders:  # the folders `hpctf render` accepts (its test runs them)
             if folders[i].odd is None:
                 continue
-            if (in_place := render_in_place(lab, folders[i].odd, python=REAL_PYTHON, sbatch_options={"hold": True})) is None:
+            if (
+                in_place := render_in_place(lab, folders[i].odd, python=REAL_PYTHON, sbatch_options={"hold": True})
+            ) is None:
                 continue
             held, paths = in_place
             script = held_dir / f"{i}.sbatch"

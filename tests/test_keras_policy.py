@@ -35,14 +35,23 @@ def test_keras_environment(mode, env, installed, expected):
 
 
 def test_legacy_without_tf_keras_says_how_to_install_it():
-    with pytest.raises(KerasPolicyError, match=r"keras='legacy' needs the tf-keras package in the job's Python .*pip install 'tf-keras~=X.Y.0'"):
+    with pytest.raises(
+        KerasPolicyError,
+        match=r"keras='legacy' needs the tf-keras package in the job's Python .*pip install 'tf-keras~=X.Y.0'",
+    ):
         keras_environment("legacy", {}, installed=False)
 
 
 @pytest.mark.parametrize(
     "keras, backend, option",
-    [("auto", "single", None), ("auto", "mpi", "auto"), ("auto", "ps", "auto"),
-     ("legacy", "single", "legacy"), ("3", "mpi", "3"), ("3", "single", "3")],
+    [
+        ("auto", "single", None),
+        ("auto", "mpi", "auto"),
+        ("auto", "ps", "auto"),
+        ("legacy", "single", "legacy"),
+        ("3", "mpi", "3"),
+        ("3", "single", "3"),
+    ],
 )
 def test_runtime_option_per_backend(make_spec, keras, backend, option):
     shape = {"single": {}, "mpi": {"distributed_backend": "mpi"}, "ps": {"distributed_backend": "ps"}}[backend]
@@ -54,8 +63,12 @@ def test_runtime_option_per_backend(make_spec, keras, backend, option):
 def runtime_print(*options: str, **env: str) -> dict[str, str]:
     """`python -m hpctf.runtime OPTIONS --print` in a one-task Slurm-like environment."""
     base = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    done = subprocess.run([sys.executable, "-m", "hpctf.runtime", *options, "--print"], capture_output=True, text=True,
-                          env={**base, "SLURM_PROCID": "0", **env})
+    done = subprocess.run(
+        [sys.executable, "-m", "hpctf.runtime", *options, "--print"],
+        capture_output=True,
+        text=True,
+        env={**base, "SLURM_PROCID": "0", **env},
+    )
     assert done.returncode == 0, done.stderr
     return dict(line.split("=", 1) for line in done.stdout.splitlines())
 
@@ -74,20 +87,30 @@ def test_the_bootstrap_applies_the_policy(tmp_path):
     (tmp_path / "tf_keras").mkdir()
     (tmp_path / "tf_keras" / "__init__.py").write_text("")
     assert runtime_print("--keras", "auto", PYTHONPATH=str(tmp_path))["TF_USE_LEGACY_KERAS"] == "1"
-    assert "TF_USE_LEGACY_KERAS" not in runtime_print("--keras", "auto", PYTHONPATH=str(tmp_path), TF_USE_LEGACY_KERAS="0")
+    assert "TF_USE_LEGACY_KERAS" not in runtime_print(
+        "--keras", "auto", PYTHONPATH=str(tmp_path), TF_USE_LEGACY_KERAS="0"
+    )
     assert runtime_print("--keras", "3", TF_USE_LEGACY_KERAS="1")["TF_USE_LEGACY_KERAS"] == "0"
     assert "TF_USE_LEGACY_KERAS" not in runtime_print()  # no --keras (one process): TensorFlow's default
 
 
 def test_unknown_mode_stops_the_task_with_a_message():
-    done = subprocess.run([sys.executable, "-m", "hpctf.runtime", "--keras", "2", "--print"], capture_output=True, text=True,
-                          env={**os.environ, "SLURM_PROCID": "0"})
+    done = subprocess.run(
+        [sys.executable, "-m", "hpctf.runtime", "--keras", "2", "--print"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SLURM_PROCID": "0"},
+    )
     assert done.returncode == 2 and "--keras='2': must be one of auto, legacy, 3" in done.stderr
 
 
 def test_cli_flag_reaches_the_script(source_dir):
-    done = subprocess.run([HPCTF, "render", "--keras", "3", str(source_dir / "train.py")], capture_output=True, text=True)
+    done = subprocess.run(
+        [HPCTF, "render", "--keras", "3", str(source_dir / "train.py")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert "-m hpctf.runtime --keras 3 --" in done.stdout and "TF_USE_LEGACY_KERAS=0, so tf.keras" in done.stdout
-    bad = subprocess.run([HPCTF, "render", "--keras", "2", str(source_dir / "train.py")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [HPCTF, "render", "--keras", "2", str(source_dir / "train.py")], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "'2' is not one of 'auto', 'legacy', '3'" in bad.stderr

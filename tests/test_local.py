@@ -82,10 +82,17 @@ def test_single_process(home, project):
 
 @pytest.mark.parametrize("launcher", ["srun", "mpirun"])
 def test_mpi_ranks_on_this_machine(home, project, launcher):
-    job = hpctf.submit(hpctf.TensorFlow(
-        source_directory=project, entry_script="mpi_probe.py", compute_target="local",
-        distributed_backend="mpi", launcher=launcher, node_count=2, process_count_per_node=2,
-    ))
+    job = hpctf.submit(
+        hpctf.TensorFlow(
+            source_directory=project,
+            entry_script="mpi_probe.py",
+            compute_target="local",
+            distributed_backend="mpi",
+            launcher=launcher,
+            node_count=2,
+            process_count_per_node=2,
+        )
+    )
     assert job.result() == 0, job.stderr()
     ranks = probes(Path(job.paths.folder), job.job_id)
     assert sorted(p["rank"] for p in ranks) == [0, 1, 2, 3]
@@ -95,16 +102,28 @@ def test_mpi_ranks_on_this_machine(home, project, launcher):
 
 
 def test_parameter_server_tasks_on_free_local_ports(home, project):
-    job = hpctf.submit(hpctf.TensorFlow(
-        source_directory=project, entry_script="ps_probe.py", compute_target="local",
-        distributed_backend="ps", node_count=3, parameter_server_count=1, worker_count=2, chief=True,
-    ))
+    job = hpctf.submit(
+        hpctf.TensorFlow(
+            source_directory=project,
+            entry_script="ps_probe.py",
+            compute_target="local",
+            distributed_backend="ps",
+            node_count=3,
+            parameter_server_count=1,
+            worker_count=2,
+            chief=True,
+        )
+    )
     assert job.result() == 0, job.stderr()
     tasks = probes(Path(job.paths.folder), job.job_id)
     assert len(tasks) == 4
     assert len({json.dumps(t["tf_config"]["cluster"], sort_keys=True) for t in tasks}) == 1
     assert sorted((t["tf_config"]["task"]["type"], t["tf_config"]["task"]["index"]) for t in tasks) == [
-        ("chief", 0), ("ps", 0), ("worker", 0), ("worker", 1)]
+        ("chief", 0),
+        ("ps", 0),
+        ("worker", 0),
+        ("worker", 1),
+    ]
     assert all(t["listening"].startswith("localhost:") for t in tasks)
     assert len({t["listening"] for t in tasks}) == 4
     assert [t["cuda"] for t in tasks if t["tf_config"]["task"]["type"] == "ps"] == [""]
@@ -115,8 +134,22 @@ def test_parameter_server_tasks_on_free_local_ports(home, project):
 @pytest.mark.parametrize("launcher", ["srun", "mpirun"])
 def test_a_failing_rank_stops_the_others_and_sets_the_exit_code(home, project, launcher):
     marker = f"fail-{secrets.token_hex(4)}"
-    done = cli(home, "submit", "--target", "local", "--wait", "--backend", "mpi", "--launcher", launcher,
-               "--procs-per-node", "3", str(project / "rank_fail.py"), marker, timeout=60)
+    done = cli(
+        home,
+        "submit",
+        "--target",
+        "local",
+        "--wait",
+        "--backend",
+        "mpi",
+        "--launcher",
+        launcher,
+        "--procs-per-node",
+        "3",
+        str(project / "rank_fail.py"),
+        marker,
+        timeout=60,
+    )
     assert done.returncode == 3, done.stderr
     job_id = job_id_of(done)
     status = json.loads(cli(home, "status", "--json", job_id).stdout)
@@ -130,10 +163,16 @@ def test_a_failing_rank_stops_the_others_and_sets_the_exit_code(home, project, l
 
 def test_cancel_kills_every_rank(home, project):
     marker = f"cancel-{secrets.token_hex(4)}"
-    job = hpctf.submit(hpctf.TensorFlow(
-        source_directory=project, entry_script="ticker.py", compute_target="local",
-        distributed_backend="mpi", process_count_per_node=2, arguments=["600", "0.2", marker],
-    ))
+    job = hpctf.submit(
+        hpctf.TensorFlow(
+            source_directory=project,
+            entry_script="ticker.py",
+            compute_target="local",
+            distributed_backend="mpi",
+            process_count_per_node=2,
+            arguments=["600", "0.2", marker],
+        )
+    )
     deadline = time.monotonic() + 30
     while len([p for p in processes_with(marker) if "ticker.py" in p and "hpctf.runtime" not in p]) < 2:
         assert time.monotonic() < deadline, "ranks never started"
@@ -151,19 +190,31 @@ def test_history_follow_and_attach(home, project):
     follow = cli(home, "logs", first, "--follow")
     assert follow.stdout.splitlines() == ["tick 0", "tick 1", "tick 2", "tick 3", "ticker done"]
     listing = json.loads(cli(home, "ls", "--json").stdout)
-    assert [(r["job_id"], r["target"], r["state"], r["exit_code"]) for r in listing] == [(first, "local", "COMPLETED", 0)]
+    assert [(r["job_id"], r["target"], r["state"], r["exit_code"]) for r in listing] == [
+        (first, "local", "COMPLETED", 0)
+    ]
     code = f"import hpctf; job = hpctf.attach({first!r}); print(job.state, job.result())"
-    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "HPCTF_HOME": str(home)})
+    again = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "HPCTF_HOME": str(home)}
+    )
     assert again.stdout.split() == ["COMPLETED", "0"], again.stderr
 
 
 def test_local_script_is_the_slurm_script(home, project):
-    spec = hpctf.TensorFlow(source_directory=project, entry_script="mpi_probe.py", distributed_backend="mpi", node_count=2, process_count_per_node=2)
+    spec = hpctf.TensorFlow(
+        source_directory=project,
+        entry_script="mpi_probe.py",
+        distributed_backend="mpi",
+        node_count=2,
+        process_count_per_node=2,
+    )
     local_plan = submission.plan(spec.with_changes(compute_target="local"))
     slurm_plan = submission.plan(spec.with_changes(compute_target="slurm"))
     assert local_plan.target == "local" and slurm_plan.target == "slurm"
     # The same script: only the run folders differ.
-    assert local_plan.script.replace(str(local_plan.run_dir), "RUN") == slurm_plan.script.replace(str(slurm_plan.run_dir), "RUN")
+    assert local_plan.script.replace(str(local_plan.run_dir), "RUN") == slurm_plan.script.replace(
+        str(slurm_plan.run_dir), "RUN"
+    )
 
 
 def test_default_target_is_local_without_sbatch(monkeypatch, project):
@@ -180,8 +231,21 @@ def test_default_target_is_local_without_sbatch(monkeypatch, project):
 @pytest.mark.tensorflow
 def test_readme_quick_start_horovod_on_two_local_processes(home):
     examples = Path(__file__).resolve().parent.parent / "examples"
-    done = cli(home, "submit", "--target", "local", "--wait", "--backend", "mpi", "--procs-per-node", "2",
-               str(examples / "horovod" / "train.py"), "--epochs", "20", timeout=300)
+    done = cli(
+        home,
+        "submit",
+        "--target",
+        "local",
+        "--wait",
+        "--backend",
+        "mpi",
+        "--procs-per-node",
+        "2",
+        str(examples / "horovod" / "train.py"),
+        "--epochs",
+        "20",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     accuracy = float(done.stdout.rsplit("accuracy=", 1)[1].split()[0])
     assert accuracy >= 0.9

@@ -21,13 +21,21 @@ def test_wheel_installs_and_renders_outside_the_source_tree(tmp_path):
     import zipfile
 
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"hpctf/templates/base.sbatch.j2", "hpctf/templates/single.sbatch.j2", "hpctf/templates/mpi.sbatch.j2", "hpctf/templates/ps.sbatch.j2"} <= set(names)
+    assert {
+        "hpctf/templates/base.sbatch.j2",
+        "hpctf/templates/single.sbatch.j2",
+        "hpctf/templates/mpi.sbatch.j2",
+        "hpctf/templates/ps.sbatch.j2",
+    } <= set(names)
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     # The dependencies come from the test interpreter's site-packages (no network needed);
     # hpctf itself only from the wheel.
-    import click, hostlist, jinja2, markupsafe
+    import click
+    import hostlist
+    import jinja2
+    import markupsafe
 
     # Links to those packages alone: a path to the whole site-packages would also show pip
     # the test interpreter's own hpctf when it is installed there (not editable).
@@ -43,8 +51,18 @@ def test_wheel_installs_and_renders_outside_the_source_tree(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     (work / "train.py").write_text("print(1)\n")
-    done = subprocess.run([env_dir / "bin" / "hpctf", "render", "--backend", "ps", "--nodes", "2", "train.py"], cwd=work, capture_output=True, text=True)
+    done = subprocess.run(
+        [env_dir / "bin" / "hpctf", "render", "--backend", "ps", "--nodes", "2", "train.py"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "#SBATCH --ntasks=2" in done.stdout
-    where = subprocess.run([env_dir / "bin" / "python", "-c", "import hpctf.render as r; print(r.BUILTIN_TEMPLATES.is_dir(), r.__file__)"], cwd=work, capture_output=True, text=True)
+    where = subprocess.run(
+        [env_dir / "bin" / "python", "-c", "import hpctf.render as r; print(r.BUILTIN_TEMPLATES.is_dir(), r.__file__)"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
     assert where.stdout.startswith("True " + str(env_dir)), where.stdout

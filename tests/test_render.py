@@ -62,7 +62,13 @@ def test_rendered_script_is_valid_bash_and_shellcheck_clean(make_spec, name):
 
 
 def test_issue_example_mpi(make_spec):
-    spec = make_spec(distributed_backend="mpi", node_count=2, process_count_per_node=4, gpus_per_node=4, script_params={"--epochs": 3})
+    spec = make_spec(
+        distributed_backend="mpi",
+        node_count=2,
+        process_count_per_node=4,
+        gpus_per_node=4,
+        script_params={"--epochs": 3},
+    )
     script = render_script(spec, SNAPSHOT_PATHS)
     assert "#SBATCH --nodes=2\n" in script
     assert "#SBATCH --ntasks-per-node=4\n" in script
@@ -94,8 +100,13 @@ def test_user_values_are_literal_arguments_when_the_script_runs(make_spec, tmp_p
     # srun stand-in: drop srun's own flags, run the task command once as task 0.
     (fakebin / "srun").write_text('#!/bin/bash\nwhile [[ "$1" == --* ]]; do shift; done\nexec "$@"\n')
     (fakebin / "srun").chmod(0o755)
-    env = dict(os.environ, PATH=f"{fakebin}:{os.environ['PATH']}", SLURM_JOB_ID="1", SLURM_PROCID="0",
-               PYTHONPATH=str(__import__("pathlib").Path(hpctf.__file__).parent.parent))
+    env = dict(
+        os.environ,
+        PATH=f"{fakebin}:{os.environ['PATH']}",
+        SLURM_JOB_ID="1",
+        SLURM_PROCID="0",
+        PYTHONPATH=str(__import__("pathlib").Path(hpctf.__file__).parent.parent),
+    )
     done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     import json

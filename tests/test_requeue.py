@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-import hpctf
 from hpctf.errors import SpecError
 from hpctf.render import JobPaths, render_script
 from hpctf.states import JobState
@@ -170,7 +169,12 @@ def test_bootstrap_starts_the_command_with_the_signal_ignored_only_for_requeue_j
     if requeue:
         env["HPCTF_CHECKPOINT_SIGNAL"] = "USR1"
     show = "import signal; print(signal.getsignal(signal.SIGUSR1).name)"
-    done = subprocess.run([sys.executable, "-m", "hpctf.runtime", "--", sys.executable, "-c", show], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "hpctf.runtime", "--", sys.executable, "-c", show],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ("SIG_IGN" if requeue else "SIG_DFL")
 
@@ -219,10 +223,14 @@ def test_restarts_file_and_old_registries(tmp_path):
     # A registry from before the restarts column: opening it adds the column.
     db = tmp_path / "registry.sqlite"
     old = sqlite3.connect(db)
-    old.execute("CREATE TABLE runs (run_id INTEGER PRIMARY KEY AUTOINCREMENT, job_id, target, name, backend, shape, run_dir, "
-                "log_dir, command, submitted, state, exit_code, started, ended, nodes, spec)")
-    old.execute("INSERT INTO runs (job_id, target, name, backend, shape, run_dir, log_dir, command, submitted, state, spec) "
-                "VALUES ('1', 'slurm', 'train', 'single', '1x1', '/r', '/r/logs', 'train.py', 0, 'COMPLETED', '{}')")
+    old.execute(
+        "CREATE TABLE runs (run_id INTEGER PRIMARY KEY AUTOINCREMENT, job_id, target, name, backend, shape, run_dir, "
+        "log_dir, command, submitted, state, exit_code, started, ended, nodes, spec)"
+    )
+    old.execute(
+        "INSERT INTO runs (job_id, target, name, backend, shape, run_dir, log_dir, command, submitted, state, spec) "
+        "VALUES ('1', 'slurm', 'train', 'single', '1x1', '/r', '/r/logs', 'train.py', 0, 'COMPLETED', '{}')"
+    )
     old.commit()
     old.close()
     registry = Registry(db)
@@ -248,21 +256,39 @@ def fake_slurm(tmp_path) -> Path:
     return bin_dir
 
 
-def run_probe_script(make_spec, tmp_path, fake_slurm, probe_args, *, signal_when_training=False, restarts=None, send=signal.SIGUSR1, **fields):
+def run_probe_script(
+    make_spec,
+    tmp_path,
+    fake_slurm,
+    probe_args,
+    *,
+    signal_when_training=False,
+    restarts=None,
+    send=signal.SIGUSR1,
+    **fields,
+):
     """Render a requeue script around the probe, run it under bash; (exit code, logs, stdout, stderr).
     ``signal_when_training``: send ``send`` to the job script once the probe reports steps."""
     src = tmp_path / "project"  # make_spec's source folder
     (src / "requeue_probe.py").write_text((PROGRAMS / "requeue_probe.py").read_text())
     logs = tmp_path / "logs"
     logs.mkdir()
-    spec = make_spec(entry_script="requeue_probe.py", arguments=[str(tmp_path / "ck.json"), *probe_args], requeue=True, python=sys.executable, **fields)
+    spec = make_spec(
+        entry_script="requeue_probe.py",
+        arguments=[str(tmp_path / "ck.json"), *probe_args],
+        requeue=True,
+        python=sys.executable,
+        **fields,
+    )
     script = tmp_path / "job.sh"
     script.write_text(render_script(spec, JobPaths(src, logs)))
     env = {**os.environ, "PATH": f"{fake_slurm}:{os.environ['PATH']}", "SLURM_JOB_ID": "7", "PYTHONPATH": str(REPO)}
     env.pop("HPCTF_TARGET", None)
     if restarts is not None:
         env["SLURM_RESTART_COUNT"] = str(restarts)
-    process = subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        ["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     seen = []
     if signal_when_training:
         for line in process.stdout:  # the probe prints every 10 steps, after its install()
@@ -286,7 +312,9 @@ def test_signal_saves_and_requeues_without_an_exit_status(make_spec, tmp_path, f
 
 
 def test_no_restart_left_ends_the_job_with_138(make_spec, tmp_path, fake_slurm):
-    code, logs, out, err = run_probe_script(make_spec, tmp_path, fake_slurm, ["400", "0.02"], signal_when_training=True, restarts=2, max_restarts=2)
+    code, logs, out, err = run_probe_script(
+        make_spec, tmp_path, fake_slurm, ["400", "0.02"], signal_when_training=True, restarts=2, max_restarts=2
+    )
     assert code == 138, err
     assert "checkpoint saved at step" in out and "restarted 2 time(s) already (max_restarts=2)" in err
     assert not (tmp_path / "scontrol.calls").exists()
@@ -300,7 +328,9 @@ def test_without_a_signal_the_job_ends_as_usual(make_spec, tmp_path, fake_slurm)
 
 
 def test_sigterm_ends_the_attempt_with_143_and_no_requeue(make_spec, tmp_path, fake_slurm):
-    code, logs, out, err = run_probe_script(make_spec, tmp_path, fake_slurm, ["400", "0.02"], signal_when_training=True, send=signal.SIGTERM)
+    code, logs, out, err = run_probe_script(
+        make_spec, tmp_path, fake_slurm, ["400", "0.02"], signal_when_training=True, send=signal.SIGTERM
+    )
     assert code == 143, err
     assert (logs / "7_exitcode").read_text() == "143\n" and not (tmp_path / "scontrol.calls").exists()
 
@@ -309,7 +339,9 @@ def test_tasks_that_do_not_stop_are_terminated_after_the_grace_period(make_spec,
     # The probe never listens: the bootstrap started it with SIGUSR1 ignored, so it trains
     # on; after signal_grace - 15 s (15 s here) the script stops it and requeues anyway.
     t0 = time.monotonic()
-    code, logs, out, err = run_probe_script(make_spec, tmp_path, fake_slurm, ["4000", "0.01", "--no-install"], signal_when_training=True, signal_grace=30)
+    code, logs, out, err = run_probe_script(
+        make_spec, tmp_path, fake_slurm, ["4000", "0.01", "--no-install"], signal_when_training=True, signal_grace=30
+    )
     assert code == 0, err
     assert "did not stop within 15s: terminating them" in err and "exit status 143" in err
     assert (tmp_path / "scontrol.calls").read_text() == "requeue 7\n"
@@ -322,7 +354,9 @@ def test_tasks_that_do_not_stop_are_terminated_after_the_grace_period(make_spec,
 
 
 def cli(slurm, home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([HPCTF, *args], capture_output=True, text=True, env={**slurm.env, "HPCTF_HOME": str(home)}, timeout=timeout)
+    return subprocess.run(
+        [HPCTF, *args], capture_output=True, text=True, env={**slurm.env, "HPCTF_HOME": str(home)}, timeout=timeout
+    )
 
 
 def submit(slurm, home: Path, *args: str) -> tuple[str, Path]:
@@ -338,7 +372,9 @@ def job_fields(slurm, job_id: str) -> dict[str, str]:
 
 
 def logs_of(log_dir: Path, job_id: str) -> str:
-    return "\n".join(f"===== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(log_dir.glob(f"{job_id}_*_log.*")))
+    return "\n".join(
+        f"===== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(log_dir.glob(f"{job_id}_*_log.*"))
+    )
 
 
 def wait_for(what: str, check, timeout: float, log_dir: Path, job_id: str, poll: float = 0.3):
@@ -353,7 +389,13 @@ def wait_for(what: str, check, timeout: float, log_dir: Path, job_id: str, poll:
 
 def requeue_and_release(slurm, job_id: str, log_dir: Path, **update: str) -> dict[str, str]:
     """Wait until the job is back in the queue (Restarts=1); let it start at once."""
-    fields = wait_for("requeued", lambda: (f := job_fields(slurm, job_id)).get("Restarts") == "1" and f.get("JobState") == "PENDING" and f, 60, log_dir, job_id)
+    fields = wait_for(
+        "requeued",
+        lambda: (f := job_fields(slurm, job_id)).get("Restarts") == "1" and f.get("JobState") == "PENDING" and f,
+        60,
+        log_dir,
+        job_id,
+    )
     # Slurm holds a requeued job for cred_expire (120 s): skip most of that wait. Not all of
     # it: slurmd refuses the job's new credential ("Job credential revoked") if it is from
     # the same second as the requeue that revoked the old one.
@@ -385,7 +427,9 @@ def assert_two_attempts(slurm, home: Path, job_id: str, status: dict) -> None:
     expected = [f"{job_id}|REQUEUED", f"{job_id}|COMPLETED"]
     deadline = time.monotonic() + 20  # accounting lags the controller a little
     while True:
-        rows = slurm.run("sacct", "-n", "-P", "-X", "--duplicates", "-j", job_id, "-o", "JobID,State", check=False).stdout.split()
+        rows = slurm.run(
+            "sacct", "-n", "-P", "-X", "--duplicates", "-j", job_id, "-o", "JobID,State", check=False
+        ).stdout.split()
         if rows == expected or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -396,8 +440,19 @@ def assert_two_attempts(slurm, home: Path, job_id: str, status: dict) -> None:
 @pytest.mark.tensorflow
 def test_single_example_resumes_from_its_checkpoint_after_usr1(slurm, home):
     job_id, log_dir = submit(
-        slurm, home, "--time", "10", "--max-restarts", "2",
-        str(EXAMPLES / "single" / "train.py"), "--epochs", "8", "--step-delay", "0.02", "--checkpoint-every", "0",
+        slurm,
+        home,
+        "--time",
+        "10",
+        "--max-restarts",
+        "2",
+        str(EXAMPLES / "single" / "train.py"),
+        "--epochs",
+        "8",
+        "--step-delay",
+        "0.02",
+        "--checkpoint-every",
+        "0",
     )
     out = log_dir / f"{job_id}_0_log.out"
     wait_for("training", lambda: out.exists() and "Epoch 2/" in out.read_text(), 90, log_dir, job_id)
@@ -411,16 +466,33 @@ def test_single_example_resumes_from_its_checkpoint_after_usr1(slurm, home):
     assert_two_attempts(slurm, home, job_id, status)
     second_start = time.mktime(time.strptime(job_fields(slurm, job_id)["StartTime"], "%Y-%m-%dT%H:%M:%S"))
     eligible = time.mktime(time.strptime(held["EligibleTime"], "%Y-%m-%dT%H:%M:%S"))
-    print(f"\nsingle: saved/resumed at step {step}; signal -> requeued start {second_start - signalled:.0f} s "
-          f"(Slurm alone would hold it until {eligible - signalled:.0f} s after the signal)")
+    print(
+        f"\nsingle: saved/resumed at step {step}; signal -> requeued start {second_start - signalled:.0f} s "
+        f"(Slurm alone would hold it until {eligible - signalled:.0f} s after the signal)"
+    )
 
 
 @pytest.mark.slurm
 @pytest.mark.tensorflow
 def test_horovod_example_with_mpirun_resumes_from_rank_0s_checkpoint(slurm, home):
     job_id, log_dir = submit(
-        slurm, home, "--time", "10", "--backend", "mpi", "--launcher", "mpirun", "--nodes", "2", "--procs-per-node", "1",
-        str(EXAMPLES / "horovod" / "train.py"), "--epochs", "12", "--step-delay", "0.03",
+        slurm,
+        home,
+        "--time",
+        "10",
+        "--backend",
+        "mpi",
+        "--launcher",
+        "mpirun",
+        "--nodes",
+        "2",
+        "--procs-per-node",
+        "1",
+        str(EXAMPLES / "horovod" / "train.py"),
+        "--epochs",
+        "12",
+        "--step-delay",
+        "0.03",
     )
     first = log_dir / f"{job_id}_0_log.out"
     # Five epochs in (rank 0 prints every fifth), so the checkpoint holds real progress.
@@ -448,8 +520,20 @@ def test_time_limit_signal_requeues_and_resumes(slurm, home, tmp_path):
     src.mkdir()
     (src / "requeue_probe.py").write_text((PROGRAMS / "requeue_probe.py").read_text())
     job_id, log_dir = submit(
-        slurm, home, "--time", "1", "--signal-grace", "30", "--max-restarts", "1",
-        str(src / "requeue_probe.py"), "state.json", "100000", "0.05", "--finish-after-restart", "20",
+        slurm,
+        home,
+        "--time",
+        "1",
+        "--signal-grace",
+        "30",
+        "--max-restarts",
+        "1",
+        str(src / "requeue_probe.py"),
+        "state.json",
+        "100000",
+        "0.05",
+        "--finish-after-restart",
+        "20",
     )
     started = time.time()
     held = requeue_and_release(slurm, job_id, log_dir, TimeLimit="5")
@@ -461,5 +545,8 @@ def test_time_limit_signal_requeues_and_resumes(slurm, home, tmp_path):
     assert len(saved) == 1 and resumed == saved, text
     assert f"probe: done at step {saved[0] + 20}" in text
     assert_two_attempts(slurm, home, job_id, status)
-    print(f"\ntime limit: signal and requeue {time.mktime(time.strptime(held['SubmitTime'], '%Y-%m-%dT%H:%M:%S')) - started:.0f} s "
-          f"after submit; saved/resumed at step {saved[0]}")
+    print(
+        "\ntime limit: signal and requeue "
+        f"{time.mktime(time.strptime(held['SubmitTime'], '%Y-%m-%dT%H:%M:%S')) - started:.0f} s "
+        f"after submit; saved/resumed at step {saved[0]}"
+    )

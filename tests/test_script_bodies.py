@@ -34,7 +34,15 @@ GPUS_PER_NODE_OF_USE_GPU = 1  # use_gpu=True alone asks for one GPU per node
 # What the entry script is given, where a case passes anything (script_params, then arguments).
 EXPECTED_ARGS = {
     "single-slurm-options": [
-        "--epochs", "3", "--lr", "0.01", "--verbose", "--tag", "$(touch /tmp/hpctf-pwned)", "; rm -rf ~", "`id`",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.01",
+        "--verbose",
+        "--tag",
+        "$(touch /tmp/hpctf-pwned)",
+        "; rm -rf ~",
+        "`id`",
     ],
     "mpi-mpirun-2node-gpu": ["--epochs", "2"],
 }

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import hpctf
-from hpctf.render import JobPaths, render_script
-from hpctf.ports import job_port_base
 from hpctf.local import free_port_base
+from hpctf.ports import job_port_base
+from hpctf.render import JobPaths, render_script
 
 from .cases import RENDER_CASES, split_case
 from .test_nodelist import NODELIST_CASES
@@ -91,8 +91,13 @@ def test_single_process_with_one_gpu(slurm, shared_dir):
 @pytest.mark.parametrize("launcher", ["srun", "mpirun"])
 def test_mpi_two_nodes_two_processes(slurm, shared_dir, launcher):
     script, logs = write_job(
-        shared_dir, "mpi_probe.py", distributed_backend="mpi", launcher=launcher,
-        node_count=2, process_count_per_node=2, use_gpu=True,
+        shared_dir,
+        "mpi_probe.py",
+        distributed_backend="mpi",
+        launcher=launcher,
+        node_count=2,
+        process_count_per_node=2,
+        use_gpu=True,
     )
     job_id = run_job(slurm, script, logs)
     ranks = probes(logs, job_id)
@@ -112,8 +117,15 @@ def test_mpi_two_nodes_two_processes(slurm, shared_dir, launcher):
 
 def test_parameter_server_cluster_over_three_nodes(slurm, shared_dir):
     script, logs = write_job(
-        shared_dir, "ps_probe.py", distributed_backend="ps", node_count=3,
-        parameter_server_count=1, worker_count=2, chief=True, use_gpu=True, port_base=free_port_base(4),
+        shared_dir,
+        "ps_probe.py",
+        distributed_backend="ps",
+        node_count=3,
+        parameter_server_count=1,
+        worker_count=2,
+        chief=True,
+        use_gpu=True,
+        port_base=free_port_base(4),
     )
     job_id = run_job(slurm, script, logs, timeout=180)
     tasks = probes(logs, job_id)
@@ -151,8 +163,13 @@ def test_two_ps_jobs_on_one_node_listen_on_ports_of_their_own(slurm, shared_dir)
         folder = shared_dir / name
         folder.mkdir()
         script, logs = write_job(
-            folder, "ps_probe.py", distributed_backend="ps", parameter_server_count=1, worker_count=1,
-            environment_variables={"PROBE_HOLD_S": "6"}, sbatch_options={"nodelist": "node3"},
+            folder,
+            "ps_probe.py",
+            distributed_backend="ps",
+            parameter_server_count=1,
+            worker_count=1,
+            environment_variables={"PROBE_HOLD_S": "6"},
+            sbatch_options={"nodelist": "node3"},
         )
         assert "--port-base" not in script.read_text()
         jobs.append((slurm.sbatch(script), logs))
@@ -169,8 +186,9 @@ def test_two_ps_jobs_on_one_node_listen_on_ports_of_their_own(slurm, shared_dir)
         assert tasks["worker"]["connected"] == {f"node3:{base}": True}
         ports[job_id], workers[job_id] = {base, base + 1}, tasks["worker"]
     (a, b) = workers.values()
-    assert a["listening_from"] < b["listening_until"] and b["listening_from"] < a["listening_until"], \
+    assert a["listening_from"] < b["listening_until"] and b["listening_from"] < a["listening_until"], (
         "the two jobs did not run at the same time: the test proves nothing"
+    )
     assert not set.intersection(*ports.values())
 
 

@@ -33,14 +33,21 @@ FIELDS = {f.name for f in dataclasses.fields(hpctf.TensorFlow)}
 MARKER = f"/tmp/hpctf-properties-pwned-{secrets.token_hex(4)}"
 HOSTILE = corpus(MARKER)
 SETTINGS = settings(
-    max_examples=200, deadline=None, derandomize=True,
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 
 hostile = st.sampled_from(HOSTILE)
 scalar = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.integers(-3, 70000),
-    st.floats(allow_nan=True, allow_infinity=True), hostile, st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.integers(-3, 70000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    hostile,
+    st.text(max_size=12),
 )
 anything = st.one_of(
     scalar,
@@ -63,7 +70,11 @@ def field_strategies(source: Path) -> dict[str, st.SearchStrategy]:
     return {
         "source_directory": good(str(source), source),
         "entry_script": good("train.py", "./train.py"),
-        "script_params": st.dictionaries(st.one_of(hostile, good("--epochs", "--lr")), st.one_of(number, st.none(), st.booleans(), st.lists(number, max_size=2)), max_size=4),
+        "script_params": st.dictionaries(
+            st.one_of(hostile, good("--epochs", "--lr")),
+            st.one_of(number, st.none(), st.booleans(), st.lists(number, max_size=2)),
+            max_size=4,
+        ),
         "compute_target": good(None, "slurm", "local"),
         "conda_packages": st.lists(good("numpy", "scikit-learn>=1.3", "$(x)", "a b"), max_size=2),
         "pip_packages": st.lists(good("six==1.16.0", "tomli>=2", "`id`", "x;y"), max_size=2),
@@ -85,12 +96,20 @@ def field_strategies(source: Path) -> dict[str, st.SearchStrategy]:
         "gpu_type": good(None, "tesla"),
         "constraint": good(None, "ib&v100", "[a*2|b]"),
         "exclusive": st.booleans(),
-        "environment_variables": st.dictionaries(good("A", "B_2", "GREETING"), st.one_of(hostile, st.integers(), st.floats()), max_size=3),
-        "setup": st.lists(good("ulimit -n 4096 || true", "echo \"$(hostname)\""), max_size=2),
-        "sbatch_options": st.dictionaries(good("comment", "mail-type", "hold", "--reservation"), st.one_of(hostile, st.none(), st.just(True), st.integers(0, 9)), max_size=2),
+        "environment_variables": st.dictionaries(
+            good("A", "B_2", "GREETING"), st.one_of(hostile, st.integers(), st.floats()), max_size=3
+        ),
+        "setup": st.lists(good("ulimit -n 4096 || true", 'echo "$(hostname)"'), max_size=2),
+        "sbatch_options": st.dictionaries(
+            good("comment", "mail-type", "hold", "--reservation"),
+            st.one_of(hostile, st.none(), st.just(True), st.integers(0, 9)),
+            max_size=2,
+        ),
         "python": st.one_of(st.none(), hostile, good("python3", "/usr/bin/python3")),
         "modules": st.lists(good("cuda/12.2", "openmpi/4.1.5"), max_size=2),
-        "container_image": st.one_of(st.none(), st.none(), hostile, good("/images/tf.sif", "docker://tensorflow/tensorflow:2.18.0")),
+        "container_image": st.one_of(
+            st.none(), st.none(), hostile, good("/images/tf.sif", "docker://tensorflow/tensorflow:2.18.0")
+        ),
         "container_runtime": good(None, "apptainer", "singularity", "pyxis"),
         "container_mounts": st.lists(good("/scratch:/scratch", "/data:/data:ro"), max_size=2),
         "launcher": good(None, "srun", "mpirun"),
@@ -200,7 +219,7 @@ def fake_sbatch(tmp_path_factory) -> Path:
     """An sbatch that records its calls (and would accept the job): it must never run."""
     folder = tmp_path_factory.mktemp("fake-sbatch")
     calls = folder / "calls"
-    (folder / "sbatch").write_text(f"#!/bin/sh\necho \"$@\" >>{calls}\necho 4242\n")
+    (folder / "sbatch").write_text(f'#!/bin/sh\necho "$@" >>{calls}\necho 4242\n')
     (folder / "sbatch").chmod(0o755)
     return folder
 
@@ -212,7 +231,9 @@ def home_contents(home: Path) -> list[str]:
 @SETTINGS
 @given(data=st.data())
 def test_plan_and_schedule_of_an_invalid_spec_write_nothing(project, fake_sbatch, tmp_path_factory, data, monkeypatch):
-    valid = hpctf.TensorFlow(source_directory=project, entry_script="train.py", python="python3", compute_target="slurm")
+    valid = hpctf.TensorFlow(
+        source_directory=project, entry_script="train.py", python="python3", compute_target="slurm"
+    )
     name = data.draw(st.sampled_from(sorted(FIELDS - {"compute_target"})))
     value = data.draw(st.one_of(anything, hostile))
     broken = dataclasses.replace(valid)

@@ -32,7 +32,15 @@ HPCTF = str(Path(sys.executable).with_name("hpctf"))
 def project(tmp_path) -> Path:
     src = tmp_path / "project"
     src.mkdir()
-    for name in ("hello.py", "fail.py", "ticker.py", "mpi_probe.py", "ps_probe.py", "snapshot_probe.py", "rank_fail.py"):
+    for name in (
+        "hello.py",
+        "fail.py",
+        "ticker.py",
+        "mpi_probe.py",
+        "ps_probe.py",
+        "snapshot_probe.py",
+        "rank_fail.py",
+    ):
         shutil.copy(PROGRAMS / name, src / name)
     return src
 
@@ -70,7 +78,10 @@ def wait_state(slurm, home, job_id: str, states: set[str], timeout: float = 120)
         ([], "hello.py"),
         (["--backend", "mpi", "--nodes", "2", "--procs-per-node", "2"], "mpi_probe.py"),
         (["--backend", "mpi", "--launcher", "mpirun", "--nodes", "2", "--procs-per-node", "2"], "mpi_probe.py"),
-        (["--backend", "ps", "--nodes", "3", "--ps", "1", "--workers", "2", "--chief"], "ps_probe.py"),  # the job's own ports
+        (
+            ["--backend", "ps", "--nodes", "3", "--ps", "1", "--workers", "2", "--chief"],
+            "ps_probe.py",
+        ),  # the job's own ports
     ],
     ids=["single", "mpi-srun", "mpi-mpirun", "ps"],
 )
@@ -103,8 +114,22 @@ def test_failing_job_reports_failed_and_exit_code_cli_and_api(slurm, home, proje
 
 @pytest.mark.parametrize("launcher", ["srun", "mpirun"])
 def test_failing_rank_stops_the_job_with_its_own_exit_code(slurm, home, project, launcher):
-    done = cli(slurm, home, "submit", "--wait", "--backend", "mpi", "--launcher", launcher, "--nodes", "2",
-               "--procs-per-node", "2", str(project / "rank_fail.py"), timeout=120)
+    done = cli(
+        slurm,
+        home,
+        "submit",
+        "--wait",
+        "--backend",
+        "mpi",
+        "--launcher",
+        launcher,
+        "--nodes",
+        "2",
+        "--procs-per-node",
+        "2",
+        str(project / "rank_fail.py"),
+        timeout=120,
+    )
     assert done.returncode == 3, done.stdout + done.stderr
     job_id = done.stdout.split("Submitted job ", 1)[1].split()[0]
     info = status_json(slurm, home, job_id)
@@ -136,8 +161,14 @@ def test_python_api_handle_pickles_and_attaches_in_a_new_process(slurm, home, pr
 
 
 def test_multi_task_handle_reaches_every_task_fresh_attached_and_unpickled(slurm, home, project, tmp_path):
-    est = hpctf.TensorFlow(source_directory=project, entry_script="mpi_probe.py", distributed_backend="mpi",
-                           node_count=2, process_count_per_node=2, time="5")
+    est = hpctf.TensorFlow(
+        source_directory=project,
+        entry_script="mpi_probe.py",
+        distributed_backend="mpi",
+        node_count=2,
+        process_count_per_node=2,
+        time="5",
+    )
     job = hpctf.submit(est)
     assert job.num_tasks == 4
     blob = tmp_path / "job.pkl"
@@ -145,7 +176,9 @@ def test_multi_task_handle_reaches_every_task_fresh_attached_and_unpickled(slurm
     assert job.result() == 0
 
     def ranks(handle) -> list[int]:
-        return [json.loads(handle.task(t).stdout().split("PROBE ", 1)[1].splitlines()[0])["hpctf_rank"] for t in range(4)]
+        return [
+            json.loads(handle.task(t).stdout().split("PROBE ", 1)[1].splitlines()[0])["hpctf_rank"] for t in range(4)
+        ]
 
     assert ranks(job) == [0, 1, 2, 3]
     assert job.exception() is None and job.task(2).exception() is None and job.results() == [0, 0, 0, 0]
@@ -154,12 +187,19 @@ def test_multi_task_handle_reaches_every_task_fresh_attached_and_unpickled(slurm
         job.task(4)
     code = (
         "import json, pickle, hpctf\n"
-        "def ranks(h): return [json.loads(h.task(t).stdout().split('PROBE ', 1)[1].splitlines()[0])['hpctf_rank'] for t in range(h.num_tasks)]\n"
+        "def ranks(h): return [json.loads(h.task(t).stdout().split('PROBE ', 1)[1].splitlines()[0])['hpctf_rank'] "
+        "for t in range(h.num_tasks)]\n"
         f"attached = hpctf.attach({job.job_id!r})\n"
         f"old = pickle.loads(open({str(blob)!r}, 'rb').read())\n"
         "print(json.dumps([ranks(attached), ranks(old), attached.task(3).state, old.results()]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**slurm.env, "HPCTF_HOME": str(home)}, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**slurm.env, "HPCTF_HOME": str(home)},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [[0, 1, 2, 3], [0, 1, 2, 3], "COMPLETED", [0, 0, 0, 0]]
 
@@ -167,7 +207,9 @@ def test_multi_task_handle_reaches_every_task_fresh_attached_and_unpickled(slurm
 def test_pending_job_says_pending_and_why(slurm, home, project):
     """Right after submit a job is PENDING, not UNKNOWN (accounting lags sbatch); while it
     waits, `submit --wait` shows Slurm's reason and expected start."""
-    job = hpctf.submit(hpctf.TensorFlow(source_directory=project, entry_script="hello.py", sbatch_options={"begin": "now+600"}))
+    job = hpctf.submit(
+        hpctf.TensorFlow(source_directory=project, entry_script="hello.py", sbatch_options={"begin": "now+600"})
+    )
     try:
         assert job.state == JobState.PENDING == "PENDING"
         deadline = time.monotonic() + 30
@@ -177,21 +219,32 @@ def test_pending_job_says_pending_and_why(slurm, home, project):
     finally:
         job.cancel()
     env = {**slurm.env, "HPCTF_HOME": str(home)}
-    waiting = subprocess.Popen([HPCTF, "submit", "--wait", "--sbatch", "begin=now+600", str(project / "hello.py")],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = subprocess.Popen(
+        [HPCTF, "submit", "--wait", "--sbatch", "begin=now+600", str(project / "hello.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in waiting.stderr], daemon=True).start()
     job_id = waiting.stdout.readline().split("Submitted job ", 1)[1].split()[0]
     try:
         reason = lines.get(timeout=30)
-        assert re.fullmatch(rf"job {job_id}: pending \(BeginTime\), expected to start at \d\d:\d\d:\d\d \(in (9:[0-5]\d|10:00)\)\n", reason), reason
+        assert re.fullmatch(
+            rf"job {job_id}: pending \(BeginTime\), expected to start at \d\d:\d\d:\d\d \(in (9:[0-5]\d|10:00)\)\n",
+            reason,
+        ), reason
         time.sleep(6)  # past one poll of squeue: the same reason is not written again
         assert lines.empty(), lines.get()
     finally:
         subprocess.run(["scancel", job_id], env=env, timeout=30)
         waiting.wait(timeout=60)
     rest = "".join(lines.get() for _ in range(lines.qsize()))
-    assert waiting.returncode == 1 and f"job {job_id} CANCELLED (exit code 0; hpctf exits 1: the job did not complete)" in rest, rest
+    assert (
+        waiting.returncode == 1
+        and f"job {job_id} CANCELLED (exit code 0; hpctf exits 1: the job did not complete)" in rest
+    ), rest
 
 
 def test_follow_logs_while_running(slurm, home, project):
@@ -256,7 +309,9 @@ def test_snapshot_size_limit_is_a_clear_refusal(slurm, home, project):
     (project / "weights.bin").write_bytes(b"\0" * (2 * 1024 * 1024))
     done = cli(slurm, home, "submit", "--snapshot-limit-mb", "1", str(project / "hello.py"))
     assert done.returncode == 2
-    assert "above the 1 MB limit" in done.stderr and "weights.bin" in done.stderr and "--snapshot-limit-mb" in done.stderr
+    assert (
+        "above the 1 MB limit" in done.stderr and "weights.bin" in done.stderr and "--snapshot-limit-mb" in done.stderr
+    )
     assert not (home / "runs").exists() or not any((home / "runs").iterdir())
     assert cli(slurm, home, "submit", "--snapshot-limit-mb", "5", "--wait", str(project / "hello.py")).returncode == 0
 

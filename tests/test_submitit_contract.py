@@ -79,10 +79,14 @@ def by_design(raises, why: str):
 # hpctf jobs are sbatch scripts: they write no result pickle, result() is the job's exit
 # code. submitit's mocked jobs stay RUNNING for sacct and leave no exit code: result() is None.
 BY_DESIGN = {
-    "test_slurm_job_mocked": by_design(AssertionError, "result() is the job's exit code (None here), not the function's return value 12"),
+    "test_slurm_job_mocked": by_design(
+        AssertionError, "result() is the job's exit code (None here), not the function's return value 12"
+    ),
     # [True] submits through executor.batch(), which turns its placeholder into a SlurmRun
     # in place: raises=AssertionError keeps that working (it was a TypeError, see SlurmRun).
-    "test_slurm_job_array_mocked": by_design(AssertionError, "results are the jobs' exit codes (None here), not the function's x + y"),
+    "test_slurm_job_array_mocked": by_design(
+        AssertionError, "results are the jobs' exit codes (None here), not the function's x + y"
+    ),
     "test_slurm_error_mocked": by_design(
         pytest.fail.Exception,
         "result() returns the exit code and does not raise FailedJobError for a failed job; exception() "

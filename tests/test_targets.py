@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import hpctf
 from hpctf.errors import HpctfError
 from hpctf.render import render_script
 from hpctf.targetcheck import gres_entries, minutes, mpi_plugins
@@ -77,7 +76,9 @@ def test_project_file_overrides_the_user_file_key_by_key(config_files):
 
 def test_a_profile_gives_defaults_and_the_estimator_wins(config_files, make_spec):
     target = get_target("gpu")
-    spec = apply_target(make_spec(use_gpu=True, partition="debug", modules=["openmpi/4"], sbatch_options={"mail-type": "FAIL"}), target)
+    spec = apply_target(
+        make_spec(use_gpu=True, partition="debug", modules=["openmpi/4"], sbatch_options={"mail-type": "FAIL"}), target
+    )
     assert spec.partition == "debug"  # the estimator's own value
     assert (spec.account, spec.time, spec.gpu_type, spec.compute_target) == ("ml", "12:00:00", "a100", "gpu")
     assert spec.modules == ("cuda/12.2", "cudnn/9", "openmpi/4")
@@ -86,21 +87,29 @@ def test_a_profile_gives_defaults_and_the_estimator_wins(config_files, make_spec
     cpu_job = apply_target(make_spec(), target)
     assert cpu_job.gpu_type is None  # a GPU type only for jobs that use GPUs
     script = render_script(make_spec(use_gpu=True, compute_target="gpu"), SNAPSHOT_PATHS)
-    for line in ("#SBATCH --partition=gpu-long", "#SBATCH --account=ml", "#SBATCH --gres=gpu:a100:1", "module load cuda/12.2 cudnn/9"):
+    for line in (
+        "#SBATCH --partition=gpu-long",
+        "#SBATCH --account=ml",
+        "#SBATCH --gres=gpu:a100:1",
+        "module load cuda/12.2 cudnn/9",
+    ):
         assert line in script
 
 
-@pytest.mark.parametrize("toml, message", [
-    ('[targets.x]\npartiton = "gpu"\n', "targets.x.partiton: unknown key (did you mean 'partition'?)"),
-    ('[targets.x]\ngpus_per_node = 0\n', "targets.x.gpus_per_node=0: must be an integer >= 1"),
-    ('[targets.x]\nexecutor = "cloud"\n', "targets.x.executor='cloud': must be 'slurm' or 'local'"),
-    ('[targets.x]\nmodules = "cuda"\n', "targets.x.modules='cuda': must be a list of non-empty strings"),
-    ('[targets.x]\ngpu_request = "gpus"\n', "targets.x.gpu_request='gpus'"),
-    ('[targets.x]\ntime = "12h"\n', "targets.x.time='12h': must be a Slurm time such as '30'"),
-    ('default = "nope"\n', "default='nope'"),
-    ('[targets.x\n', "not valid TOML"),
-    ('partition = "gpu"\n', "unknown top-level key(s) ['partition']"),
-])
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ('[targets.x]\npartiton = "gpu"\n', "targets.x.partiton: unknown key (did you mean 'partition'?)"),
+        ("[targets.x]\ngpus_per_node = 0\n", "targets.x.gpus_per_node=0: must be an integer >= 1"),
+        ('[targets.x]\nexecutor = "cloud"\n', "targets.x.executor='cloud': must be 'slurm' or 'local'"),
+        ('[targets.x]\nmodules = "cuda"\n', "targets.x.modules='cuda': must be a list of non-empty strings"),
+        ('[targets.x]\ngpu_request = "gpus"\n', "targets.x.gpu_request='gpus'"),
+        ('[targets.x]\ntime = "12h"\n', "targets.x.time='12h': must be a Slurm time such as '30'"),
+        ('default = "nope"\n', "default='nope'"),
+        ("[targets.x\n", "not valid TOML"),
+        ('partition = "gpu"\n', "unknown top-level key(s) ['partition']"),
+    ],
+)
 def test_bad_profile_files_name_the_file_key_and_value(tmp_path, toml, message):
     path = tmp_path / "hpctf.toml"
     path.write_text(toml)
@@ -125,7 +134,9 @@ def test_unknown_target_lists_the_defined_ones(config_files, make_spec):
 def test_targets_command_lists_profiles_and_marks_the_default(config_files):
     done = subprocess.run([HPCTF, "targets"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    lines = {line.split()[1] if line.startswith("*") else line.split()[0]: line for line in done.stdout.splitlines()[1:]}
+    lines = {
+        line.split()[1] if line.startswith("*") else line.split()[0]: line for line in done.stdout.splitlines()[1:]
+    }
     assert lines["gpu"].startswith("*") and "gpu-long" in lines["gpu"] and "gpu:a100:4" in lines["gpu"]
     assert "local" in lines["cpu"]
     data = json.loads(subprocess.run([HPCTF, "targets", "--json"], capture_output=True, text=True).stdout)
@@ -212,7 +223,11 @@ def test_slurm_version_parsing():
 
 
 def test_check_parsers():
-    assert gres_entries("gpu:tesla:2(S:0-1),gpu:a100:4,mps:100") == [("gpu", "tesla", 2), ("gpu", "a100", 4), ("mps", None, 100)]
+    assert gres_entries("gpu:tesla:2(S:0-1),gpu:a100:4,mps:100") == [
+        ("gpu", "tesla", 2),
+        ("gpu", "a100", 4),
+        ("mps", None, 100),
+    ]
     assert gres_entries("(null)") == []
     assert (minutes("1-02:00:00"), minutes("30"), minutes("1:30:00"), minutes("UNLIMITED")) == (1560, 30, 90, None)
     listing_2205 = "MPI plugin types are...\n\tpmix\n\tnone\n\tpmi2\nspecific pmix plugin versions available: pmix_v4\n"
@@ -250,7 +265,14 @@ def test_targets_check_against_the_cluster_reports_every_mismatch(slurm, tmp_pat
     (tmp_path / "hpctf.toml").write_text(CHECK_TOML)
 
     def check(name: str) -> tuple[int, dict[str, tuple[str, str]]]:
-        done = subprocess.run([HPCTF, "targets", "check", name, "--json"], capture_output=True, text=True, cwd=tmp_path, env={**slurm.env, "HPCTF_CONFIG": "/nonexistent"}, timeout=120)
+        done = subprocess.run(
+            [HPCTF, "targets", "check", name, "--json"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**slurm.env, "HPCTF_CONFIG": "/nonexistent"},
+            timeout=120,
+        )
         data = json.loads(done.stdout)
         return done.returncode, {f["check"]: (f["status"], f["detail"]) for f in data["findings"]}
 
@@ -271,10 +293,20 @@ def test_targets_check_against_the_cluster_reports_every_mismatch(slurm, tmp_pat
     finally:
         slurm.run("scontrol", "delete", "PartitionName=hpctf-short", check=False)
     assert code == 1 and short["partition"][0] == "ok"
-    assert short["time"] == ("MISMATCH", "2:00:00 is over the partition limit 01:00:00: jobs would stay pending (PartitionTimeLimit)")
+    assert short["time"] == (
+        "MISMATCH",
+        "2:00:00 is over the partition limit 01:00:00: jobs would stay pending (PartitionTimeLimit)",
+    )
     assert short["gpus"][0] == "MISMATCH"  # 3 GPUs per node: the nodes have 2
 
-    human = subprocess.run([HPCTF, "targets", "check", "wrong"], capture_output=True, text=True, cwd=tmp_path, env={**slurm.env, "HPCTF_CONFIG": "/nonexistent"}, timeout=120)
+    human = subprocess.run(
+        [HPCTF, "targets", "check", "wrong"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**slurm.env, "HPCTF_CONFIG": "/nonexistent"},
+        timeout=120,
+    )
     assert human.returncode == 1 and "3 mismatch(es)" in human.stdout
 
 
@@ -285,7 +317,15 @@ def test_the_sample_site_file_in_examples_loads_and_renders_every_target(make_sp
     assert config.default == "gpu" and {"gpu", "gpu-container", "cpu", "laptop"} <= set(config.targets)
     for name in ("gpu", "gpu-container", "cpu", "laptop"):
         target = config.targets[name]
-        script = render_script(make_spec(use_gpu=name.startswith("gpu"), distributed_backend="mpi", process_count_per_node=2), SNAPSHOT_PATHS, target=target)
+        script = render_script(
+            make_spec(use_gpu=name.startswith("gpu"), distributed_backend="mpi", process_count_per_node=2),
+            SNAPSHOT_PATHS,
+            target=target,
+        )
         assert bash_n(script).returncode == 0 and shellcheck(script).returncode == 0, name
     site = render_script(make_spec(), SNAPSHOT_PATHS, target=config.targets["gpu"])
-    assert "placements.txt" in site and "module load cuda/12.2 openmpi/4.1.5" in site and "#SBATCH --mail-type=FAIL" in site
+    assert (
+        "placements.txt" in site
+        and "module load cuda/12.2 openmpi/4.1.5" in site
+        and "#SBATCH --mail-type=FAIL" in site
+    )

@@ -43,7 +43,9 @@ def test_every_task_agrees_and_is_placed_once(nodelist, per_node, ps, workers, c
     from hpctf.runtime import task_hosts
 
     hosts = task_hosts(nodelist, per_node)
-    configs = [tf_config_for_task(slurm_env(nodelist, per_node, rank), ps, workers, chief) for rank in range(len(hosts))]
+    configs = [
+        tf_config_for_task(slurm_env(nodelist, per_node, rank), ps, workers, chief) for rank in range(len(hosts))
+    ]
 
     clusters = {json.dumps(c["cluster"], sort_keys=True) for c in configs}
     assert len(clusters) == 1, "all tasks must see the same cluster"
@@ -86,7 +88,10 @@ def test_without_port_base_each_job_listens_on_a_range_of_its_own():
     env = slurm_env("node[1-3]", "2,1(x2)", 1, SLURM_JOB_ID="4242")
     base = JOB_PORT_RANGE[0] + 4242 * 4  # 4 tasks: job 4242 takes ports 26968-26971
     assert tf_config_for_task(env, ps=1, workers=2, chief=True)["cluster"] == {
-        "chief": [f"node1:{base}"], "ps": [f"node1:{base + 1}"], "worker": [f"node2:{base + 2}", f"node3:{base + 3}"]}
+        "chief": [f"node1:{base}"],
+        "ps": [f"node1:{base + 1}"],
+        "worker": [f"node2:{base + 2}", f"node3:{base + 3}"],
+    }
     assert tf_config_for_task(env, 1, 2, True, port_base=5000)["cluster"]["chief"] == ["node1:5000"]
 
 
@@ -134,7 +139,13 @@ def test_mpi_rank_binding_uses_local_rank():
 
 
 def test_mpirun_rank_variables_win_over_inherited_slurm_procid():
-    env = {"SLURM_PROCID": "0", "SLURM_LOCALID": "0", "OMPI_COMM_WORLD_RANK": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_SIZE": "4"}
+    env = {
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "OMPI_COMM_WORLD_RANK": "2",
+        "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+        "OMPI_COMM_WORLD_SIZE": "4",
+    }
     out = task_environment(env)
     assert (out["HPCTF_RANK"], out["HPCTF_LOCAL_RANK"], out["HPCTF_WORLD_SIZE"]) == ("2", "1", "4")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hpctf.states import JobState
 from hpctf.exits import parse_exit_code
+from hpctf.states import JobState
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
@@ -21,10 +21,20 @@ PROGRAMS = Path(__file__).resolve().parent / "programs"
 @pytest.mark.parametrize(
     "word, state",
     [
-        ("COMPLETED", JobState.COMPLETED), ("CANCELLED by 0", JobState.CANCELLED), ("CA", JobState.CANCELLED),
-        ("OUT_OF_MEMORY", JobState.OUT_OF_MEMORY), ("OUT_OF_ME+", JobState.OUT_OF_MEMORY), ("NODE_FAIL", JobState.NODE_FAIL),
-        ("PD", JobState.PENDING), ("R", JobState.RUNNING), ("TIMEOUT", JobState.TIMEOUT), ("PREEMPTED", JobState.PREEMPTED),
-        ("REQUEUED", JobState.REQUEUED), ("", JobState.UNKNOWN), (None, JobState.UNKNOWN), ("WEIRD", JobState.UNKNOWN),
+        ("COMPLETED", JobState.COMPLETED),
+        ("CANCELLED by 0", JobState.CANCELLED),
+        ("CA", JobState.CANCELLED),
+        ("OUT_OF_MEMORY", JobState.OUT_OF_MEMORY),
+        ("OUT_OF_ME+", JobState.OUT_OF_MEMORY),
+        ("NODE_FAIL", JobState.NODE_FAIL),
+        ("PD", JobState.PENDING),
+        ("R", JobState.RUNNING),
+        ("TIMEOUT", JobState.TIMEOUT),
+        ("PREEMPTED", JobState.PREEMPTED),
+        ("REQUEUED", JobState.REQUEUED),
+        ("", JobState.UNKNOWN),
+        (None, JobState.UNKNOWN),
+        ("WEIRD", JobState.UNKNOWN),
     ],
 )
 def test_slurm_words_map_to_one_enum(word, state):
@@ -33,8 +43,16 @@ def test_slurm_words_map_to_one_enum(word, state):
 
 def test_finished_states():
     assert {s for s in JobState if s.finished} == {
-        JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.NODE_FAIL,
-        JobState.OUT_OF_MEMORY, JobState.BOOT_FAIL, JobState.DEADLINE, JobState.REVOKED, JobState.LOST,
+        JobState.COMPLETED,
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.TIMEOUT,
+        JobState.NODE_FAIL,
+        JobState.OUT_OF_MEMORY,
+        JobState.BOOT_FAIL,
+        JobState.DEADLINE,
+        JobState.REVOKED,
+        JobState.LOST,
     }
     assert JobState.COMPLETED == "COMPLETED"  # submitit compares strings
 
@@ -80,7 +98,11 @@ print(json.dumps({{
 
     cli = Path(sys.executable).with_name("hpctf")
     listing = subprocess.run([str(cli), "ls", "--json"], capture_output=True, text=True, env=env, timeout=60)
-    assert [(r["state"], r["exit_code"]) for r in json.loads(listing.stdout)] == [("COMPLETED", 0), ("FAILED", 3), ("COMPLETED", 0)]
+    assert [(r["state"], r["exit_code"]) for r in json.loads(listing.stdout)] == [
+        ("COMPLETED", 0),
+        ("FAILED", 3),
+        ("COMPLETED", 0),
+    ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -111,9 +133,21 @@ def _node_fail_runs(tmp_path, nodelists):
     for i, nodes in enumerate(nodelists):
         logs = tmp_path / f"logs{i}"
         logs.mkdir()
-        runs.append(RunRecord(job_id=str(100 + i), target="slurm", name="t", backend="mpi", shape="2x1",
-                              run_dir=str(tmp_path), log_dir=str(logs), command="", submitted=0.0,
-                              state="NODE_FAIL", nodes=nodes))
+        runs.append(
+            RunRecord(
+                job_id=str(100 + i),
+                target="slurm",
+                name="t",
+                backend="mpi",
+                shape="2x1",
+                run_dir=str(tmp_path),
+                log_dir=str(logs),
+                command="",
+                submitted=0.0,
+                state="NODE_FAIL",
+                nodes=nodes,
+            )
+        )
     return runs
 
 
@@ -121,8 +155,13 @@ def test_node_failures_of_several_runs_cost_one_sinfo_and_name_each_runs_own_nod
     from hpctf.exits import failed_nodes
     from hpctf.runs import _record_node_failures
 
-    calls = _sinfo_standin(tmp_path, monkeypatch, body=(
-        "printf '%s\\n' 'node1|mixed|none' 'node2|down*|Not responding' 'node3|idle|none' 'node4|drained|bad disk'"))
+    calls = _sinfo_standin(
+        tmp_path,
+        monkeypatch,
+        body=(
+            "printf '%s\\n' 'node1|mixed|none' 'node2|down*|Not responding' 'node3|idle|none' 'node4|drained|bad disk'"
+        ),
+    )
     runs = _node_fail_runs(tmp_path, ["node[1-2]", "node[3-4]", "node1"])
     _record_node_failures(runs)
     assert len(calls.read_text().splitlines()) == 1

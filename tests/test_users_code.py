@@ -35,7 +35,9 @@ def hpctf_cli(slurm, home: Path, *args: str) -> str:
     return done.stdout
 
 
-def run_users_script(slurm, home: Path, script: str, *shape: str, args: tuple[str, ...] = (), env=None) -> tuple[str, dict]:
+def run_users_script(
+    slurm, home: Path, script: str, *shape: str, args: tuple[str, ...] = (), env=None
+) -> tuple[str, dict]:
     """Submit, wait; (job id, `hpctf status --json`), after checking it ended COMPLETED/0."""
     job_id, logs = submit_cli(slurm, home, *shape, str(USERS / script), *args, timeout=600, env=env)
     status = json.loads(hpctf_cli(slurm, home, "status", job_id, "--json"))
@@ -55,7 +57,9 @@ def test_horovod_keras_fit_with_distributed_optimizer_and_callbacks(slurm, home,
     assert "Epoch 4/4" in out and "finished gradual learning rate warmup" in out, out
     [accuracy] = re.findall(r"final accuracy ([0-9.]+)", out)
     assert float(accuracy) > 0.5  # ten classes: chance is 0.1
-    assert sorted(p.name for p in (Path(status["run_dir"]) / "code").glob("checkpoint-*.h5")) == [f"checkpoint-{e}.h5" for e in range(1, 5)]
+    assert sorted(p.name for p in (Path(status["run_dir"]) / "code").glob("checkpoint-*.h5")) == [
+        f"checkpoint-{e}.h5" for e in range(1, 5)
+    ]
 
 
 @pytest.mark.parametrize("launcher", ["srun", "mpirun"])
@@ -63,7 +67,9 @@ def test_horovod_custom_loop_with_distributed_gradient_tape(slurm, home, launche
     job_id, status = run_users_script(slurm, home, "horovod_tape.py", *HOROVOD_SHAPE, "--launcher", launcher)
     # local_rank 0 of each node prints: ranks 0 and 2, each in its own log.
     for task in (0, 2):
-        losses = [float(v) for v in re.findall(r"^Step #\d+\tLoss: ([0-9.e-]+)$", logs_of(slurm, home, job_id, task), re.M)]
+        losses = [
+            float(v) for v in re.findall(r"^Step #\d+\tLoss: ([0-9.e-]+)$", logs_of(slurm, home, job_id, task), re.M)
+        ]
         assert len(losses) == 10 and losses[-1] < losses[0] / 2, losses
     assert "checkpoint ./checkpoints-1" in logs_of(slurm, home, job_id)
 
@@ -97,6 +103,7 @@ def test_parameter_server_strategy_with_cluster_coordinator_loop(slurm, home):
 # ---------------------------------------------------------------------------------------
 # The Keras policy, seen from inside the tasks
 # ---------------------------------------------------------------------------------------
+
 
 def keras_seen(slurm, home: Path, *options: str, env=None) -> set[str]:
     """Run the Keras 3 Horovod loop with OPTIONS on one node, 2 ranks; what tf.keras was."""

@@ -48,7 +48,11 @@ INVALID = [
     (dict(job_name="x" * 201), "job_name", "200"),
     (dict(environment_variables={"1BAD": "x"}), "environment_variables", "shell variable names"),
     (dict(environment_variables={"TF_CONFIG": "{}"}), "environment_variables['TF_CONFIG']", "set by Slurm or hpctf"),
-    (dict(environment_variables={"SLURM_JOB_ID": "1"}), "environment_variables['SLURM_JOB_ID']", "set by Slurm or hpctf"),
+    (
+        dict(environment_variables={"SLURM_JOB_ID": "1"}),
+        "environment_variables['SLURM_JOB_ID']",
+        "set by Slurm or hpctf",
+    ),
     (dict(sbatch_options={"nodes": 4}), "sbatch_options['nodes']", "node_count"),
     (dict(sbatch_options={"mail type": "END"}), "sbatch_options", "flag names"),
     (dict(sbatch_options={"comment": "a\nb"}), "sbatch_options['comment']", "line breaks"),
@@ -57,12 +61,20 @@ INVALID = [
     (dict(conda_packages=["-c evil"]), "conda_packages", "not an option"),
     (dict(setup=["echo a\necho b"]), "setup", "line breaks"),
     (dict(distributed_backend="mpi", process_count_per_node=4, gpus_per_node=2), "gpus_per_node", ">= 4"),
-    (dict(distributed_backend="ps", node_count=1, worker_count=3, chief=True, gpus_per_node=2), "gpus_per_node", ">= 4"),
+    (
+        dict(distributed_backend="ps", node_count=1, worker_count=3, chief=True, gpus_per_node=2),
+        "gpus_per_node",
+        ">= 4",
+    ),
     (dict(use_gpu=True, gpus_per_node=0), "gpus_per_node", "use_gpu=True"),
     (dict(compute_target="my cluster"), "compute_target", "target name"),
     (dict(arguments=["ok", "nul\x00"]), "arguments", "NUL"),
     (dict(keras="2"), "keras", "'auto'"),
-    (dict(keras="3", environment_variables={"TF_USE_LEGACY_KERAS": "1"}), "environment_variables['TF_USE_LEGACY_KERAS']", "contradicts keras='3'"),
+    (
+        dict(keras="3", environment_variables={"TF_USE_LEGACY_KERAS": "1"}),
+        "environment_variables['TF_USE_LEGACY_KERAS']",
+        "contradicts keras='3'",
+    ),
 ]
 
 
@@ -127,10 +139,31 @@ def test_backend_spelled_none_or_single_means_one_process(make_spec):
 
 def test_script_params_become_arguments(make_spec):
     spec = make_spec(
-        script_params={"--batch-size": 50, "--learning-rate": 0.01, "--amp": True, "--no": False, "--skip": None, "--layers": [1, 2], "--lr2": 1.0},
+        script_params={
+            "--batch-size": 50,
+            "--learning-rate": 0.01,
+            "--amp": True,
+            "--no": False,
+            "--skip": None,
+            "--layers": [1, 2],
+            "--lr2": 1.0,
+        },
         arguments=["--extra", "x y"],
     )
-    assert spec.command_arguments() == ["--batch-size", "50", "--learning-rate", "0.01", "--amp", "--layers", "1", "2", "--lr2", "1.0", "--extra", "x y"]
+    assert spec.command_arguments() == [
+        "--batch-size",
+        "50",
+        "--learning-rate",
+        "0.01",
+        "--amp",
+        "--layers",
+        "1",
+        "2",
+        "--lr2",
+        "1.0",
+        "--extra",
+        "x y",
+    ]
 
 
 def test_spec_is_frozen_and_changes_revalidate(make_spec):

@@ -13,7 +13,9 @@ HPCTF = str(Path(sys.executable).with_name("hpctf"))
 
 
 def all_logs(log_dir: Path, job_id: str) -> str:
-    return "\n".join(f"===== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(log_dir.glob(f"{job_id}_*_log.*")))
+    return "\n".join(
+        f"===== {p.name}\n{p.read_text(errors='replace')}" for p in sorted(log_dir.glob(f"{job_id}_*_log.*"))
+    )
 
 
 def task_log(log_dir: Path, job_id: str, task: int, stream: str = "out") -> str:
@@ -28,10 +30,14 @@ def hpctf_env(slurm, home: Path, **extra: str) -> dict[str, str]:
     return {**env, **slurm.env, "HPCTF_HOME": str(home), **extra}
 
 
-def submit_cli(slurm, home: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> tuple[str, Path]:
+def submit_cli(
+    slurm, home: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+) -> tuple[str, Path]:
     """`hpctf submit --json --wait ARGS`; (job id, log dir). Prints every log if it failed."""
     env = env or hpctf_env(slurm, home)
-    done = subprocess.run([HPCTF, "submit", "--json", "--wait", *args], capture_output=True, text=True, env=env, timeout=timeout)
+    done = subprocess.run(
+        [HPCTF, "submit", "--json", "--wait", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
     assert done.stdout.strip(), f"hpctf submit printed nothing:\n{done.stderr}"
     record = json.loads(done.stdout.splitlines()[0])
     log_dir = Path(record["log_dir"])

@@ -7,4 +7,6 @@ one, write the module (see ``nodelist.py`` for a short example) and list it here
 
 from . import bootstrap, coldstart, environments, growth, nodelist, submit, tracking, training
 
-GROUPS = sorted([submit, coldstart, bootstrap, tracking, nodelist, training, environments, growth], key=lambda m: m.NUMBER)
+GROUPS = sorted(
+    [submit, coldstart, bootstrap, tracking, nodelist, training, environments, growth], key=lambda m: m.NUMBER
+)

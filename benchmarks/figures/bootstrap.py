@@ -87,24 +87,48 @@ def measure(ctx: Context) -> list[Figure]:
     pure = [per_call_us(six_tasks, 200) / 6 for _ in range(ctx.repeats(full=30, quick=5))]
     return [
         Figure(
-            "bootstrap.step_added", "added wall time of a 6-task srun step (3 nodes) with `python -m hpctf.runtime --ps 2 --workers 4`",
-            "ms", added, goal=at_most(50, "ms"),
-            note=(f"step medians: bare {_median(bare_ms):.0f} ms, with hpctf {_median(hpctf_ms):.0f} ms; "
-                  f"TF_CONFIG set in {steps['tf_config_tasks']}/6 tasks; tasks start in parallel, so this is "
-                  "the added latency each task sees (inflated where tasks outnumber cores)"),
+            "bootstrap.step_added",
+            "added wall time of a 6-task srun step (3 nodes) with `python -m hpctf.runtime --ps 2 --workers 4`",
+            "ms",
+            added,
+            goal=at_most(50, "ms"),
+            note=(
+                f"step medians: bare {_median(bare_ms):.0f} ms, with hpctf {_median(hpctf_ms):.0f} ms; "
+                f"TF_CONFIG set in {steps['tf_config_tasks']}/6 tasks; tasks start in parallel, so this is "
+                "the added latency each task sees (inflated where tasks outnumber cores)"
+            ),
             extra={"bare_ms": bare_ms, "hpctf_ms": hpctf_ms, "nodelist": steps["nodelist"]},
         ),
-        Figure("bootstrap.step", "6-task srun step with hpctf bootstrap", "ms", hpctf_ms,
-               baseline="the same step without it (`srun -N3 -n6 python -c pass`)", baseline_samples=bare_ms),
         Figure(
-            "bootstrap.task_added", "added wall time per task, one task at a time (no srun, no CPU sharing)", "ms",
-            [h - b for h, b in zip(t["hpctf"], t["bare"], strict=True)], goal=at_most(50, "ms"),
+            "bootstrap.step",
+            "6-task srun step with hpctf bootstrap",
+            "ms",
+            hpctf_ms,
+            baseline="the same step without it (`srun -N3 -n6 python -c pass`)",
+            baseline_samples=bare_ms,
+        ),
+        Figure(
+            "bootstrap.task_added",
+            "added wall time per task, one task at a time (no srun, no CPU sharing)",
+            "ms",
+            [h - b for h, b in zip(t["hpctf"], t["bare"], strict=True)],
+            goal=at_most(50, "ms"),
             note=f"task medians: bare {_median(t['bare']):.1f} ms, with hpctf {_median(t['hpctf']):.1f} ms",
         ),
-        Figure("bootstrap.task", "`python -m hpctf.runtime --ps 2 --workers 4 -- python -c pass`, serially", "ms", t["hpctf"],
-               baseline="`python -c pass`", baseline_samples=t["bare"]),
-        Figure("bootstrap.task_environment", "`hpctf.runtime.task_environment` for one task of 2 ps + 4 workers, in-process",
-               "µs", pure),
+        Figure(
+            "bootstrap.task",
+            "`python -m hpctf.runtime --ps 2 --workers 4 -- python -c pass`, serially",
+            "ms",
+            t["hpctf"],
+            baseline="`python -c pass`",
+            baseline_samples=t["bare"],
+        ),
+        Figure(
+            "bootstrap.task_environment",
+            "`hpctf.runtime.task_environment` for one task of 2 ps + 4 workers, in-process",
+            "µs",
+            pure,
+        ),
     ]
 
 

@@ -56,8 +56,12 @@ def measure(ctx: Context) -> list[Figure]:
 
     figures = [
         Figure(
-            f"coldstart.{name}", f"`{LABEL[name]}` cold start, fresh process", "ms", t[name],
-            baseline='`python -c "import jinja2"`', baseline_samples=t["jinja2"],
+            f"coldstart.{name}",
+            f"`{LABEL[name]}` cold start, fresh process",
+            "ms",
+            t[name],
+            baseline='`python -c "import jinja2"`',
+            baseline_samples=t["jinja2"],
             ratio_samples=[a / b for a, b in zip(t[name], t["jinja2"], strict=True)],
             goal=ratio_at_most(1.5),
         )
@@ -68,17 +72,26 @@ def measure(ctx: Context) -> list[Figure]:
     for name, args in (("help", ["--help"]), ("render", render_args), ("submit", dry_run)):
         modules = imported_modules(ctx, args, env)
         found = heavy(modules)
-        figures.append(Figure(
-            f"coldstart.{name}.heavy_imports",
-            f"heavy modules imported by `{LABEL[name]}` ({', '.join(HEAVY)})", "modules", [float(len(found))],
-            goal=exactly(0, "modules"),
-            note=("found: " + ", ".join(found)) if found else f"none ({len(modules)} modules imported in all)",
-            extra={"heavy": found, "modules_imported": len(modules)},
-        ))
-    figures.append(Figure(
-        "coldstart.render.no_pyc",
-        "`hpctf render` with PYTHONDONTWRITEBYTECODE=1 (editable install: hpctf recompiled each time)", "ms",
-        t["render_no_pyc"], baseline='`python -c "import jinja2"`', baseline_samples=t["jinja2"],
-        note="informational: how this machine's environment runs it; the figures above use a bytecode cache",
-    ))
+        figures.append(
+            Figure(
+                f"coldstart.{name}.heavy_imports",
+                f"heavy modules imported by `{LABEL[name]}` ({', '.join(HEAVY)})",
+                "modules",
+                [float(len(found))],
+                goal=exactly(0, "modules"),
+                note=("found: " + ", ".join(found)) if found else f"none ({len(modules)} modules imported in all)",
+                extra={"heavy": found, "modules_imported": len(modules)},
+            )
+        )
+    figures.append(
+        Figure(
+            "coldstart.render.no_pyc",
+            "`hpctf render` with PYTHONDONTWRITEBYTECODE=1 (editable install: hpctf recompiled each time)",
+            "ms",
+            t["render_no_pyc"],
+            baseline='`python -c "import jinja2"`',
+            baseline_samples=t["jinja2"],
+            note="informational: how this machine's environment runs it; the figures above use a bytecode cache",
+        )
+    )
     return figures

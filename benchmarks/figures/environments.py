@@ -32,17 +32,28 @@ def measure(ctx: Context) -> list[Figure]:
     for i in range(ctx.repeats(full=3, quick=1)):
         misses.append(wall_ms(ensure(ctx.folder("env-miss", str(i))), env, timeout=600))
     hit_cache = ctx.folder("env-miss", "0")  # built by the first miss
-    rounds = interleave(ctx.repeats(full=30, quick=3), {
-        "hit": lambda: wall_ms(ensure(hit_cache), env),
-        "python": lambda: wall_ms([py, "-c", "pass"], env),
-    })
+    rounds = interleave(
+        ctx.repeats(full=30, quick=3),
+        {
+            "hit": lambda: wall_ms(ensure(hit_cache), env),
+            "python": lambda: wall_ms([py, "-c", "pass"], env),
+        },
+    )
     return [
         Figure(
-            "environments.hit", f"`python -m hpctf.envs ensure --pip {PACKAGE}` on a cache hit (interpreter start included)",
-            "ms", rounds["hit"], baseline="the same command on a cache miss (new environment, pip install from PyPI)",
-            baseline_samples=misses, goal=at_most(2000, "ms"),
+            "environments.hit",
+            f"`python -m hpctf.envs ensure --pip {PACKAGE}` on a cache hit (interpreter start included)",
+            "ms",
+            rounds["hit"],
+            baseline="the same command on a cache miss (new environment, pip install from PyPI)",
+            baseline_samples=misses,
+            goal=at_most(2000, "ms"),
             note=f"`python -c pass` alone: {sorted(rounds['python'])[len(rounds['python']) // 2]:.0f} ms median",
         ),
-        Figure("environments.python", "`python -c pass` (what a job without packages pays for the same start)", "ms",
-               rounds["python"]),
+        Figure(
+            "environments.python",
+            "`python -c pass` (what a job without packages pays for the same start)",
+            "ms",
+            rounds["python"],
+        ),
     ]

@@ -48,9 +48,18 @@ def submits(ctx: Context) -> list[Figure]:
             samples += walls
             batch_totals.append(sum(walls))
         ctx.cancel_jobs()
-        per_job.append(Figure(f"growth.submit.{k}.per_job", f"`hpctf submit` ×{k} back to back: per job", "ms", samples))
-        totals.append(Figure(f"growth.submit.{k}.total", f"`hpctf submit` ×{k} back to back: total", "ms", batch_totals,
-                             note=f"{batches} batch(es)"))
+        per_job.append(
+            Figure(f"growth.submit.{k}.per_job", f"`hpctf submit` ×{k} back to back: per job", "ms", samples)
+        )
+        totals.append(
+            Figure(
+                f"growth.submit.{k}.total",
+                f"`hpctf submit` ×{k} back to back: total",
+                "ms",
+                batch_totals,
+                note=f"{batches} batch(es)",
+            )
+        )
     return with_growth(per_job) + totals
 
 
@@ -63,14 +72,33 @@ def refreshes(ctx: Context) -> list[Figure]:
         home = ctx.folder("homes", f"growth-refresh-{k}")
         registry = add_runs(home, jobs[:k])
         env, _ = counting_env(ctx, home)
-        status.append(Figure(f"growth.status.{k}", f"`hpctf status JOB --json`, {k} tracked job(s) in the registry", "ms",
-                             [wall_ms([ctx.hpctf, "status", "--json", jobs[0]], env) for _ in range(rounds)]))
-        ls.append(Figure(f"growth.ls.{k}", f"`hpctf ls -n 0 --json`, refreshing {k} unfinished job(s)", "ms",
-                         [wall_ms([ctx.hpctf, "ls", "-n", "0", "--json"], env) for _ in range(rounds)]))
+        status.append(
+            Figure(
+                f"growth.status.{k}",
+                f"`hpctf status JOB --json`, {k} tracked job(s) in the registry",
+                "ms",
+                [wall_ms([ctx.hpctf, "status", "--json", jobs[0]], env) for _ in range(rounds)],
+            )
+        )
+        ls.append(
+            Figure(
+                f"growth.ls.{k}",
+                f"`hpctf ls -n 0 --json`, refreshing {k} unfinished job(s)",
+                "ms",
+                [wall_ms([ctx.hpctf, "ls", "-n", "0", "--json"], env) for _ in range(rounds)],
+            )
+        )
         probe = probe_refresh(ctx, env, registry, rounds)
         calls = Stats.of([r["shim_calls"] for r in probe["rounds"]]).median
-        inproc.append(Figure(f"growth.refresh.{k}", f"`hpctf.runs.refresh` of {k} unfinished job(s), in-process", "ms",
-                             [r["ms"] for r in probe["rounds"]], note=f"{calls:g} scheduler call(s) per refresh"))
+        inproc.append(
+            Figure(
+                f"growth.refresh.{k}",
+                f"`hpctf.runs.refresh` of {k} unfinished job(s), in-process",
+                "ms",
+                [r["ms"] for r in probe["rounds"]],
+                note=f"{calls:g} scheduler call(s) per refresh",
+            )
+        )
     return with_growth(status) + with_growth(ls) + with_growth(inproc)
 
 
@@ -84,15 +112,43 @@ def renders(ctx: Context) -> list[Figure]:
     rounds = ctx.repeats(full=20, quick=3)
     inproc, cli = [], []
     for nodes in ctx.sizes([1, 2, 4, 8, 16, 32, 64], [1, 2]):
-        spec = hpctf.TensorFlow(source_directory=str(train.parent), entry_script=train.name, distributed_backend="mpi",
-                                node_count=nodes, process_count_per_node=4)
+        spec = hpctf.TensorFlow(
+            source_directory=str(train.parent),
+            entry_script=train.name,
+            distributed_backend="mpi",
+            node_count=nodes,
+            process_count_per_node=4,
+        )
         paths = JobPaths(workdir=train.parent, log_dir=logs)
         render_script(spec, paths)  # warm-up: compiles the templates once per process
-        inproc.append(Figure(f"growth.render.{nodes}", f"`render_script`, {nodes} node(s) × 4 processes, in-process", "ms",
-                             [per_call_ms(lambda s=spec, p=paths: render_script(s, p), 20) for _ in range(rounds)]))
-        cmd = [ctx.hpctf, "render", "--backend", "mpi", "--nodes", str(nodes), "--procs-per-node", "4",
-               "--log-dir", str(logs), str(train)]
+        inproc.append(
+            Figure(
+                f"growth.render.{nodes}",
+                f"`render_script`, {nodes} node(s) × 4 processes, in-process",
+                "ms",
+                [per_call_ms(lambda s=spec, p=paths: render_script(s, p), 20) for _ in range(rounds)],
+            )
+        )
+        cmd = [
+            ctx.hpctf,
+            "render",
+            "--backend",
+            "mpi",
+            "--nodes",
+            str(nodes),
+            "--procs-per-node",
+            "4",
+            "--log-dir",
+            str(logs),
+            str(train),
+        ]
         wall_ms(cmd, env)  # warm-up
-        cli.append(Figure(f"growth.render_cli.{nodes}", f"`hpctf render`, {nodes} node(s) × 4 processes, fresh process", "ms",
-                          [wall_ms(cmd, env) for _ in range(rounds)]))
+        cli.append(
+            Figure(
+                f"growth.render_cli.{nodes}",
+                f"`hpctf render`, {nodes} node(s) × 4 processes, fresh process",
+                "ms",
+                [wall_ms(cmd, env) for _ in range(rounds)],
+            )
+        )
     return with_growth(inproc) + with_growth(cli)

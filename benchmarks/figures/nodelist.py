@@ -57,12 +57,24 @@ def measure(ctx: Context) -> list[Figure]:
             plain.append(run(scontrol, env)[0] * 1000)
         base = "`scontrol show hostnames` of the same list (subprocess)"
         figures += [
-            Figure(f"nodelist.expand.{count}", f"`expand_nodelist`, {count:,} nodes ({len(nodelist)}-char list), in-process",
-                   "ms", expand, baseline=base, baseline_samples=plain),
-            Figure(f"nodelist.tf_config.{count}",
-                   f"`layout_from_slurm` + `tf_config` (JSON) for one task, {count:,} nodes (1 ps + {count - 1:,} workers)",
-                   "ms", config, baseline=base, baseline_samples=plain,
-                   goal=at_most(100, "ms") if count == 10_000 else None,
-                   note="agrees with scontrol" + (f"; TF_CONFIG is {len(tf_config()):,} bytes" if count == 10_000 else "")),
+            Figure(
+                f"nodelist.expand.{count}",
+                f"`expand_nodelist`, {count:,} nodes ({len(nodelist)}-char list), in-process",
+                "ms",
+                expand,
+                baseline=base,
+                baseline_samples=plain,
+            ),
+            Figure(
+                f"nodelist.tf_config.{count}",
+                f"`layout_from_slurm` + `tf_config` (JSON) for one task, "
+                f"{count:,} nodes (1 ps + {count - 1:,} workers)",
+                "ms",
+                config,
+                baseline=base,
+                baseline_samples=plain,
+                goal=at_most(100, "ms") if count == 10_000 else None,
+                note="agrees with scontrol" + (f"; TF_CONFIG is {len(tf_config()):,} bytes" if count == 10_000 else ""),
+            ),
         ]
     return figures

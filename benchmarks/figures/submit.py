@@ -53,18 +53,27 @@ def measure(ctx: Context) -> list[Figure]:
     floor = [i + s for i, s in zip(t["import"], t["sbatch"], strict=True)]
     return [
         Figure(
-            "submit.wall", "`hpctf submit` of a one-process job, fresh process", "ms", t["hpctf"],
+            "submit.wall",
+            "`hpctf submit` of a one-process job, fresh process",
+            "ms",
+            t["hpctf"],
             baseline='floor: `python -c "import submitit, jinja2"` + raw `sbatch --parsable` of the same script',
             baseline_samples=floor,
             ratio_samples=[h / f for h, f in zip(t["hpctf"], floor, strict=True)],
             goal=ratio_at_most(1.5),
-            note="the floor includes importing submitit; whether submit itself imports it is `coldstart.submit.heavy_imports`",
+            note=(
+                "the floor includes importing submitit; "
+                "whether submit itself imports it is `coldstart.submit.heavy_imports`"
+            ),
         ),
         Figure("submit.sbatch", "raw `sbatch --parsable` of the same script", "ms", t["sbatch"]),
         Figure("submit.imports", '`python -c "import submitit, jinja2"`', "ms", t["import"]),
         Figure(
-            "submit.vs_sbatch", "`hpctf submit` ÷ raw `sbatch` alone", "ms", t["hpctf"],
-            baseline="raw `sbatch --parsable` of the same script", baseline_samples=t["sbatch"],
+            "submit.vs_sbatch",
+            "`hpctf submit` ÷ raw `sbatch` alone",
+            "ms",
+            t["hpctf"],
+            baseline="raw `sbatch --parsable` of the same script",
+            baseline_samples=t["sbatch"],
         ),
     ]
-

@@ -52,12 +52,25 @@ def add_runs(home: Path, job_ids: list[str], state: str = "PENDING") -> Path:
     registry = Registry(home / "registry.sqlite")
     registry._db.execute("BEGIN")  # private, but 10,000 single-row commits would take minutes
     for i, job in enumerate(job_ids):
-        registry.add(RunRecord(
-            job_id=job, target="slurm", name=f"bench-{i}", backend="single", shape="1x1",
-            run_dir=str(home), log_dir=str(logs), command="train.py", submitted=now - 60 + i * 1e-3,
-            state=state, exit_code=0 if finished else None, started=now - 50 if finished else None,
-            ended=now - 10 if finished else None, nodes="node1" if finished else None, spec=spec,
-        ))
+        registry.add(
+            RunRecord(
+                job_id=job,
+                target="slurm",
+                name=f"bench-{i}",
+                backend="single",
+                shape="1x1",
+                run_dir=str(home),
+                log_dir=str(logs),
+                command="train.py",
+                submitted=now - 60 + i * 1e-3,
+                state=state,
+                exit_code=0 if finished else None,
+                started=now - 50 if finished else None,
+                ended=now - 10 if finished else None,
+                nodes="node1" if finished else None,
+                spec=spec,
+            )
+        )
     registry._db.execute("COMMIT")
     registry.close()
     return registry.path
@@ -84,12 +97,17 @@ def count_lines(path: Path) -> int:
 
 def probe_refresh(ctx: Context, env: dict[str, str], registry: Path, rounds: int) -> dict:
     """Run probes/refresh.py in a fresh process; its JSON."""
-    _, done = run([ctx.python, "-m", "benchmarks.probes.refresh", "--registry", str(registry), "--rounds", str(rounds)],
-                  env, timeout=300)
+    _, done = run(
+        [ctx.python, "-m", "benchmarks.probes.refresh", "--registry", str(registry), "--rounds", str(rounds)],
+        env,
+        timeout=300,
+    )
     return json.loads(done.stdout)
 
 
-def cli_calls(ctx: Context, cmd: list[str], env: dict[str, str], calls: Path, rounds: int) -> tuple[list[float], list[float]]:
+def cli_calls(
+    ctx: Context, cmd: list[str], env: dict[str, str], calls: Path, rounds: int
+) -> tuple[list[float], list[float]]:
     """(wall ms, scheduler calls) of each of ``rounds`` runs of ``cmd``."""
     walls, counts = [], []
     for _ in range(rounds):
@@ -123,18 +141,47 @@ def scheduler_calls(ctx: Context) -> list[Figure]:
     one = exactly(1, "call")
     what = f"scheduler calls per refresh of {n} tracked jobs"
     return [
-        Figure("tracking.calls.watcher", f"{what}: submitit `watcher.num_calls`", "calls", [x["watcher_calls"] for x in r], goal=one,
-               note=f"states seen: {result['states']}"),
-        Figure("tracking.calls.subprocess", f"{what}: sacct/squeue launched through `subprocess`", "calls",
-               [x["subprocess_calls"] for x in r], goal=one,
-               note=("other processes started: " + ", ".join(others)) if others else "no other process started"),
-        Figure("tracking.calls.shim", f"{what}: counting sacct/squeue shims first on PATH", "calls",
-               [x["shim_calls"] for x in r], goal=one),
-        Figure("tracking.calls.cli_ls", f"scheduler calls per `hpctf ls -n 0 --json` with {n} unfinished runs (shims)", "calls",
-               ls_calls, goal=one),
-        Figure("tracking.calls.cli_status", "scheduler calls per `hpctf status JOB` (shims)", "calls", st_calls, goal=one),
-        Figure("tracking.refresh", f"`hpctf.runs.refresh` of {n} unfinished runs, in-process (incl. saving them)", "ms",
-               [x["ms"] for x in r], baseline=f"one raw `sacct -j <{n} ids>`", baseline_samples=raw),
+        Figure(
+            "tracking.calls.watcher",
+            f"{what}: submitit `watcher.num_calls`",
+            "calls",
+            [x["watcher_calls"] for x in r],
+            goal=one,
+            note=f"states seen: {result['states']}",
+        ),
+        Figure(
+            "tracking.calls.subprocess",
+            f"{what}: sacct/squeue launched through `subprocess`",
+            "calls",
+            [x["subprocess_calls"] for x in r],
+            goal=one,
+            note=("other processes started: " + ", ".join(others)) if others else "no other process started",
+        ),
+        Figure(
+            "tracking.calls.shim",
+            f"{what}: counting sacct/squeue shims first on PATH",
+            "calls",
+            [x["shim_calls"] for x in r],
+            goal=one,
+        ),
+        Figure(
+            "tracking.calls.cli_ls",
+            f"scheduler calls per `hpctf ls -n 0 --json` with {n} unfinished runs (shims)",
+            "calls",
+            ls_calls,
+            goal=one,
+        ),
+        Figure(
+            "tracking.calls.cli_status", "scheduler calls per `hpctf status JOB` (shims)", "calls", st_calls, goal=one
+        ),
+        Figure(
+            "tracking.refresh",
+            f"`hpctf.runs.refresh` of {n} unfinished runs, in-process (incl. saving them)",
+            "ms",
+            [x["ms"] for x in r],
+            baseline=f"one raw `sacct -j <{n} ids>`",
+            baseline_samples=raw,
+        ),
         Figure("tracking.ls_live", f"`hpctf ls -n 0 --json` with {n} unfinished runs (refreshes them)", "ms", ls_ms),
     ]
 
@@ -158,10 +205,23 @@ def long_history(ctx: Context) -> list[Figure]:
     scheduler = count_lines(calls)
     note = f"prints {printed / 1e6:.1f} MB; {scheduler} scheduler calls in all (every run is finished)"
     return [
-        Figure("tracking.ls_all_json", f"`hpctf ls -n 0 --json` over {n:,} finished runs", "ms", t["json"],
-               baseline="plain Python: sqlite3 SELECT * + json.dumps", baseline_samples=t["plain_json"],
-               goal=at_most(200, "ms"), note=note),
-        Figure("tracking.ls_table", f"`hpctf ls` (newest 50, table) over {n:,} finished runs", "ms", t["table"],
-               baseline="plain Python: sqlite3 SELECT … LIMIT 50 + json.dumps", baseline_samples=t["plain_50"],
-               goal=at_most(200, "ms")),
+        Figure(
+            "tracking.ls_all_json",
+            f"`hpctf ls -n 0 --json` over {n:,} finished runs",
+            "ms",
+            t["json"],
+            baseline="plain Python: sqlite3 SELECT * + json.dumps",
+            baseline_samples=t["plain_json"],
+            goal=at_most(200, "ms"),
+            note=note,
+        ),
+        Figure(
+            "tracking.ls_table",
+            f"`hpctf ls` (newest 50, table) over {n:,} finished runs",
+            "ms",
+            t["table"],
+            baseline="plain Python: sqlite3 SELECT … LIMIT 50 + json.dumps",
+            baseline_samples=t["plain_50"],
+            goal=at_most(200, "ms"),
+        ),
     ]

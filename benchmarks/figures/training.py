@@ -87,7 +87,8 @@ JOB = """#!/bin/bash
 
 # The hand-written alternative to hpctf's ps script, as a user would write it for this one
 # layout. @NAME@ fields are filled in per run; the python path and source folder are quoted.
-HAND_PS = r"""#!/bin/bash
+HAND_PS = (
+    r"""#!/bin/bash
 # The parameter-server example started by hand: a chief, 1 ps and 2 workers on 3 nodes,
 # TF_CONFIG written out for each task. ps and workers never return on their own: each is
 # killed once the chief has left its marker.
@@ -97,7 +98,9 @@ PORT=@PORT@
 DONE=$(mktemp -d @RUN_DIR@/done-XXXXXX)
 mapfile -t host < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
 # srun places 4 tasks on 3 nodes in blocks: tasks 0 and 1 on the first node.
-CLUSTER="{\"chief\":[\"${host[0]}:$PORT\"],\"ps\":[\"${host[0]}:$((PORT + 1))\"],\"worker\":[\"${host[1]}:$((PORT + 2))\",\"${host[2]}:$((PORT + 3))\"]}"
+CLUSTER="{\"chief\":[\"${host[0]}:$PORT\"],\"ps\":[\"${host[0]}:$((PORT + 1))\"],"""
+    # (one line of the script, split in two here for the line length)
+    r"""\"worker\":[\"${host[1]}:$((PORT + 2))\",\"${host[2]}:$((PORT + 3))\"]}"
 export CLUSTER DONE
 cd @SRC@
 srun --ntasks=4 bash -c '
@@ -118,6 +121,7 @@ until [ -e "$DONE/chief" ]; do sleep 0.2; done
 kill "$pid"; wait "$pid" || true
 '
 """
+)
 
 
 def rotation(names: tuple[str, ...], rounds: int) -> list[tuple[int, str]]:
@@ -158,8 +162,10 @@ def mca_flag_note() -> str:
 
 
 def missing_stack(ctx: Context) -> list[str]:
-    code = ("import importlib.util as u; "
-            "print(' '.join(m for m in ('tensorflow', 'horovod', 'sklearn') if u.find_spec(m) is None))")
+    code = (
+        "import importlib.util as u; "
+        "print(' '.join(m for m in ('tensorflow', 'horovod', 'sklearn') if u.find_spec(m) is None))"
+    )
     return run([ctx.python, "-c", code], ctx.env())[1].stdout.split()
 
 
@@ -191,15 +197,35 @@ def horovod_runs(ctx: Context, size: Size) -> list[dict]:
         params = {"--epochs": size.epochs, "--checkpoint-dir": str(run_dir / "checkpoints")}
         launcher, how = variant.split(".")
         if how == "hpctf":
-            spec = hpctf.TensorFlow(source_directory=src, entry_script="train.py", script_params=params, python=py,
-                                    distributed_backend="mpi", node_count=2, process_count_per_node=2, launcher=launcher)
+            spec = hpctf.TensorFlow(
+                source_directory=src,
+                entry_script="train.py",
+                script_params=params,
+                python=py,
+                distributed_backend="mpi",
+                node_count=2,
+                process_count_per_node=2,
+                launcher=launcher,
+            )
             cmd, samples_from = hpctf_run(spec, run_dir)
         else:
             args = [py, "train.py", *(str(w) for kv in params.items() for w in kv)]
-            front = ["mpirun", "-np", "4", "-bind-to", "none", "-map-by", "slot"] if launcher == "mpirun" else ["srun", "--mpi=pmix"]
+            front = (
+                ["mpirun", "-np", "4", "-bind-to", "none", "-map-by", "slot"]
+                if launcher == "mpirun"
+                else ["srun", "--mpi=pmix"]
+            )
             cmd, samples_from = [*front, *args], None
-        runs.append({"variant": variant, "round": rnd, "cmd": cmd, "cwd": str(src), "log": str(run_dir / "launch.log"),
-                     "samples_from": samples_from})
+        runs.append(
+            {
+                "variant": variant,
+                "round": rnd,
+                "cmd": cmd,
+                "cwd": str(src),
+                "log": str(run_dir / "launch.log"),
+                "samples_from": samples_from,
+            }
+        )
     return runs
 
 
@@ -213,21 +239,44 @@ def ps_runs(ctx: Context, size: Size) -> list[dict]:
         run_dir = ctx.folder("training", "ps", f"{variant}-{rnd}")
         port += 10
         if variant == "ps.hpctf":
-            spec = hpctf.TensorFlow(source_directory=src, entry_script="train.py", script_params={"--steps": size.steps},
-                                    python=py, distributed_backend="ps", node_count=3, parameter_server_count=1,
-                                    worker_count=2, chief=True, port_base=port)
+            spec = hpctf.TensorFlow(
+                source_directory=src,
+                entry_script="train.py",
+                script_params={"--steps": size.steps},
+                python=py,
+                distributed_backend="ps",
+                node_count=3,
+                parameter_server_count=1,
+                worker_count=2,
+                chief=True,
+                port_base=port,
+            )
             cmd, samples_from = hpctf_run(spec, run_dir)
         else:
             script = run_dir / "hand.sh"
-            fields = {"@PYTHON@": shlex.quote(py), "@PORT@": str(port), "@RUN_DIR@": shlex.quote(str(run_dir)),
-                      "@SRC@": shlex.quote(str(src)), "@ARGS@": f"--steps {size.steps}"}
+            fields = {
+                "@PYTHON@": shlex.quote(py),
+                "@PORT@": str(port),
+                "@RUN_DIR@": shlex.quote(str(run_dir)),
+                "@SRC@": shlex.quote(str(src)),
+                "@ARGS@": f"--steps {size.steps}",
+            }
             text = HAND_PS
             for key, value in fields.items():
                 text = text.replace(key, value)
             script.write_text(text)
             cmd, samples_from = ["bash", str(script)], None
-        runs.append({"variant": variant, "round": rnd, "cmd": cmd, "cwd": str(src), "log": str(run_dir / "launch.log"),
-                     "samples_from": samples_from, "port_base": port})
+        runs.append(
+            {
+                "variant": variant,
+                "round": rnd,
+                "cmd": cmd,
+                "cwd": str(src),
+                "log": str(run_dir / "launch.log"),
+                "samples_from": samples_from,
+                "port_base": port,
+            }
+        )
     return runs
 
 
@@ -238,15 +287,29 @@ def in_allocation(ctx: Context, name: str, directives: list[str], runs: list[dic
     plan, out, log = folder / "plan.json", folder / "out.json", folder / "job.log"
     py = ctx.python
     warm = ["srun", "--ntasks=1", py, "-m", "hpctf.runtime", "--", py, "-c", "pass" if ctx.quick else imports]
-    plan.write_text(json.dumps({
-        "warmup": {"cmd": warm, "cwd": str(folder), "log": str(folder / "warmup.log")},
-        "runs": runs,
-        "timeout_s": size.run_timeout_s,
-    }, indent=1))
+    plan.write_text(
+        json.dumps(
+            {
+                "warmup": {"cmd": warm, "cwd": str(folder), "log": str(folder / "warmup.log")},
+                "runs": runs,
+                "timeout_s": size.run_timeout_s,
+            },
+            indent=1,
+        )
+    )
     script = folder / "job.sbatch"
     exports = "".join(f"export {k}={v}\n" for k, v in CALM.items()) if oversubscribed() else ""
-    script.write_text(JOB.format(directives="\n".join(f"#SBATCH {d}" for d in directives), minutes=size.job_minutes,
-                                 log=log, exports=exports, python=py, plan=plan, out=out))
+    script.write_text(
+        JOB.format(
+            directives="\n".join(f"#SBATCH {d}" for d in directives),
+            minutes=size.job_minutes,
+            log=log,
+            exports=exports,
+            python=py,
+            plan=plan,
+            out=out,
+        )
+    )
     _, done = run(["sbatch", "--parsable", f"--chdir={REPO}", str(script)], ctx.env())
     job = ctx.track(job_id(done.stdout))
     # Poll rarely: squeue competes with the training for this machine's CPUs.
@@ -277,30 +340,62 @@ def measure(ctx: Context) -> list[Figure]:
         missing = missing_stack(ctx)
         if missing:
             raise BenchError(f"training stack not installed ({', '.join(missing)}): run scripts/install-tf-stack")
-    horovod = in_allocation(ctx, "horovod", ["--nodes=2", "--ntasks-per-node=2"], horovod_runs(ctx, size),
-                            "import tensorflow, horovod.tensorflow, sklearn.model_selection")
-    ps = in_allocation(ctx, "ps", ["--nodes=3", "--ntasks=4"], ps_runs(ctx, size),
-                       "import tensorflow, sklearn.model_selection")
+    horovod = in_allocation(
+        ctx,
+        "horovod",
+        ["--nodes=2", "--ntasks-per-node=2"],
+        horovod_runs(ctx, size),
+        "import tensorflow, horovod.tensorflow, sklearn.model_selection",
+    )
+    ps = in_allocation(
+        ctx, "ps", ["--nodes=3", "--ntasks=4"], ps_runs(ctx, size), "import tensorflow, sklearn.model_selection"
+    )
 
     quick = "quick mode: a stand-in train.py without TensorFlow, the rate is not training; " if ctx.quick else ""
-    cores = (f"both sides with {' '.join(f'{k}={v}' for k, v in CALM.items())} "
-             f"({TRAINING_PROCESSES} processes, {os.cpu_count()} cores on this machine); " if oversubscribed() else "")
+    cores = (
+        f"both sides with {' '.join(f'{k}={v}' for k, v in CALM.items())} "
+        f"({TRAINING_PROCESSES} processes, {os.cpu_count()} cores on this machine); "
+        if oversubscribed()
+        else ""
+    )
     hvd_what = f"Horovod example (`train.py --epochs {size.epochs}`), 2 nodes × 2 processes"
     ps_what = f"parameter-server example (`train.py --steps {size.steps}`), chief + 1 ps + 2 workers on 3 nodes"
     variants = [
-        ("mpirun", horovod, f"{hvd_what}, rank 0's samples/s: hpctf's script, "
-         "`mpirun -np 4 -bind-to none -map-by slot -mca pml ob1 -mca btl ^openib -x … python -m hpctf.runtime --task-logs … -- python train.py`",
-         "hand-written `mpirun -np 4 -bind-to none -map-by slot python train.py`",
-         "hpctf's line also passes `-mca pml ob1 -mca btl ^openib` (Horovod's recommended flags)" + mca_flag_note()
-         + "; and `-x` exports; rank 0 writes to its own log file"),
-        ("srun", horovod, f"{hvd_what}, rank 0's samples/s: hpctf's script, default launcher "
-         "`srun --mpi=pmix --ntasks=4 --distribution=block --kill-on-bad-exit=1 --output=… python -m hpctf.runtime -- python train.py`",
-         "bare `srun --mpi=pmix python train.py`",
-         "hpctf's tasks write to per-task log files (`--output`), the bare step's output goes through srun"),
-        ("ps", ps, f"{ps_what}, the chief's samples/s: hpctf's script, "
-         "`srun --ntasks=4 … python -m hpctf.runtime --ps 1 --workers 2 --chief --port-base P --done-dir D -- python train.py`",
-         "hand-written script: TF_CONFIG per `$SLURM_PROCID` in `srun --ntasks=4 bash -c …`, ps/workers killed after the chief",
-         "every run on its own ports; servers stopped after the chief: by hpctf.runtime's done markers, by hand with a marker file"),
+        (
+            "mpirun",
+            horovod,
+            f"{hvd_what}, rank 0's samples/s: hpctf's script, "
+            "`mpirun -np 4 -bind-to none -map-by slot -mca pml ob1 -mca btl ^openib -x … "
+            "python -m hpctf.runtime --task-logs … -- python train.py`",
+            "hand-written `mpirun -np 4 -bind-to none -map-by slot python train.py`",
+            "hpctf's line also passes `-mca pml ob1 -mca btl ^openib` (Horovod's recommended flags)"
+            + mca_flag_note()
+            + "; and `-x` exports; rank 0 writes to its own log file",
+        ),
+        (
+            "srun",
+            horovod,
+            f"{hvd_what}, rank 0's samples/s: hpctf's script, default launcher "
+            "`srun --mpi=pmix --ntasks=4 --distribution=block --kill-on-bad-exit=1 --output=… "
+            "python -m hpctf.runtime -- python train.py`",
+            "bare `srun --mpi=pmix python train.py`",
+            "hpctf's tasks write to per-task log files (`--output`), the bare step's output goes through srun",
+        ),
+        (
+            "ps",
+            ps,
+            f"{ps_what}, the chief's samples/s: hpctf's script, "
+            "`srun --ntasks=4 … python -m hpctf.runtime --ps 1 --workers 2 --chief --port-base P --done-dir D "
+            "-- python train.py`",
+            (
+                "hand-written script: TF_CONFIG per `$SLURM_PROCID` in `srun --ntasks=4 bash -c …`, "
+                "ps/workers killed after the chief"
+            ),
+            (
+                "every run on its own ports; servers stopped after the chief: by hpctf.runtime's done markers, "
+                "by hand with a marker file"
+            ),
+        ),
     ]
     figures = []
     for name, result, what, baseline, detail in variants:
@@ -308,18 +403,36 @@ def measure(ctx: Context) -> list[Figure]:
         walls, base_walls, wall_ratios = pair(result, name, "wall_s")
         order = [o for o in result["order"] if o.startswith(f"{name}.")]
         figures += [
-            Figure(f"training.{name}", what, "samples/s", rates, baseline=f"{baseline}, same allocation",
-                   baseline_samples=base_rates, ratio_samples=ratios if len(ratios) > 1 else None,
-                   goal=ratio_at_least(GOAL),
-                   note=(f"{quick}rate printed by the example itself, start-up left out; ratio = hpctf ÷ hand-written, "
-                         f"higher is better; {detail}; {cores}runs alternate in one allocation ({result['nodelist']}), "
-                         f"order {', '.join(order)}"),
-                   extra={"runs": [r for r in result["runs"] if r["variant"].startswith(f"{name}.")],
-                          "warmup_s": result["warmup_s"], "environment": CALM if oversubscribed() else {}}),
-            Figure(f"training.{name}.wall", f"the same launches, wall time ({name}): start-up, training, evaluation, shut-down",
-                   "s", walls, baseline=baseline, baseline_samples=base_walls,
-                   ratio_samples=wall_ratios if len(wall_ratios) > 1 else None,
-                   note=f"{quick}hpctf {_median(walls):.1f} s vs hand-written {_median(base_walls):.1f} s per launch"),
+            Figure(
+                f"training.{name}",
+                what,
+                "samples/s",
+                rates,
+                baseline=f"{baseline}, same allocation",
+                baseline_samples=base_rates,
+                ratio_samples=ratios if len(ratios) > 1 else None,
+                goal=ratio_at_least(GOAL),
+                note=(
+                    f"{quick}rate printed by the example itself, start-up left out; ratio = hpctf ÷ hand-written, "
+                    f"higher is better; {detail}; {cores}runs alternate in one allocation ({result['nodelist']}), "
+                    f"order {', '.join(order)}"
+                ),
+                extra={
+                    "runs": [r for r in result["runs"] if r["variant"].startswith(f"{name}.")],
+                    "warmup_s": result["warmup_s"],
+                    "environment": CALM if oversubscribed() else {},
+                },
+            ),
+            Figure(
+                f"training.{name}.wall",
+                f"the same launches, wall time ({name}): start-up, training, evaluation, shut-down",
+                "s",
+                walls,
+                baseline=baseline,
+                baseline_samples=base_walls,
+                ratio_samples=wall_ratios if len(wall_ratios) > 1 else None,
+                note=f"{quick}hpctf {_median(walls):.1f} s vs hand-written {_median(base_walls):.1f} s per launch",
+            ),
         ]
     return figures
 

@@ -55,13 +55,15 @@ def main() -> None:
         refresh(registry, records)
         ms = (time.perf_counter() - t0) * 1000
         new = spawned[spawned0:]
-        rounds.append({
-            "ms": ms,
-            "watcher_calls": SlurmRun.watcher.num_calls - watcher0,
-            "subprocess_calls": sum(name in SCHEDULER for name in new),
-            "other_processes": [name for name in new if name not in SCHEDULER],
-            "shim_calls": shim_calls() - shim0,
-        })
+        rounds.append(
+            {
+                "ms": ms,
+                "watcher_calls": SlurmRun.watcher.num_calls - watcher0,
+                "subprocess_calls": sum(name in SCHEDULER for name in new),
+                "other_processes": [name for name in new if name not in SCHEDULER],
+                "shim_calls": shim_calls() - shim0,
+            }
+        )
     print(json.dumps({"records": len(records), "rounds": rounds, "states": Counter(r.state for r in records)}))
 
 

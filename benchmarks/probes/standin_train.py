@@ -42,7 +42,9 @@ def main() -> None:
                 signal.pause()  # until SIGTERM, like a TensorFlow server
         print(work(args.steps), flush=True)
         return
-    rank = next((os.environ[v] for v in ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID") if os.environ.get(v)), "0")
+    rank = next(
+        (os.environ[v] for v in ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID") if os.environ.get(v)), "0"
+    )
     line = work(args.epochs * 10)
     if rank == "0":
         print(line, flush=True)

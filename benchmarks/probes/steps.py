@@ -39,7 +39,7 @@ def main() -> None:
     timed(bare), timed(hpctf)  # warm-up
     samples: dict[str, list[float]] = {"bare": [], "hpctf": []}
     for i in range(args.rounds):
-        for name in (("bare", "hpctf") if i % 2 == 0 else ("hpctf", "bare")):
+        for name in ("bare", "hpctf") if i % 2 == 0 else ("hpctf", "bare"):
             samples[name].append(timed(bare if name == "bare" else hpctf))
     with open(args.out, "w") as f:
         json.dump({**samples, "tf_config_tasks": tf_configs, "nodelist": os.environ.get("SLURM_JOB_NODELIST")}, f)

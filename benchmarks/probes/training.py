@@ -76,7 +76,13 @@ def main() -> None:
         wall, code = launch(run["cmd"], run["cwd"], run["log"], plan["timeout_s"])
         files = sorted(glob.glob(run["samples_from"])) if run["samples_from"] else [run["log"]]
         text = "".join(read(p) for p in files)
-        entry = {"variant": run["variant"], "round": run["round"], "wall_s": wall, "exit": code, "samples_per_s": rate(text)}
+        entry = {
+            "variant": run["variant"],
+            "round": run["round"],
+            "wall_s": wall,
+            "exit": code,
+            "samples_per_s": rate(text),
+        }
         result["runs"].append(entry)
         if code != 0 or entry["samples_per_s"] is None:
             why = "ran past its time limit" if code is None else f"exited {code}" if code else "printed no samples/s"

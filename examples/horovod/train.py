@@ -36,11 +36,13 @@ def load_data():
 
 
 def build_model() -> tf.keras.Model:
-    return tf.keras.Sequential([
-        tf.keras.Input(shape=(64,)),
-        tf.keras.layers.Dense(128, activation="relu"),
-        tf.keras.layers.Dense(10),
-    ])
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(64,)),
+            tf.keras.layers.Dense(128, activation="relu"),
+            tf.keras.layers.Dense(10),
+        ]
+    )
 
 
 def use_one_gpu() -> None:
@@ -86,7 +88,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="per process")
     parser.add_argument("--learning-rate", type=float, default=0.001, help="for one process")
     parser.add_argument("--checkpoint-dir", default="checkpoints", help="relative to the run's working folder")
-    parser.add_argument("--checkpoint-every", type=int, default=0, help="epochs between checkpoints (0: at the end and when told to stop)")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        help="epochs between checkpoints (0: at the end and when told to stop)",
+    )
     parser.add_argument("--step-delay", type=float, default=0.0, help="seconds to sleep after each step")
     args = parser.parse_args()
     install()  # from here on, a stop request (SIGUSR1) is noted, not fatal
@@ -125,7 +132,10 @@ def main() -> None:
     manager = tf.train.CheckpointManager(checkpoint, args.checkpoint_dir, max_to_keep=2, checkpoint_name="digits")
     if rank == 0 and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"resuming from step {int(global_step.numpy())} (restart {restart_count()}): {manager.latest_checkpoint}", flush=True)
+        print(
+            f"resuming from step {int(global_step.numpy())} (restart {restart_count()}): {manager.latest_checkpoint}",
+            flush=True,
+        )
 
     broadcast_from_rank_0(model.variables + optimizer.variables + [global_step])
 
@@ -135,7 +145,11 @@ def main() -> None:
             print(f"checkpoint {why} at step {int(global_step.numpy())}: {path}", flush=True)
         hvd.allreduce(tf.constant(0.0), name="saved")  # the others wait for rank 0's write
 
-    dataset = tf.data.Dataset.from_tensor_slices((x_shard, y_shard)).shuffle(len(x_shard), seed=rank).batch(args.batch_size, drop_remainder=True)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x_shard, y_shard))
+        .shuffle(len(x_shard), seed=rank)
+        .batch(args.batch_size, drop_remainder=True)
+    )
     first_step = int(global_step.numpy())
     first_epoch = min(first_step // steps, args.epochs)
     start = None
@@ -151,7 +165,11 @@ def main() -> None:
             if stop_requested(check_stop):
                 save("saved")
                 if rank == 0:
-                    print(f"stopped at step {int(global_step.numpy())}: the job resumes from the checkpoint when it runs again", flush=True)
+                    print(
+                        f"stopped at step {int(global_step.numpy())}: "
+                        "the job resumes from the checkpoint when it runs again",
+                        flush=True,
+                    )
                 sys.exit(0)
         if rank == 0 and (epoch + 1) % 5 == 0:
             print(f"epoch {epoch + 1}/{args.epochs} loss={float(loss):.4f}", flush=True)

@@ -1,6 +1,6 @@
 """The multi-worker example: 2 workers on 2 nodes, no parameter servers.
 
-    python examples/multi_worker/estimator.py
+python examples/multi_worker/estimator.py
 """
 
 from pathlib import Path

@@ -24,11 +24,13 @@ def load_data():
 
 
 def build_model() -> tf.keras.Model:
-    return tf.keras.Sequential([
-        tf.keras.Input(shape=(64,)),
-        tf.keras.layers.Dense(128, activation="relu"),
-        tf.keras.layers.Dense(10),
-    ])
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(64,)),
+            tf.keras.layers.Dense(128, activation="relu"),
+            tf.keras.layers.Dense(10),
+        ]
+    )
 
 
 def main() -> None:
@@ -46,7 +48,11 @@ def main() -> None:
 
     x_train, x_test, y_train, y_test = load_data()
     global_batch = args.batch_size * workers
-    dataset = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=0).batch(global_batch, drop_remainder=True)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=0)
+        .batch(global_batch, drop_remainder=True)
+    )
     dist_dataset = strategy.experimental_distribute_dataset(dataset)  # shards by worker
 
     with strategy.scope():

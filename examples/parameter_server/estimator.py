@@ -1,6 +1,6 @@
 """The parameter-server example: 1 ps + 2 workers + a chief on 3 nodes.
 
-    python examples/parameter_server/estimator.py
+python examples/parameter_server/estimator.py
 """
 
 from pathlib import Path

@@ -28,11 +28,13 @@ def load_data():
 
 
 def build_model() -> tf.keras.Model:
-    return tf.keras.Sequential([
-        tf.keras.Input(shape=(64,)),
-        tf.keras.layers.Dense(128, activation="relu"),
-        tf.keras.layers.Dense(10),
-    ])
+    return tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(64,)),
+            tf.keras.layers.Dense(128, activation="relu"),
+            tf.keras.layers.Dense(10),
+        ]
+    )
 
 
 class CheckpointOnRequest(tf.keras.callbacks.Callback):
@@ -70,7 +72,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=0.003)
     parser.add_argument("--checkpoint-dir", default="checkpoints", help="relative to the run's working folder")
-    parser.add_argument("--checkpoint-every", type=int, default=5, help="epochs between checkpoints (0: only when told to stop)")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=5, help="epochs between checkpoints (0: only when told to stop)"
+    )
     parser.add_argument("--step-delay", type=float, default=0.0, help="seconds to sleep after each step")
     args = parser.parse_args()
     install()  # from here on, a stop request (SIGUSR1 from the job script) is noted, not fatal
@@ -95,19 +99,30 @@ def main() -> None:
         step = int(optimizer.iterations.numpy())
         # Keras fit resumes at an epoch boundary: a partial epoch is trained again.
         initial_epoch = min(step // steps_per_epoch, args.epochs)
-        print(f"resuming from step {step} (epoch {initial_epoch + 1}, restart {restart_count()}): {manager.latest_checkpoint}", flush=True)
+        print(
+            f"resuming from step {step} (epoch {initial_epoch + 1}, restart {restart_count()}): "
+            f"{manager.latest_checkpoint}",
+            flush=True,
+        )
     else:
         print(f"starting from step 0 (restart {restart_count()})", flush=True)
 
     callback = CheckpointOnRequest(manager, args.checkpoint_every, args.step_delay)
     start = time.perf_counter()
     model.fit(
-        x_train, y_train, epochs=args.epochs, initial_epoch=initial_epoch,
-        batch_size=args.batch_size, verbose=2, callbacks=[callback],
+        x_train,
+        y_train,
+        epochs=args.epochs,
+        initial_epoch=initial_epoch,
+        batch_size=args.batch_size,
+        verbose=2,
+        callbacks=[callback],
     )
     seconds = time.perf_counter() - start
     if callback.stopped_at is not None:
-        print(f"stopped at step {callback.stopped_at}: the job resumes from the checkpoint when it runs again", flush=True)
+        print(
+            f"stopped at step {callback.stopped_at}: the job resumes from the checkpoint when it runs again", flush=True
+        )
         sys.exit(0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(f"samples/s={len(x_train) * (args.epochs - initial_epoch) / seconds:.0f}")

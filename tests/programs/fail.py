@@ -1,4 +1,5 @@
 """Exits with the code given (default 3) after a line of output."""
+
 import sys
 
 code = int(sys.argv[1]) if len(sys.argv) > 1 else 3

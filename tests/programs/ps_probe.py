@@ -6,6 +6,7 @@ reach every worker, all tasks have reported. ps and workers then serve forever, 
 tf.distribute.Server.join(); hpctf stops them when the chief is done. Without a chief the
 workers drive: they report, keep listening for PROBE_HOLD_S seconds (0), and exit.
 """
+
 import json
 import os
 import socket
@@ -47,11 +48,21 @@ if role == "chief":
 
 drives = role == "chief" or (role == "worker" and "chief" not in cluster)
 hold = float(os.environ.get("PROBE_HOLD_S", "0")) if drives else 0.0
-print("PROBE " + json.dumps({
-    "tf_config": config, "host": socket.gethostname(), "listening": address,
-    "connected": connected, "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
-    "listening_from": listening_since, "listening_until": listening_since + hold,
-}), flush=True)
+print(
+    "PROBE "
+    + json.dumps(
+        {
+            "tf_config": config,
+            "host": socket.gethostname(),
+            "listening": address,
+            "connected": connected,
+            "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "listening_from": listening_since,
+            "listening_until": listening_since + hold,
+        }
+    ),
+    flush=True,
+)
 
 if drives:
     time.sleep(hold)

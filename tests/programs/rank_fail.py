@@ -1,4 +1,5 @@
 """Rank 1 exits with 3 at once; every other rank hangs (until it is stopped)."""
+
 import os
 import sys
 import time

@@ -18,7 +18,9 @@ from hpctf.runtime import install, restart_count, should_checkpoint
 
 path, steps, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 listen = "--no-install" not in sys.argv
-finish_after = int(sys.argv[sys.argv.index("--finish-after-restart") + 1]) if "--finish-after-restart" in sys.argv else None
+finish_after = (
+    int(sys.argv[sys.argv.index("--finish-after-restart") + 1]) if "--finish-after-restart" in sys.argv else None
+)
 if listen:
     install()
 

@@ -1,4 +1,5 @@
 """Waits, then prints what its own code snapshot holds (the test edits the source meanwhile)."""
+
 import pathlib
 import sys
 import time

@@ -5,6 +5,7 @@ In a parameter-server job it behaves like TensorFlow's tasks: servers (ps, and w
 when there is a chief) serve until stopped, as ``tf.distribute.Server.join()`` does; the
 tasks that drive training start once every server is up, and then end.
 """
+
 import glob
 import json
 import os

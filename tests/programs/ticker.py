@@ -1,4 +1,5 @@
 """Prints N numbered lines, one every DELAY seconds, then a closing line."""
+
 import sys
 import time
 

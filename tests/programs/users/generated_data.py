@@ -10,5 +10,5 @@ def images(count, seed):
     pictures = rng.integers(0, 90, size=(count, 14, 14)).astype(np.uint8)
     for picture, label in zip(pictures, labels):
         row, col = divmod(int(label), 5)
-        picture[row * 7:row * 7 + 7, col * 2 + 2:col * 2 + 4] += 160
+        picture[row * 7 : row * 7 + 7, col * 2 + 2 : col * 2 + 4] += 160
     return pictures, labels.astype(np.uint8)

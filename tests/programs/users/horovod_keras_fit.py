@@ -21,11 +21,11 @@ def main():
     hvd.init()
 
     # Horovod: pin GPU to be used to process local rank (one GPU per process)
-    gpus = tf.config.experimental.list_physical_devices('GPU')
+    gpus = tf.config.experimental.list_physical_devices("GPU")
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
     if gpus:
-        tf.config.experimental.set_visible_devices(gpus[hvd.local_rank()], 'GPU')
+        tf.config.experimental.set_visible_devices(gpus[hvd.local_rank()], "GPU")
 
     images, labels = generated_data.images(4096, seed=hvd.rank())
     dataset = tf.data.Dataset.from_tensor_slices(
@@ -33,19 +33,21 @@ def main():
     )
     dataset = dataset.repeat().shuffle(4096).batch(64)
 
-    model = tf.keras.Sequential([
-        tf.keras.layers.Conv2D(8, [3, 3], activation='relu'),
-        tf.keras.layers.MaxPooling2D(pool_size=(2, 2)),
-        tf.keras.layers.Dropout(0.25),
-        tf.keras.layers.Flatten(),
-        tf.keras.layers.Dense(32, activation='relu'),
-        tf.keras.layers.Dense(10, activation='softmax'),
-    ])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.layers.Conv2D(8, [3, 3], activation="relu"),
+            tf.keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            tf.keras.layers.Dropout(0.25),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(32, activation="relu"),
+            tf.keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
 
     # Horovod: adjust learning rate based on number of workers. Users of Keras 2.11 -
     # 2.15 often wrap the legacy optimizers instead (Horovod's examples did for a while).
     scaled_lr = 0.002 * hvd.size()
-    if sys.argv[1:] == ['--legacy-optimizers']:
+    if sys.argv[1:] == ["--legacy-optimizers"]:
         opt = tf.keras.optimizers.legacy.Adam(scaled_lr)
     else:
         opt = tf.optimizers.Adam(scaled_lr)
@@ -55,8 +57,12 @@ def main():
 
     # Horovod: `experimental_run_tf_function=False` makes TensorFlow use the
     # DistributedOptimizer to compute gradients.
-    model.compile(loss=tf.losses.SparseCategoricalCrossentropy(), optimizer=opt,
-                  metrics=['accuracy'], experimental_run_tf_function=False)
+    model.compile(
+        loss=tf.losses.SparseCategoricalCrossentropy(),
+        optimizer=opt,
+        metrics=["accuracy"],
+        experimental_run_tf_function=False,
+    )
 
     callbacks = [
         hvd.callbacks.BroadcastGlobalVariablesCallback(0),
@@ -65,7 +71,7 @@ def main():
     ]
     # Horovod: save checkpoints only on worker 0.
     if hvd.rank() == 0:
-        callbacks.append(tf.keras.callbacks.ModelCheckpoint('./checkpoint-{epoch}.h5'))
+        callbacks.append(tf.keras.callbacks.ModelCheckpoint("./checkpoint-{epoch}.h5"))
 
     verbose = 2 if hvd.rank() == 0 else 0
     history = model.fit(dataset, steps_per_epoch=256 // hvd.size(), callbacks=callbacks, epochs=4, verbose=verbose)
@@ -74,5 +80,5 @@ def main():
         print(f"final accuracy {history.history['accuracy'][-1]:.3f}", flush=True)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

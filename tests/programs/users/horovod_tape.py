@@ -19,11 +19,11 @@ def main():
     hvd.init()
 
     # Horovod: pin GPU to be used to process local rank (one GPU per process)
-    gpus = tf.config.experimental.list_physical_devices('GPU')
+    gpus = tf.config.experimental.list_physical_devices("GPU")
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
     if gpus:
-        tf.config.experimental.set_visible_devices(gpus[hvd.local_rank()], 'GPU')
+        tf.config.experimental.set_visible_devices(gpus[hvd.local_rank()], "GPU")
 
     images, labels = generated_data.images(4096, seed=hvd.rank())
     dataset = tf.data.Dataset.from_tensor_slices(
@@ -31,19 +31,21 @@ def main():
     )
     dataset = dataset.repeat().shuffle(4096).batch(64)
 
-    model = tf.keras.Sequential([
-        tf.keras.layers.Conv2D(8, [3, 3], activation='relu'),
-        tf.keras.layers.MaxPooling2D(pool_size=(2, 2)),
-        tf.keras.layers.Flatten(),
-        tf.keras.layers.Dense(32, activation='relu'),
-        tf.keras.layers.Dense(10, activation='softmax'),
-    ])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.layers.Conv2D(8, [3, 3], activation="relu"),
+            tf.keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(32, activation="relu"),
+            tf.keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     loss = tf.losses.SparseCategoricalCrossentropy()
 
     # Horovod: adjust learning rate based on number of workers.
     opt = tf.optimizers.Adam(0.002 * hvd.size())
 
-    checkpoint_dir = './checkpoints'
+    checkpoint_dir = "./checkpoints"
     checkpoint = tf.train.Checkpoint(model=model, optimizer=opt)
 
     @tf.function
@@ -71,12 +73,12 @@ def main():
         loss_value = training_step(images, labels, batch == 0)
 
         if batch % 10 == 0 and hvd.local_rank() == 0:
-            print('Step #%d\tLoss: %.6f' % (batch, loss_value), flush=True)
+            print("Step #%d\tLoss: %.6f" % (batch, loss_value), flush=True)
 
     # Horovod: save checkpoints only on worker 0.
     if hvd.rank() == 0:
-        print('checkpoint', checkpoint.save(checkpoint_dir), flush=True)
+        print("checkpoint", checkpoint.save(checkpoint_dir), flush=True)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

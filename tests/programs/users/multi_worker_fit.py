@@ -24,24 +24,27 @@ def generated_dataset(batch_size):
 
 
 def build_and_compile_model():
-    model = tf.keras.Sequential([
-        tf.keras.layers.InputLayer(input_shape=(28, 28)),
-        tf.keras.layers.Reshape(target_shape=(28, 28, 1)),
-        tf.keras.layers.Conv2D(8, 3, activation='relu'),
-        tf.keras.layers.Flatten(),
-        tf.keras.layers.Dense(32, activation='relu'),
-        tf.keras.layers.Dense(10),
-    ])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.layers.InputLayer(input_shape=(28, 28)),
+            tf.keras.layers.Reshape(target_shape=(28, 28, 1)),
+            tf.keras.layers.Conv2D(8, 3, activation="relu"),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(32, activation="relu"),
+            tf.keras.layers.Dense(10),
+        ]
+    )
     model.compile(
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         optimizer=tf.keras.optimizers.SGD(learning_rate=0.01),
-        metrics=['accuracy'])
+        metrics=["accuracy"],
+    )
     return model
 
 
 per_worker_batch_size = 32
-tf_config = json.loads(os.environ['TF_CONFIG'])
-num_workers = len(tf_config['cluster']['worker'])
+tf_config = json.loads(os.environ["TF_CONFIG"])
+num_workers = len(tf_config["cluster"]["worker"])
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
@@ -53,4 +56,7 @@ with strategy.scope():
     model = build_and_compile_model()
 
 history = model.fit(dataset, epochs=3, steps_per_epoch=40, verbose=2)
-print(f"worker {tf_config['task']['index']} of {num_workers}: final accuracy {history.history['accuracy'][-1]:.3f}", flush=True)
+print(
+    f"worker {tf_config['task']['index']} of {num_workers}: final accuracy {history.history['accuracy'][-1]:.3f}",
+    flush=True,
+)

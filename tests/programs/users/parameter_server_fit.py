@@ -23,13 +23,15 @@ if cluster_resolver.task_type in ("worker", "ps"):
         job_name=cluster_resolver.task_type,
         task_index=cluster_resolver.task_id,
         protocol=cluster_resolver.rpc_layer or "grpc",
-        start=True)
+        start=True,
+    )
     server.join()
 
 os.environ["GRPC_FAIL_FAST"] = "use_caller"
 num_ps = len(cluster_resolver.cluster_spec().as_dict().get("ps", []))
 variable_partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
-    min_shard_bytes=(256 << 10), max_shards=num_ps)
+    min_shard_bytes=(256 << 10), max_shards=num_ps
+)
 strategy = tf.distribute.ParameterServerStrategy(cluster_resolver, variable_partitioner=variable_partitioner)
 
 x = tf.random.uniform((256, 10))

@@ -23,7 +23,8 @@ if cluster_resolver.task_type in ("worker", "ps"):
         job_name=cluster_resolver.task_type,
         task_index=cluster_resolver.task_id,
         protocol=cluster_resolver.rpc_layer or "grpc",
-        start=True)
+        start=True,
+    )
     server.join()
 
 os.environ["GRPC_FAIL_FAST"] = "use_caller"
@@ -31,7 +32,9 @@ num_ps = len(cluster_resolver.cluster_spec().as_dict().get("ps", []))
 strategy = tf.distribute.ParameterServerStrategy(
     cluster_resolver,
     variable_partitioner=tf.distribute.experimental.partitioners.MinSizePartitioner(
-        min_shard_bytes=(256 << 10), max_shards=num_ps))
+        min_shard_bytes=(256 << 10), max_shards=num_ps
+    ),
+)
 
 words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"]
 with strategy.scope():
@@ -65,7 +68,9 @@ def step_fn(iterator):
     def replica_fn(batch, labels):
         with tf.GradientTape() as tape:
             predictions = model(batch, training=True)
-            per_example = tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.NONE)(labels, predictions)
+            per_example = tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.NONE)(
+                labels, predictions
+            )
             loss = tf.nn.compute_average_loss(per_example)
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
