@@ -272,18 +272,30 @@ def start_tasks(
     return max((128 - c.returncode if c.returncode < 0 else c.returncode) for c in children)
 
 
-# What `srun --help` says where the Pyxis plugin is installed (job scripts look for it).
+# The end of what `srun --help` says where the Pyxis plugin is installed (job scripts
+# look for it). Slurm's srun writes its help in several writes, and a reader that stops
+# at the match gets srun killed by SIGPIPE: the stand-in writes line by line, slowly
+# after the match, so that such a reader fails every time.
 PYXIS_HELP = """\
 Options provided by plugins:
       --container-image=[USER@][REGISTRY#]IMAGE[:TAG]|PATH
                               [pyxis] the image to use for the container
+      --container-mounts=SRC:DST[:FLAGS][,SRC:DST...]
+                              [pyxis] bind mount[s] inside the container
 """
+
+
+def srun_help() -> int:
+    for line in PYXIS_HELP.splitlines():
+        print(line, flush=True)
+        if "--container-image" in line:
+            time.sleep(0.2)
+    return 0
 
 
 def srun(argv: list[str]) -> int:
     if argv == ["--help"]:
-        print(PYXIS_HELP)
-        return 0
+        return srun_help()
     options, command = split_options(argv, with_value={"n", "N"})
     ntasks = int(last(options, "ntasks", "n", default=os.environ["SLURM_NTASKS"]))
     hosts = step_hosts(ntasks)
