@@ -256,9 +256,19 @@ def test_follow_logs_while_running(slurm, home, project):
     assert status_json(slurm, home, job_id)["state"] == "COMPLETED"
 
 
+def wait_log(slurm, home, job_id: str, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in (out := cli(slurm, home, "logs", job_id).stdout):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} never wrote {text!r}: {out[-500:]!r}")
+        time.sleep(0.5)
+
+
 def test_cancel_a_running_job(slurm, home, project):
     job_id = submit_json(slurm, home, str(project / "ticker.py"), "600", "1")["job_id"]
-    wait_state(slurm, home, job_id, {"RUNNING"})
+    # RUNNING comes before the task's Python has started: wait for its first line, so the
+    # cancel stops a program that runs (and the log shows it did).
+    wait_log(slurm, home, job_id, "tick 0")
     done = cli(slurm, home, "cancel", job_id)
     assert done.returncode == 0 and f"cancelled job {job_id}" in done.stdout, done.stderr
     info = wait_state(slurm, home, job_id, {"CANCELLED"}, timeout=60)
