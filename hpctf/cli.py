@@ -660,7 +660,12 @@ def doctor(as_json: bool, timeout: float, other_launcher: bool, **options: Any) 
         spec = spec_from_options(options)
         say = None if as_json else (lambda message: click.echo(f"hpctf doctor: {message}", err=True))
         result = preflight.run(
-            spec, template_dirs=_template_dirs(options), other_launcher=other_launcher, timeout_s=timeout, progress=say
+            spec,
+            template_dirs=_template_dirs(options),
+            other_launcher=other_launcher,
+            timeout_s=timeout,
+            progress=say,
+            source=source,
         )
     click.echo(json.dumps(result.to_dict()) if as_json else preflight.format_report(result), nl=as_json)
     sys.exit(0 if result.ok else 1)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import hpctf
 from hpctf import doctor
 from hpctf.doctor import FAIL, PASS, SKIP, WARN, Check, JobResult, Shape
 from hpctf.local import free_port_base
@@ -208,7 +209,7 @@ def python_without_tensorflow(tmp_path) -> Path:
     extra.mkdir()
     hostlist = Path(sysconfig.get_paths()["purelib"]) / "hostlist.py"
     (extra / "hostlist.py").write_text(hostlist.read_text())
-    (Path(purelib) / "hpctf-source.pth").write_text(f"{Path(doctor.__file__).parent.parent}\n{extra}\n")
+    (Path(purelib) / "hpctf-source.pth").write_text(f"{Path(hpctf.__file__).parent.parent}\n{extra}\n")
     tmp_path.chmod(0o755)
     return python
 
