@@ -366,7 +366,7 @@ def submit(wait: bool, as_json: bool, dry_run: bool, snapshot_limit_mb: float | 
     if as_json:
         click.echo(json.dumps(record.to_dict()))
     else:
-        where = " on this machine" if record.target == "local" else ""
+        where = " on this machine" if _executor(record).runs_here else ""
         click.echo(f"Submitted job {record.job_id}{where} ({record.name}: {record.backend}, {record.shape})")
         click.echo(f"  run dir  {record.run_dir}")
         click.echo(f"  follow   hpctf logs {record.job_id} --follow")
@@ -394,10 +394,12 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
     from rich.console import Console
 
     from .registry import Registry
+    from .runpaths import RunPaths
     from .runs import follow, log_path, refresh
     from .states import JobState
 
-    registry = Registry(Path(record.run_dir).parent.parent / "registry.sqlite")
+    registry = Registry(RunPaths.of(record).registry)
+    polls_queue = _executor(record).polls_queue
     console = Console(stderr=True)
 
     def current() -> JobState:
@@ -411,7 +413,7 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
         while True:
             # While squeue says the job is pending, it is the one scheduler call per
             # refresh (it gives Slurm's reason too), every few seconds; then the usual refresh.
-            if record.target != "local" and time.monotonic() - asked >= PENDING_POLL_S:
+            if polls_queue and time.monotonic() - asked >= PENDING_POLL_S:
                 queued, asked = _pending(record), time.monotonic()
             now = queued
             if now is None:
@@ -446,9 +448,8 @@ def _pending(record) -> tuple[str, str | None, float | None] | None:
     """("pending", Slurm's reason, expected start) from one squeue call; None once squeue
     no longer says the job is pending (or does not answer)."""
     from .states import JobState
-    from .tracking import queue_info
 
-    info = (queue_info([record.job_id]) or {}).get(record.job_id)
+    info = _executor(record).pending(record)
     if info is None or info.state is not JobState.PENDING:
         return None
     return "pending", info.reason, info.expected_start
@@ -462,6 +463,13 @@ def _pending_text(job_id: str, state: str, reason: str | None, expected_start: f
         when = time.strftime("%H:%M:%S" if wait_s < 86400 else "%Y-%m-%d %H:%M", time.localtime(expected_start))
         message += f", expected to start at {when} (in {_duration(wait_s)})"
     return message
+
+
+def _executor(record):
+    """The executor that runs ``record`` (Slurm, this machine, ...)."""
+    from . import executors
+
+    return executors.for_record(record)
 
 
 def _open_registry():
@@ -524,7 +532,7 @@ def _restarts_row(record) -> str | None:
     if not restarts and not spec.get("requeue"):
         return None
     text = f"{restarts} ({restarts + 1} attempt{'s' if restarts else ''}"
-    if spec.get("requeue") and record.target != "local":
+    if spec.get("requeue") and _executor(record).can_requeue:
         from .spec import DEFAULT_MAX_RESTARTS
 
         limit = spec.get("max_restarts")

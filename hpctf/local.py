@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from .errors import HpctfError
+from .runpaths import log_file
 
 PID_FILE = "local.pid"
 
@@ -46,6 +47,8 @@ def _port_free(port: int) -> bool:
 
 def job_environment(job_id: str, name: str, ntasks: int, run_dir: Path) -> dict[str, str]:
     """What Slurm's batch step would see in a one-node allocation, plus the srun stand-in."""
+    from .executors.local import LocalExecutor
+
     shim_dir = run_dir / ".bin"
     shim_dir.mkdir(exist_ok=True)
     shim = shim_dir / "srun"
@@ -62,7 +65,7 @@ def job_environment(job_id: str, name: str, ntasks: int, run_dir: Path) -> dict[
         "SLURM_NTASKS": str(ntasks),
         "SLURM_TASKS_PER_NODE": str(ntasks),
         "SLURM_SUBMIT_DIR": os.getcwd(),
-        "HPCTF_TARGET": "local",
+        "HPCTF_TARGET": LocalExecutor.name,
         # A laptop has fewer cores than a job has ranks: let Open MPI place more ranks
         # than cores (4.x and 5.x spell it differently).
         "OMPI_MCA_rmaps_base_oversubscribe": "1",
@@ -88,7 +91,7 @@ def _sh(word: str) -> str:
 def start(script: Path, run_dir: Path, log_dir: Path, job_id: str, name: str, ntasks: int) -> int:
     """Start the job script detached, in a session of its own; its process id."""
     env = job_environment(job_id, name, ntasks, run_dir)
-    with open(log_dir / f"{job_id}_0_log.out", "ab") as out, open(log_dir / f"{job_id}_0_log.err", "ab") as err:
+    with open(log_file(log_dir, job_id, 0, "out"), "ab") as out, open(log_file(log_dir, job_id, 0, "err"), "ab") as err:
         process = subprocess.Popen(
             ["bash", str(script)],
             cwd=run_dir,

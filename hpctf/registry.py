@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .errors import HpctfError
+from .runpaths import registry_file
 
 
 def hpctf_home() -> Path:
@@ -92,7 +93,7 @@ CREATE INDEX IF NOT EXISTS runs_submitted ON runs (submitted);
 
 class Registry:
     def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else hpctf_home() / "registry.sqlite"
+        self.path = Path(path) if path else registry_file(hpctf_home())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._db.row_factory = sqlite3.Row

@@ -12,11 +12,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 from .errors import HpctfError
+from .schedcall import call
 
+VERSION_TIMEOUT_S = 20
 _VERSION = re.compile(r"slurm(?:-wlm)?\s+(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -49,9 +50,8 @@ def detect() -> tuple[int, int, int] | None:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     try:
-        out = subprocess.run([sbatch, "--version"], capture_output=True, text=True, timeout=20).stdout
-        version = parse(out)
-    except (OSError, subprocess.TimeoutExpired, ValueError):
+        version = parse(call([sbatch, "--version"], VERSION_TIMEOUT_S).stdout)
+    except (OSError, ValueError):
         return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Submission: a plan (everything but ``sbatch``), then scheduling it.
+"""Submission: a plan (everything but ``sbatch``), then scheduling it with the target's executor.
 
 ``--dry-run`` is :func:`plan` alone, and :func:`submit` is ``schedule(plan(spec))``, so
 what a dry run shows is exactly what gets submitted.  Scheduling is all-or-nothing: if
@@ -8,24 +8,21 @@ what a dry run shows is exactly what gets submitted.  Scheduling is all-or-nothi
 from __future__ import annotations
 
 import json
-import re
-import secrets
 import shlex
 import shutil
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import snapshot
+from . import executors, snapshot
 from .errors import HpctfError
+from .executors import Executor
 from .registry import Registry, RunRecord, hpctf_home
 from .render import JobPaths, render_for_target
+from .runpaths import RunPaths, registry_file
 from .spec import TensorFlow
 from .targets import Target, apply_target, get_target
-
-SBATCH_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
@@ -39,14 +36,16 @@ class SubmitPlan:
     target: str = "slurm"
 
     @property
+    def executor(self) -> Executor:
+        return executors.get(self.target)
+
+    @property
     def script_path(self) -> Path:
-        return self.run_dir / "job.sbatch"
+        return RunPaths(self.run_dir).script
 
     @property
     def command(self) -> list[str]:
-        if self.target == "local":
-            return ["bash", str(self.script_path)]
-        return ["sbatch", "--parsable", str(self.script_path)]
+        return self.executor.command(self.script_path)
 
     def describe(self) -> dict:
         return {
@@ -78,19 +77,10 @@ def plan(
     """
     target = target or get_target(spec.compute_target)
     spec = apply_target(spec, target)
-    executor = target.executor
-    if executor == "local" and spec.container == "pyxis":
-        raise HpctfError(
-            f"compute_target={target.name!r} runs jobs on this machine, where there is no Pyxis "
-            "(srun --container-image): use container_runtime='apptainer'"
-        )
-    if executor == "local" and spec.distributed_backend == "ps" and spec.port_base is None:
-        from .local import free_port_base
-
-        spec = spec.with_changes(port_base=free_port_base(spec.task_count))
+    executor = executors.get(target.executor)
+    spec = executor.adapt(spec, target)
     home = Path(home) if home else hpctf_home()
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec.name).strip("-")[:40] or "job"
-    run_dir = home / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(3)}"
+    run = RunPaths.new(home, spec.name)
     manifest = snapshot.scan(Path(spec.source_directory), snapshot_limit_mb)
     if Path(spec.entry_script).as_posix() not in manifest.files:
         raise HpctfError(
@@ -99,31 +89,23 @@ def plan(
             f"({', '.join(snapshot.DEFAULT_IGNORES[:4])}, ...), "
             "or it is inside a linked folder"
         )
-    paths = JobPaths(workdir=run_dir / "code", log_dir=run_dir / "logs")
+    paths = JobPaths(workdir=run.code, log_dir=run.logs)
     script = render_for_target(spec, target, paths, template_dirs=template_dirs)
     return SubmitPlan(
-        spec=spec, home=home, run_dir=run_dir, paths=paths, script=script, manifest=manifest, target=executor
+        spec=spec, home=home, run_dir=run.run_dir, paths=paths, script=script, manifest=manifest, target=executor.name
     )
 
 
 def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
-    """Write the run folder, ``sbatch`` the script, record the run; all or nothing."""
+    """Write the run folder, start the script (``sbatch``, ...), record the run; all or nothing."""
     try:
         plan.run_dir.mkdir(parents=True)
-        snapshot.materialise(plan.manifest, plan.home / "objects", plan.paths.workdir)
+        snapshot.materialise(plan.manifest, RunPaths(plan.run_dir).objects, plan.paths.workdir)
         plan.paths.workdir.mkdir(exist_ok=True)  # an empty source folder still gets its cwd
         plan.paths.log_dir.mkdir()
         plan.script_path.write_text(plan.script)
-        (plan.run_dir / "spec.json").write_text(json.dumps(plan.spec.to_dict(), indent=2, default=str) + "\n")
-        if plan.target == "local":
-            from . import local
-
-            job_id = local.new_job_id()
-            local.start(
-                plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, plan.spec.name, plan.spec.task_count
-            )
-        else:
-            job_id = sbatch(plan.command)
+        RunPaths(plan.run_dir).spec_file.write_text(json.dumps(plan.spec.to_dict(), indent=2, default=str) + "\n")
+        job_id = plan.executor.start(plan)
     except BaseException:
         shutil.rmtree(plan.run_dir, ignore_errors=True)
         raise
@@ -139,23 +121,7 @@ def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
         submitted=time.time(),
         spec=json.dumps(plan.spec.to_dict(), default=str),
     )
-    return (registry or Registry(plan.home / "registry.sqlite")).add(record)
-
-
-def sbatch(command: list[str]) -> str:
-    """Run ``sbatch --parsable``; its job id (``1234`` or ``1234;cluster`` -> ``1234``)."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=SBATCH_TIMEOUT_S)
-    except FileNotFoundError:
-        raise HpctfError("sbatch is not on PATH: run hpctf on a Slurm login node") from None
-    except subprocess.TimeoutExpired:
-        raise HpctfError(f"sbatch did not answer in {SBATCH_TIMEOUT_S}s (is slurmctld up?)") from None
-    if done.returncode != 0:
-        raise HpctfError(f"sbatch refused the job: {done.stderr.strip() or done.stdout.strip()}")
-    job_id = done.stdout.strip().split(";")[0]
-    if not job_id.isdigit():
-        raise HpctfError(f"sbatch printed no job id: {done.stdout!r}")
-    return job_id
+    return (registry or Registry(registry_file(plan.home))).add(record)
 
 
 def shape_of(spec: TensorFlow) -> str:

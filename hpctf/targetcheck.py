@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .schedcall import MISSING, TIMED_OUT, call
 from .spec import time_limit_seconds
 from .targets import MODULE_INITS, Target, gres_spec
 
@@ -33,13 +33,12 @@ class Finding:
 
 
 def _run(*command: str) -> tuple[int, str]:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
-    except FileNotFoundError:
+    reply = call(command, TIMEOUT_S)
+    if reply.failure == MISSING:
         return 127, f"{command[0]}: not found"
-    except subprocess.TimeoutExpired:
+    if reply.failure == TIMED_OUT:
         return 124, f"{' '.join(command)}: no answer in {TIMEOUT_S}s (is slurmctld up?)"
-    return done.returncode, (done.stdout + done.stderr).strip()
+    return reply.returncode, (reply.stdout + reply.stderr).strip()
 
 
 def parse_fields(line: str) -> dict[str, str]:
@@ -92,8 +91,13 @@ def srun_mpi_list() -> str | None:
 
 
 def check_target(target: Target) -> list[Finding]:
-    if target.executor == "local":
-        return [Finding("executor", OK, "runs on this machine: no cluster to compare with")]
+    """Every finding about ``target``, from its executor (Slurm: :func:`check_slurm`)."""
+    from . import executors
+
+    return executors.get(target.executor).check_target(target)
+
+
+def check_slurm(target: Target) -> list[Finding]:
     findings: list[Finding] = []
     code, out = _run("scontrol", "show", "partition", "-o")
     if code != 0:
@@ -162,7 +166,17 @@ def _gpus(target: Target, partition: str | None) -> Finding:
 
 
 def _scheduler_details(target: Target) -> list[Finding]:
-    findings = []
+    findings = [_gpu_request(target)]
+    if target.launcher != "mpirun":
+        findings.append(_pmi(target))
+    findings.extend(_accounting(target))
+    container = _container(target)
+    if container is not None:
+        findings.append(container)
+    return findings
+
+
+def _gpu_request(target: Target) -> Finding:
     from .slurmversion import detect
 
     version = detect()
@@ -176,28 +190,30 @@ def _scheduler_details(target: Target) -> list[Finding]:
             and select is not None
             and select.group(1) == "select/cons_tres"
         )
-        findings.append(
-            Finding(
-                "gpu_request",
-                OK if ok else MISMATCH,
-                (
-                    "--gpus-per-node needs Slurm >= 19.05 and select/cons_tres; "
-                    f"this is Slurm {shown} with {select.group(1) if select else 'unknown'}"
-                ),
-            )
+        return Finding(
+            "gpu_request",
+            OK if ok else MISMATCH,
+            (
+                "--gpus-per-node needs Slurm >= 19.05 and select/cons_tres; "
+                f"this is Slurm {shown} with {select.group(1) if select else 'unknown'}"
+            ),
         )
-    else:
-        findings.append(Finding("gpu_request", OK, f"--gres=gpu:N (Slurm {shown})"))
-    if target.launcher != "mpirun":
-        pmi = target.pmi or "pmix"
-        code, out = _run("srun", "--mpi=list")
-        plugins = mpi_plugins(out)
-        if code != 0:
-            findings.append(Finding("pmi", MISMATCH, f"srun --mpi=list failed: {out}"))
-        elif pmi in plugins:
-            findings.append(Finding("pmi", OK, f"srun --mpi={pmi} is available"))
-        else:
-            findings.append(Finding("pmi", MISMATCH, f"srun has no --mpi={pmi}; it has {', '.join(sorted(plugins))}"))
+    return Finding("gpu_request", OK, f"--gres=gpu:N (Slurm {shown})")
+
+
+def _pmi(target: Target) -> Finding:
+    pmi = target.pmi or "pmix"
+    code, out = _run("srun", "--mpi=list")
+    plugins = mpi_plugins(out)
+    if code != 0:
+        return Finding("pmi", MISMATCH, f"srun --mpi=list failed: {out}")
+    if pmi in plugins:
+        return Finding("pmi", OK, f"srun --mpi={pmi} is available")
+    return Finding("pmi", MISMATCH, f"srun has no --mpi={pmi}; it has {', '.join(sorted(plugins))}")
+
+
+def _accounting(target: Target) -> list[Finding]:
+    findings = []
     for kind, value in (("account", target.account), ("qos", target.qos)):
         if value is None:
             continue
@@ -212,34 +228,34 @@ def _scheduler_details(target: Target) -> list[Finding]:
             findings.append(Finding(kind, OK, f"{value} exists"))
         else:
             findings.append(Finding(kind, MISMATCH, f"no {kind} {value!r} in the accounting database"))
+    return findings
+
+
+def _container(target: Target) -> Finding | None:
     if target.container_runtime == "pyxis":
         code, out = _run("srun", "--help")
         ok = "--container-image" in out
-        findings.append(
-            Finding(
-                "container",
-                OK if ok else MISMATCH,
-                "srun has --container-image (Pyxis)"
-                if ok
-                else "srun has no --container-image: the Pyxis plugin is not installed",
-            )
+        return Finding(
+            "container",
+            OK if ok else MISMATCH,
+            "srun has --container-image (Pyxis)"
+            if ok
+            else "srun has no --container-image: the Pyxis plugin is not installed",
         )
-    elif target.container_runtime or target.container_image:
+    if target.container_runtime or target.container_image:
         found = (
             shutil.which(target.container_runtime or "apptainer")
             or shutil.which("apptainer")
             or shutil.which("singularity")
         )
-        findings.append(
-            Finding(
-                "container",
-                OK if found else MISMATCH,
-                f"{found} (on this node)"
-                if found
-                else "neither apptainer nor singularity is on PATH here (compute nodes may differ)",
-            )
+        return Finding(
+            "container",
+            OK if found else MISMATCH,
+            f"{found} (on this node)"
+            if found
+            else "neither apptainer nor singularity is on PATH here (compute nodes may differ)",
         )
-    return findings
+    return None
 
 
 def _site_paths(target: Target) -> list[Finding]:

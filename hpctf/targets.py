@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from . import executors
 from .errors import HpctfError
 from .spec import CONTAINER_RUNTIMES, LAUNCHERS, valid_time
 
@@ -43,7 +44,6 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-EXECUTORS = ("slurm", "local")
 GPU_REQUESTS = ("auto", "gres", "gpus-per-node")
 PROJECT_FILE = "hpctf.toml"
 # Where Lmod and Environment Modules keep the script that defines `module` in bash.
@@ -66,7 +66,7 @@ class Target:
 
     name: str
     source: str = "built-in"  # the file(s) the profile came from
-    executor: str = "slurm"  # "slurm" (sbatch) or "local" (this machine)
+    executor: str = "slurm"  # the name of an executor in hpctf.executors: "slurm" (sbatch), "local" (this machine)
     # Scheduling defaults, used where the estimator leaves the field unset.
     partition: str | None = None
     account: str | None = None
@@ -115,7 +115,7 @@ _STR = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
 _STRS = (lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in v), "a list of non-empty strings")
 _TABLE = (lambda v: isinstance(v, dict), "a table (key = value pairs)")
 _KEYS: dict[str, tuple] = {
-    "executor": (lambda v: v in EXECUTORS, "'slurm' or 'local'"),
+    "executor": (lambda v: v in executors.names(), lambda: " or ".join(map(repr, executors.names()))),
     "partition": _STR,
     "account": _STR,
     "qos": _STR,
@@ -243,7 +243,7 @@ def _check_table(path: Path, name: str, table: dict[str, Any]) -> None:
             continue
         check, allowed = _KEYS[key]
         if not check(value):
-            problems.append(f"targets.{name}.{key}={value!r}: must be {allowed}")
+            problems.append(f"targets.{name}.{key}={value!r}: must be {allowed() if callable(allowed) else allowed}")
     if problems:
         raise HpctfError(f"{path}:\n" + "\n".join(f"  - {p}" for p in problems))
 

@@ -9,7 +9,6 @@ file every hpctf job script writes when it ends.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -18,6 +17,7 @@ import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 
 from .exits import ExitCodeResults, job_exit_code, job_restarts, parse_exit_code, slurm_time
+from .schedcall import answer, call
 from .states import JobState
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
@@ -98,8 +98,10 @@ class ClusterWatcher(SlurmInfoWatcher):
         # (MinJobAge, 300 s by default); after that only the exit-status file is left.
         command = ["squeue", "--noheader", "--states=all", "--format=%i|%T|%N", "--jobs", ",".join(ids)]
         try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
-        except (OSError, subprocess.TimeoutExpired):
+            out = call(command, SCHEDULER_TIMEOUT_S)
+        except OSError:
+            return None
+        if out.failure:
             return None
         seen: dict[str, dict[str, str]] = {}
         for line in out.stdout.splitlines():
@@ -141,11 +143,7 @@ class ClusterWatcher(SlurmInfoWatcher):
 
 def _answer(command: list[str]) -> str | None:
     """A scheduler command's output, or None when it fails or hangs (slurmctld down)."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
+    return answer(command, SCHEDULER_TIMEOUT_S)
 
 
 def dead_nodes(nodelist: str) -> list[tuple[str, str]] | None:

@@ -21,12 +21,12 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 from submitit.slurm import slurm as submitit_slurm
 from submitit.slurm import test_slurm as upstream
 
-from hpctf import tracking
+from hpctf import schedcall
 from hpctf.tracking import ClusterWatcher, SlurmRun
 
 
 class _SchedulerThroughCheckOutput:
-    """``subprocess`` as hpctf.tracking sees it during these tests.
+    """``subprocess`` as hpctf.schedcall (every scheduler call) sees it during these tests.
 
     submitit's mock replaces ``subprocess.check_output``; ClusterWatcher calls
     ``subprocess.run`` (with a timeout), which the mock does not see, so without this the
@@ -56,7 +56,7 @@ def slurm_runs(monkeypatch):
     monkeypatch.setattr(submitit_slurm, "SlurmJob", SlurmRun)  # `slurm.SlurmJob(...)` in the tests, job arrays
     monkeypatch.setattr(submitit_slurm.SlurmExecutor, "job_class", SlurmRun)  # executor.submit, AutoExecutor
     monkeypatch.setattr(SlurmRun, "watcher", ClusterWatcher())
-    monkeypatch.setattr(tracking, "subprocess", _SchedulerThroughCheckOutput)
+    monkeypatch.setattr(schedcall, "subprocess", _SchedulerThroughCheckOutput)
 
     made: list[type] = []
     init = submitit.SlurmJob.__init__

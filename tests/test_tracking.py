@@ -152,8 +152,8 @@ def _node_fail_runs(tmp_path, nodelists):
 
 
 def test_node_failures_of_several_runs_cost_one_sinfo_and_name_each_runs_own_nodes(tmp_path, monkeypatch):
+    from hpctf.executors.slurm import record_node_failures
     from hpctf.exits import failed_nodes
-    from hpctf.runs import _record_node_failures
 
     calls = _sinfo_standin(
         tmp_path,
@@ -163,7 +163,7 @@ def test_node_failures_of_several_runs_cost_one_sinfo_and_name_each_runs_own_nod
         ),
     )
     runs = _node_fail_runs(tmp_path, ["node[1-2]", "node[3-4]", "node1"])
-    _record_node_failures(runs)
+    record_node_failures(runs)
     assert len(calls.read_text().splitlines()) == 1
     assert "--nodes node[1-2],node[3-4],node1" in calls.read_text()
     assert [failed_nodes(r.log_dir, r.job_id) for r in runs] == [
@@ -174,10 +174,10 @@ def test_node_failures_of_several_runs_cost_one_sinfo_and_name_each_runs_own_nod
 
 
 def test_a_node_failure_is_unknown_not_back_when_sinfo_fails(tmp_path, monkeypatch):
+    from hpctf.executors.slurm import record_node_failures
     from hpctf.exits import failed_nodes
-    from hpctf.runs import _record_node_failures
 
     _sinfo_standin(tmp_path, monkeypatch, body="echo 'slurm_load_node: Unable to contact slurm controller' >&2; exit 1")
     [run] = _node_fail_runs(tmp_path, ["node[1-2]"])
-    _record_node_failures([run])
+    record_node_failures([run])
     assert failed_nodes(run.log_dir, run.job_id) == {"nodes": [], "unknown": "sinfo did not answer when the run ended"}

@@ -1,0 +1,130 @@
+"""Executors: one object per place a job runs (Slurm, this machine, ...).
+
+Everything that differs between those places goes through :class:`Executor`; the rest of
+hpctf asks :func:`get` for the executor a target or a run record names and never compares
+names itself. A new place is one subclass and one :func:`register` call::
+
+    class Mine(Executor):
+        name = "mine"
+        def start(self, plan): ...
+        def handle(self, record): ...
+
+    register(Mine())
+
+Executor modules stay light at import time (no submitit, no TensorFlow): ``hpctf submit``
+and ``hpctf render`` import this package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..errors import HpctfError
+
+
+class Observation(NamedTuple):
+    """What a refresh learnt about one run: its state (a :class:`~hpctf.states.JobState`),
+    the scheduler's fields (``NodeList``, ``Start``, ``End``) and its restarts (None: not known)."""
+
+    state: Any
+    info: dict[str, str]
+    restarts: int | None = None
+
+
+class Executor:
+    """A place jobs run. Subclasses set ``name`` and implement :meth:`start` and
+    :meth:`handle`; every other hook has a default that fits a simple executor."""
+
+    name: str = ""
+    runs_here: bool = False  # jobs run on this machine ("Submitted job 7 on this machine")
+    polls_queue: bool = False  # pending() asks a queue why a job waits
+    can_requeue: bool = False  # the place restarts a job that asks for requeue
+
+    # -- submitting --------------------------------------------------------------------
+    def command(self, script: Path) -> list[str]:
+        """The command that starts the job script (shown by ``--dry-run``)."""
+        return ["bash", str(script)]
+
+    def adapt(self, spec, target):
+        """The spec as it runs here: refuse what cannot run (HpctfError), fill in what the
+        place decides (free ports ...)."""
+        return spec
+
+    def start(self, plan) -> str:
+        """Start the job of a :class:`~hpctf.submission.SubmitPlan` whose run folder is
+        written; its job id."""
+        raise NotImplementedError
+
+    # -- tracking ----------------------------------------------------------------------
+    def handle(self, record):
+        """The submitit-style handle of a recorded run (state, wait, logs, cancel ...)."""
+        raise NotImplementedError
+
+    def update(self, records: list) -> None:
+        """Ask the place about all of ``records`` at once (one scheduler call)."""
+
+    def observe(self, record, job) -> Observation | None:
+        """What ``job`` (the handle of ``record``) says now; None: not known yet, the
+        record is left as it is."""
+        return Observation(job.state, {}, None)
+
+    def settled(self, records: list) -> None:
+        """After a refresh saved ``records``: note what only the place knows now."""
+
+    def cancel(self, record) -> None:
+        self.handle(record).cancel()
+
+    def pending(self, record):
+        """A :class:`~hpctf.tracking.QueueInfo` for a waiting job, or None (no queue to ask)."""
+        return None
+
+    # -- checking ----------------------------------------------------------------------
+    def check_target(self, target) -> list:
+        """``hpctf targets check``: findings comparing ``target`` with the place."""
+        from ..targetcheck import SKIPPED, Finding
+
+        return [Finding("executor", SKIPPED, f"the {self.name} executor has no checks")]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+_EXECUTORS: dict[str, Executor] = {}
+
+
+def register(executor: Executor) -> Executor:
+    """Make ``executor`` available to targets as ``executor = "<its name>"``."""
+    if not executor.name:
+        raise ValueError(f"{executor!r} has no name")
+    _EXECUTORS[executor.name] = executor
+    return executor
+
+
+def unregister(name: str) -> None:
+    _EXECUTORS.pop(name, None)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_EXECUTORS)
+
+
+def get(name: str) -> Executor:
+    """The executor called ``name`` (a target's ``executor``, a run record's ``target``)."""
+    try:
+        return _EXECUTORS[name]
+    except KeyError:
+        known = " or ".join(map(repr, _EXECUTORS))
+        raise HpctfError(f"no executor {name!r}: hpctf knows {known}") from None
+
+
+def for_record(record) -> Executor:
+    return get(record.target)
+
+
+# The built-ins, after the base they subclass; registered in this order ("'slurm' or 'local'").
+from .local import LocalExecutor  # noqa: E402
+from .slurm import SlurmExecutor  # noqa: E402
+
+register(SlurmExecutor())
+register(LocalExecutor())

@@ -1,0 +1,110 @@
+"""The Slurm executor: ``sbatch`` to start, the sacct/squeue watcher to follow,
+``scancel`` to stop, ``squeue`` to say why a job waits.
+
+The watcher and the handle (:class:`~hpctf.tracking.SlurmRun`) need submitit: they are
+imported when a run is followed, never to render or submit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import HpctfError
+from ..schedcall import MISSING, TIMED_OUT, call
+from . import Executor, Observation
+
+SBATCH_TIMEOUT_S = 60
+SCANCEL_TIMEOUT_S = 60
+
+
+def sbatch(command: list[str]) -> str:
+    """Run ``sbatch --parsable``; its job id (``1234`` or ``1234;cluster`` -> ``1234``)."""
+    reply = call(command, SBATCH_TIMEOUT_S)
+    if reply.failure == MISSING:
+        raise HpctfError("sbatch is not on PATH: run hpctf on a Slurm login node")
+    if reply.failure == TIMED_OUT:
+        raise HpctfError(f"sbatch did not answer in {SBATCH_TIMEOUT_S}s (is slurmctld up?)")
+    if not reply.ok:
+        raise HpctfError(f"sbatch refused the job: {reply.stderr.strip() or reply.stdout.strip()}")
+    job_id = reply.stdout.strip().split(";")[0]
+    if not job_id.isdigit():
+        raise HpctfError(f"sbatch printed no job id: {reply.stdout!r}")
+    return job_id
+
+
+def scancel(job_id: str) -> None:
+    reply = call(["scancel", job_id], SCANCEL_TIMEOUT_S)
+    if reply.failure == MISSING:
+        raise HpctfError("scancel is not on PATH: run hpctf on a Slurm login node")
+    if reply.failure == TIMED_OUT:
+        raise HpctfError(f"scancel did not answer in {SCANCEL_TIMEOUT_S}s (is slurmctld up?)")
+    if not reply.ok:
+        raise HpctfError(f"scancel {job_id} failed: {reply.stderr.strip()}")
+
+
+def record_node_failures(records: list) -> None:
+    """Note which nodes Slurm declared dead, for runs that just ended NODE_FAIL: one
+    ``sinfo`` for all of them, now, while the nodes' state and reason still say it."""
+    if not records:
+        return
+    from ..exits import record_node_failure
+    from ..runtime import RuntimeSetupError, expand_nodelist
+    from ..tracking import dead_nodes
+
+    answer = dead_nodes(",".join(r.nodes for r in records if r.nodes))
+    dead = dict(answer or [])
+    for record in records:
+        try:
+            nodes = expand_nodelist(record.nodes or "")
+        except RuntimeSetupError:
+            nodes = []
+        record_node_failure(
+            record.log_dir, record.job_id, None if answer is None else [(n, dead[n]) for n in nodes if n in dead]
+        )
+
+
+class SlurmExecutor(Executor):
+    name = "slurm"
+    polls_queue = True
+    can_requeue = True
+
+    def command(self, script: Path) -> list[str]:
+        return ["sbatch", "--parsable", str(script)]
+
+    def start(self, plan) -> str:
+        return sbatch(self.command(plan.script_path))
+
+    def handle(self, record):
+        from ..tracking import SlurmRun
+
+        return SlurmRun(folder=record.log_dir, job_id=record.job_id, tasks=range(record.task_count))
+
+    def update(self, records: list) -> None:
+        from ..tracking import SlurmRun
+
+        SlurmRun.watcher.update()  # every watched Slurm job, one sacct (or squeue) call
+
+    def observe(self, record, job) -> Observation | None:
+        info = job.info
+        state = job.state
+        if not info:
+            return None  # the scheduler has not said anything about it yet
+        return Observation(state, info, job.restarts)
+
+    def settled(self, records: list) -> None:
+        from ..states import JobState
+
+        record_node_failures([r for r in records if r.state == JobState.NODE_FAIL.value])
+
+    def cancel(self, record) -> None:
+        scancel(record.job_id)
+
+    def pending(self, record):
+        from ..tracking import queue_info
+
+        return (queue_info([record.job_id]) or {}).get(record.job_id)
+
+    def check_target(self, target) -> list:
+        from ..targetcheck import check_slurm
+
+        return check_slurm(target)

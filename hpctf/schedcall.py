@@ -1,0 +1,45 @@
+"""The one way hpctf calls a scheduler command: an argv, a timeout, an answer.
+
+A dead ``slurmctld`` makes ``sacct``, ``squeue``, ``sbatch`` ... hang rather than fail, so
+every call has a timeout; a command that is not installed is an answer too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import NamedTuple
+
+MISSING = "missing"  # the command is not on PATH
+TIMED_OUT = "timed out"  # no answer within the timeout
+
+
+class Reply(NamedTuple):
+    returncode: int | None  # None when the command did not run or did not answer
+    stdout: str = ""
+    stderr: str = ""
+    failure: str | None = None  # MISSING, TIMED_OUT or None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def call(argv: list[str] | tuple[str, ...], timeout: float) -> Reply:
+    """Run ``argv`` and capture its output. A missing command or a timeout is a
+    :class:`Reply` with ``failure`` set; other errors starting it (``PermissionError``) raise."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        return Reply(None, failure=MISSING)
+    except subprocess.TimeoutExpired:
+        return Reply(None, failure=TIMED_OUT)
+    return Reply(done.returncode, done.stdout, done.stderr)
+
+
+def answer(argv: list[str] | tuple[str, ...], timeout: float) -> str | None:
+    """A command's output, or None when it fails, hangs or cannot be started."""
+    try:
+        reply = call(argv, timeout)
+    except OSError:
+        return None
+    return reply.stdout if reply.ok else None
