@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .registry import Registry
+from .runpaths import registry_file
 from .spec import TensorFlow
 
 
@@ -34,7 +35,7 @@ def attach(job_id: str | int, *, home: str | Path | None = None):
     """The handle of a job submitted earlier (by any process), from the run history."""
     from .runs import handle
 
-    registry = Registry(Path(home) / "registry.sqlite" if home else None)
+    registry = Registry(registry_file(home) if home else None)
     try:
         return handle(registry.get(str(job_id)))
     finally:

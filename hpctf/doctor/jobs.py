@@ -114,9 +114,10 @@ def wait_for(records: list, deadline: float, poll_s: float = 0.3) -> Ended:
     end without one (cancelled while queued).
     """
     from ..registry import Registry
+    from ..runpaths import RunPaths
 
     results: Ended = {}
-    registry = Registry(Path(records[0].run_dir).parent.parent / "registry.sqlite")
+    registry = Registry(RunPaths.of(records[0]).registry)
     last_refresh = 0.0
     try:
         while True:
@@ -230,7 +231,8 @@ def plan_jobs(
     full = spec.with_changes(arguments=probe_arguments(shape, shape.launcher, full=True))
     plans = [(shape.launcher, submission.plan(full, template_dirs=template_dirs))]
     shape = Shape.from_spec(plans[0][1].spec, python)  # the local target picks free ports per plan
-    if shape.backend == "mpi" and other_launcher and the_plan.target != "local":
+    # On this machine both launchers are Open MPI's mpirun: the other one adds nothing.
+    if shape.backend == "mpi" and other_launcher and not the_plan.executor.runs_here:
         other = "mpirun" if shape.launcher == "srun" else "srun"
         other_spec = spec.with_changes(
             launcher=other, arguments=probe_arguments(shape, other, full=False), job_name=f"{spec.job_name}-{other}"
@@ -240,8 +242,12 @@ def plan_jobs(
 
 
 def _test_only(plan: Any, say: Callable[[str], None]) -> Check:
-    if plan.target == "local":
-        return Check("sbatch --test-only", SKIP, "local target: the script runs with bash, not sbatch")
+    from ..executors.slurm import SlurmExecutor
+
+    if not isinstance(plan.executor, SlurmExecutor):
+        return Check(
+            "sbatch --test-only", SKIP, f"{plan.target} target: the script runs with {plan.command[0]}, not sbatch"
+        )
     say("sbatch --test-only ...")
     return sbatch_test_only(plan.script)
 
