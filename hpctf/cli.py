@@ -23,7 +23,7 @@ import click
 
 from . import __version__
 from .errors import HpctfError, SpecError
-from .keras_policy import MODES as KERAS_MODES
+from .job.keras_policy import MODES as KERAS_MODES
 
 EXIT_USAGE = 2  # bad input: same code click uses for usage errors
 
@@ -325,7 +325,8 @@ def tf_config(ps: int, workers: int, chief: bool, port_base: int | None, indent:
 
         srun bash -c 'TF_CONFIG=$(hpctf tf-config --ps 1 --workers 2) python train.py'
     """
-    from .runtime import RuntimeSetupError, tf_config_for_task
+    from .job.layout import tf_config_for_task
+    from .job.taskenv import RuntimeSetupError
 
     if ps < 0 or workers < 1:
         fail(f"--ps={ps} --workers={workers}: need --ps >= 0 and --workers >= 1")
@@ -628,7 +629,7 @@ def list_runs(as_json: bool, limit: int) -> None:
 # Preflight
 # ---------------------------------------------------------------------------------------
 
-# The doctor brings its own code (hpctf/probe.py): the options about the code do not apply.
+# The doctor brings its own code (hpctf/job/probe.py): the options about the code do not apply.
 DOCTOR_SKIPS = ("entry_script", "script_args", "source_dir", "log_dir")
 
 

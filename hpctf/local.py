@@ -6,7 +6,7 @@ Starting a run lives here; following one (:class:`~hpctf.localrun.LocalRun`) in
 For laptops, login-node debugging and trying hpctf without a cluster.  The rendered
 sbatch script runs under ``bash`` in its own session, with the environment Slurm would
 give a one-node allocation (``SLURM_JOB_ID``, ``SLURM_NTASKS``, ...) and
-:mod:`hpctf.localsrun` on ``PATH`` as ``srun``; ``#SBATCH`` lines are comments to bash.
+:mod:`hpctf.job.local_srun` on ``PATH`` as ``srun``; ``#SBATCH`` lines are comments to bash.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def job_environment(job_id: str, name: str, ntasks: int, run_dir: Path) -> dict[
     shim_dir = run_dir / ".bin"
     shim_dir.mkdir(exist_ok=True)
     shim = shim_dir / "srun"
-    shim.write_text(f'#!/bin/sh\nexec {_sh(sys.executable)} -m hpctf.localsrun "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec {_sh(sys.executable)} -m hpctf.job.local_srun "$@"\n')
     shim.chmod(0o755)
     env = {
         **os.environ,

@@ -20,8 +20,8 @@ import jinja2
 
 from . import __version__
 from .errors import HpctfError
-from .keras_policy import runtime_mode
-from .ports import JOB_PORT_RANGE, job_range_slots
+from .job.keras_policy import runtime_mode
+from .job.ports import JOB_PORT_RANGE, job_range_slots
 from .spec import TensorFlow
 from .targets import MODULE_INITS, Target, apply_target, get_target, gres_spec
 

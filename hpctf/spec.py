@@ -135,7 +135,7 @@ class TensorFlow:
     python: str | None = None  # interpreter for the job; default: the submitting one
     modules: Sequence[str] = ()  # environment modules to load: `module load ...`
     # Which Keras tf.keras is in the tasks (TF >= 2.16 defaults to Keras 3), see
-    # hpctf.keras_policy: "auto" (tf-keras for mpi and ps where installed), "legacy", "3".
+    # hpctf.job.keras_policy: "auto" (tf-keras for mpi and ps where installed), "legacy", "3".
     keras: str = "auto"
 
     # -- containers ----------------------------------------------------------------------
@@ -186,7 +186,7 @@ class TensorFlow:
         """The most GPU-using processes any one node runs (parameter servers use none)."""
         if self.distributed_backend != "ps":
             return self.process_count_per_node
-        from .runtime import cluster_roles
+        from .job.roles import cluster_roles
 
         roles = cluster_roles(self.parameter_server_count, self.worker_count, self.chief is True)
         most, task_id = 0, 0
@@ -702,7 +702,7 @@ def _check_environment(c: _Checks, spec: TensorFlow) -> None:
 
 
 def _check_keras(c: _Checks, spec: TensorFlow) -> None:
-    from .keras_policy import LEGACY_KERAS_ENV, MODES
+    from .job.keras_policy import LEGACY_KERAS_ENV, MODES
 
     if spec.keras not in MODES:
         c.add(

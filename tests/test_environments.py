@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import hpctf
-from hpctf import envs
+from hpctf.job import envs
 from hpctf.render import JobPaths, render_script
 from hpctf.states import JobState
 

@@ -1,4 +1,4 @@
-"""The Keras policy (hpctf.keras_policy): which TF_USE_LEGACY_KERAS each task gets, the
+"""The Keras policy (hpctf.job.keras_policy): which TF_USE_LEGACY_KERAS each task gets, the
 runtime option each backend renders, and the task bootstrap applying it. What tf.keras
 then really is in a task is shown on the cluster (test_users_code.py) and by the doctor."""
 
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from hpctf.keras_policy import KerasPolicyError, keras_environment, runtime_mode, tf_keras_installed
+from hpctf.job.keras_policy import KerasPolicyError, keras_environment, runtime_mode, tf_keras_installed
 from hpctf.render import runtime_arguments
 
 from .training import HPCTF

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpctf.runtime import RuntimeSetupError, expand_nodelist, expand_tasks_per_node, task_hosts
+from hpctf.job.nodelist import expand_nodelist, expand_tasks_per_node, task_hosts
+from hpctf.job.taskenv import RuntimeSetupError
 
 # (node list as Slurm writes it, hosts in Slurm's order). Shared with test_slurm_cluster.
 NODELIST_CASES = [

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 import hpctf
+from hpctf.job.nodelist import expand_nodelist
+from hpctf.job.ports import job_port_base
 from hpctf.local import free_port_base
-from hpctf.ports import job_port_base
 from hpctf.render import JobPaths, render_script
 
 from .cases import RENDER_CASES, split_case
@@ -60,7 +61,7 @@ def run_job(slurm, script: Path, logs: Path, expect: str = "COMPLETED", timeout:
 @pytest.mark.parametrize("nodelist, hosts", NODELIST_CASES)
 def test_nodelist_expansion_agrees_with_scontrol(slurm, nodelist, hosts):
     out = slurm.run("scontrol", "show", "hostnames", nodelist).stdout.split()
-    assert out == hosts == hpctf.runtime.expand_nodelist(nodelist)
+    assert out == hosts == expand_nodelist(nodelist)
 
 
 @pytest.mark.parametrize("name", sorted(RENDER_CASES))

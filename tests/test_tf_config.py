@@ -7,16 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from hpctf.ports import JOB_PORT_RANGE, job_port_base
-from hpctf.runtime import (
-    RuntimeSetupError,
-    cluster_roles,
-    driver_roles,
-    layout_from_slurm,
-    task_environment,
-    tf_config_for_task,
-)
+from hpctf.job.bootstrap import task_environment
+from hpctf.job.layout import layout_from_slurm, tf_config_for_task, to_json
+from hpctf.job.ports import JOB_PORT_RANGE, job_port_base
+from hpctf.job.roles import cluster_roles, driver_roles
+from hpctf.job.taskenv import RuntimeSetupError
 
 
 def slurm_env(nodelist: str, per_node: str, procid: int, **extra) -> dict[str, str]:
@@ -40,7 +38,7 @@ LAYOUTS = [
 
 @pytest.mark.parametrize("nodelist, per_node, ps, workers, chief", LAYOUTS)
 def test_every_task_agrees_and_is_placed_once(nodelist, per_node, ps, workers, chief):
-    from hpctf.runtime import task_hosts
+    from hpctf.job.nodelist import task_hosts
 
     hosts = task_hosts(nodelist, per_node)
     configs = [
@@ -165,3 +163,23 @@ def test_more_gpu_tasks_than_gpus_is_an_error_not_a_shared_gpu():
     env = slurm_env("node1", "3", 2, CUDA_VISIBLE_DEVICES="0,1")
     with pytest.raises(RuntimeSetupError, match="needs GPU #2 of its node but Slurm gave it 2"):
         task_environment(env, ps=0, workers=3, bind_gpu=True)
+
+
+@given(
+    st.recursive(
+        st.one_of(st.text(), st.integers(), st.booleans()),
+        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(), inner, max_size=4)),
+        max_leaves=20,
+    )
+)
+def test_tf_config_json_is_what_json_writes(value):
+    # The bootstrap writes TF_CONFIG without importing json (hpctf.job.layout.to_json).
+    assert to_json(value) == json.dumps(value, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("nodelist, per_node, ps, workers, chief", LAYOUTS)
+def test_task_environment_tf_config_is_compact_json(nodelist, per_node, ps, workers, chief):
+    env = slurm_env(nodelist, per_node, 0)
+    expected = tf_config_for_task(env, ps, workers, chief)
+    written = task_environment(env, ps=ps, workers=workers, chief=chief)["TF_CONFIG"]
+    assert written == json.dumps(expected, separators=(",", ":"))

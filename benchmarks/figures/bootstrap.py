@@ -78,7 +78,7 @@ def measure(ctx: Context) -> list[Figure]:
         fn()  # warm-up
     t = interleave(ctx.repeats(full=40, quick=5), variants)
 
-    from hpctf.runtime import task_environment
+    from hpctf.job.bootstrap import task_environment
 
     def six_tasks() -> None:
         for rank in range(6):

@@ -32,7 +32,8 @@ def hostnames(count: int) -> list[str]:
 
 
 def measure(ctx: Context) -> list[Figure]:
-    from hpctf.runtime import expand_nodelist, layout_from_slurm
+    from hpctf.job.layout import layout_from_slurm
+    from hpctf.job.nodelist import expand_nodelist
 
     env = ctx.env()
     rounds = ctx.repeats(full=30, quick=3)

@@ -1,7 +1,7 @@
 """``hpctf doctor``: a preflight job of the requested shape that checks what breaks
 distributed training on a new cluster, and a report that says what to change.
 
-The doctor job is an ordinary hpctf job: its entry script is :mod:`hpctf.probe`, copied
+The doctor job is an ordinary hpctf job: its entry script is :mod:`hpctf.job.probe`, copied
 into a source folder of its own, and it goes through :func:`hpctf.submission.plan` and
 :func:`~hpctf.submission.schedule` like any submit, so it runs exactly the script (and
 launcher, bootstrap, GPU binding, ``TF_CONFIG``) a real job of that shape would. Every

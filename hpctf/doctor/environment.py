@@ -105,7 +105,7 @@ def keras_check(shape: Shape, result: JobResult) -> Check:
 
 def _policy(shape: Shape, values: set) -> str:
     """The Keras policy asked for, and the legacy-Keras variable the tasks saw."""
-    from ..keras_policy import LEGACY_KERAS_ENV, runtime_mode
+    from ..job.keras_policy import LEGACY_KERAS_ENV, runtime_mode
 
     mode = runtime_mode(shape.keras, shape.backend)
     policy = f"keras={shape.keras!r}" + ("" if mode else " (TensorFlow's default for one process)")
@@ -122,7 +122,7 @@ def _tf_keras_missing(
     shape: Shape, envs: dict, keras3: bool, values: set, problems: list[str], advice: list[str]
 ) -> None:
     """Adds the problem of a backend that needs Keras 2 getting Keras 3 (no tf-keras)."""
-    from ..keras_policy import LEGACY_BACKENDS
+    from ..job.keras_policy import LEGACY_BACKENDS
 
     if keras3 and shape.backend in LEGACY_BACKENDS and shape.keras == "auto" and values == {None}:
         tf_version = next(iter(envs.values())).get("tensorflow", "X.Y")
@@ -143,7 +143,7 @@ def _horovod_keras(shape: Shape, result: JobResult, keras3: bool, problems: list
         return "; Horovod's Keras layer not tried (it needs tf-keras, and keras='3' was asked for)"
     if shape.backend != "mpi":
         return ""
-    from ..probe import PHASE_KERAS
+    from ..job.probe import PHASE_KERAS
 
     layer = {rank: rep.get("horovod_keras") for rank, rep in result.reports.items()}
     died = sorted(r for r, rep in result.reports.items() if rep.get("phase") == PHASE_KERAS)

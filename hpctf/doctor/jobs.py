@@ -23,7 +23,7 @@ Ended = dict[str, tuple[str, int | None, bool]]  # job id -> (state, exit code, 
 
 
 def probe_source() -> Path:
-    from .. import probe
+    from ..job import probe
 
     return Path(probe.__file__)
 
@@ -82,7 +82,7 @@ def sbatch_test_only(script: str) -> Check:
 
 def read_reports(log_dir: Path, job_id: str) -> dict[int, dict]:
     reports: dict[int, dict] = {}
-    from ..probe import report_name
+    from ..job.probe import report_name
 
     for path in log_dir.glob(report_name(job_id, "*")):
         try:

@@ -37,13 +37,13 @@ class Shape:
     roles: list[tuple[str, int]] = field(default_factory=list)  # ps: (type, index) by task id
     port_base: int | None = None  # None: the job's own range, from its job id
     description: str = ""
-    keras: str = "auto"  # the spec's Keras policy (hpctf.keras_policy)
+    keras: str = "auto"  # the spec's Keras policy (hpctf.job.keras_policy)
 
     @classmethod
     def from_spec(cls, spec: Any, python: str) -> Shape:
         roles: list[tuple[str, int]] = []
         if spec.distributed_backend == "ps":
-            from ..runtime import cluster_roles
+            from ..job.roles import cluster_roles
 
             roles = cluster_roles(spec.parameter_server_count, spec.worker_count, spec.chief)
         launcher = spec.mpi_launcher if spec.distributed_backend == "mpi" else "srun"

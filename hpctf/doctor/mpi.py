@@ -52,7 +52,7 @@ def mpi_check(
 
 def mpi_problems(shape: Shape, result: JobResult, results: dict[int, dict | None]) -> list[str]:
     """What is wrong with the ranks' MPI results (``results``: each rank's, None where it has none)."""
-    from ..probe import PHASE_MPI
+    from ..job.probe import PHASE_MPI
 
     problems: list[str] = []
     stuck = [r for r, rep in result.reports.items() if rep.get("phase") == PHASE_MPI]

@@ -48,7 +48,8 @@ def record_node_failures(records: list) -> None:
     if not records:
         return
     from ..exits import record_node_failure
-    from ..runtime import RuntimeSetupError, expand_nodelist
+    from ..job.nodelist import expand_nodelist
+    from ..job.taskenv import RuntimeSetupError
     from ..tracking import dead_nodes
 
     answer = dead_nodes(",".join(r.nodes for r in records if r.nodes))

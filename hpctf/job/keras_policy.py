@@ -27,12 +27,14 @@ So hpctf's policy (the estimator's ``keras`` field):
 A script that imports ``keras`` itself gets Keras 3 in every case: the variable only
 changes what ``tf.keras`` is.
 
-Standard library only: this runs in :mod:`hpctf.runtime`, at the start of every task.
+Standard library only: this runs in :mod:`hpctf.runtime` (:mod:`hpctf.job.bootstrap`), at the start of every task.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from .taskenv import RuntimeSetupError
 
 LEGACY_KERAS_ENV = "TF_USE_LEGACY_KERAS"
 MODES = ("auto", "legacy", "3")
@@ -40,7 +42,7 @@ MODES = ("auto", "legacy", "3")
 LEGACY_BACKENDS = ("mpi", "ps")
 
 
-class KerasPolicyError(RuntimeError):
+class KerasPolicyError(RuntimeSetupError):
     """The task cannot get the Keras its job asks for."""
 
 

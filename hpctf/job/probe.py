@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from hpctf.job.args import FLAG, parse_command_line
+
 PHASE_STARTED, PHASE_MPI, PHASE_KERAS, PHASE_DONE = "started", "mpi", "keras", "done"
 
 
@@ -63,31 +65,27 @@ print("HPCTF-ENV " + json.dumps(out), flush=True)
 """
 
 
+OPTIONS = {
+    "--tasks": int,
+    "--timeout": float,
+    "--launcher": str,
+    **{f"--{flag}": FLAG for flag in ("mpi", "ports", "env", "horovod", "gpus", "keras")},
+}
+DEFAULTS = {
+    "tasks": 1,
+    "mpi": False,
+    "ports": False,
+    "env": False,
+    "horovod": False,
+    "gpus": False,
+    "keras": False,
+    "timeout": 120.0,
+    "launcher": "",
+}
+
+
 def parse(argv: list[str]) -> dict:
-    opts = {
-        "tasks": 1,
-        "mpi": False,
-        "ports": False,
-        "env": False,
-        "horovod": False,
-        "gpus": False,
-        "keras": False,
-        "timeout": 120.0,
-        "launcher": "",
-    }
-    args = list(argv)
-    while args:
-        word = args.pop(0)
-        name = word[2:].replace("-", "_")
-        if name in ("tasks",):
-            opts[name] = int(args.pop(0))
-        elif name == "timeout":
-            opts[name] = float(args.pop(0))
-        elif name == "launcher":
-            opts[name] = args.pop(0)
-        elif name in opts:
-            opts[name] = True
-    return opts
+    return {**DEFAULTS, **parse_command_line(argv, OPTIONS)[0]}
 
 
 class Report:
@@ -132,7 +130,7 @@ def node_names() -> list[str]:
     if not nodelist:
         return [socket.gethostname()]
     try:
-        from hpctf.runtime import expand_nodelist
+        from hpctf.job.nodelist import expand_nodelist
 
         return expand_nodelist(nodelist)
     except Exception:  # noqa: BLE001 - fall back on Slurm's own tool

@@ -1,0 +1,106 @@
+"""Where every task of a ps/worker job runs and listens: its ``TF_CONFIG`` and GPU slot."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .nodelist import task_hosts
+from .ports import DEFAULT_PORT_BASE, job_port_base
+from .roles import cluster_roles
+from .taskenv import RuntimeSetupError, first, task_rank
+
+
+class TaskLayout:
+    """Where every task of a ps/worker job runs and which address it listens on."""
+
+    # A plain class: dataclasses imports inspect, ~10 ms on every task's start.
+    def __init__(self, roles: list[tuple[str, int]], hosts: list[str], port_base: int = DEFAULT_PORT_BASE):
+        self.roles, self.hosts, self.port_base = roles, hosts, port_base
+
+    def address(self, task_id: int) -> str:
+        # One port per task id, unique across the whole job: tasks that share a node
+        # never collide, and neither do tasks of different "nodes" that share a network
+        # namespace (containers, the test cluster, the local target).
+        return f"{self.hosts[task_id]}:{self.port_base + task_id}"
+
+    def cluster(self) -> dict[str, list[str]]:
+        spec: dict[str, list[str]] = {}
+        for task_id, (role, _) in enumerate(self.roles):
+            spec.setdefault(role, []).append(self.address(task_id))
+        return spec
+
+    def tf_config(self, task_id: int) -> dict:
+        role, index = self.roles[task_id]
+        return {
+            "cluster": self.cluster(),
+            "task": {"type": role, "index": index},
+            "environment": "cloud",
+        }
+
+    def tf_config_json(self, task_id: int) -> str:
+        """:meth:`tf_config` as compact JSON (``json.dumps(..., separators=(",", ":"))``)."""
+        return to_json(self.tf_config(task_id))
+
+    def gpu_slot(self, task_id: int) -> int | None:
+        """Which of its node's GPUs a task uses; ``None`` for parameter servers.
+
+        Parameter servers hold variables in host memory and get no GPU; the other tasks
+        on a node take the node's GPUs in task-id order.
+        """
+        if self.roles[task_id][0] == "ps":
+            return None
+        host = self.hosts[task_id]
+        return sum(1 for other in range(task_id) if self.hosts[other] == host and self.roles[other][0] != "ps")
+
+
+def to_json(value) -> str:
+    """Compact JSON of TF_CONFIG's dicts, lists, strings and ints, as ``json.dumps`` with
+    ``separators=(",", ":")`` writes it: ``json`` costs ~1 ms to import on every task's
+    start. Strings that need escaping (never host names) go through ``json`` after all."""
+    if isinstance(value, str):
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'
+        import json
+
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ",".join(map(to_json, value)) + "]"
+    return "{" + ",".join(f"{to_json(key)}:{to_json(item)}" for key, item in value.items()) + "}"
+
+
+def layout_from_slurm(
+    env: Mapping[str, str], ps: int, workers: int, chief: bool, port_base: int | None = None
+) -> TaskLayout:
+    """The layout of the current job step, from the variables ``srun`` sets per task.
+
+    ``port_base`` None: the job's own range, from ``SLURM_JOB_ID`` (:mod:`hpctf.job.ports`).
+    """
+    nodelist = first(env, "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
+    per_node = first(env, "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE")
+    roles = cluster_roles(ps, workers, chief)
+    hosts = task_hosts(nodelist, per_node)
+    if len(hosts) != len(roles):
+        raise RuntimeSetupError(
+            f"the step has {len(hosts)} tasks but the cluster needs {len(roles)} "
+            f"({ps} ps + {workers} worker{'s' if workers != 1 else ''}"
+            f"{' + chief' if chief else ''}); launch it with srun --ntasks={len(roles)}"
+        )
+    if port_base is None:
+        port_base = job_port_base(env.get("SLURM_JOB_ID"), len(roles))
+    return TaskLayout(roles=roles, hosts=hosts, port_base=port_base)
+
+
+def tf_config_for_task(
+    env: Mapping[str, str],
+    ps: int,
+    workers: int,
+    chief: bool = False,
+    port_base: int | None = None,
+) -> dict:
+    """The ``TF_CONFIG`` of the current Slurm task (``SLURM_PROCID``)."""
+    layout = layout_from_slurm(env, ps, workers, chief, port_base)
+    return layout.tf_config(task_rank(env))
