@@ -85,3 +85,40 @@ def test_bootstrap_start_loads_only_what_it_needs():
     loaded = _loaded_after(code)
     assert not [name for name in FORBIDDEN + COSTLY if name in loaded]
     assert "hostlist" in loaded  # the one module the bootstrap needs beyond the standard library
+
+
+def test_one_argument_parser_for_the_bootstrap_the_srun_stand_in_and_the_probe():
+    import pytest
+
+    from hpctf.job import local_srun, probe
+    from hpctf.job.args import FLAG, parse_command_line
+    from hpctf.job.bootstrap import parse_arguments
+
+    options = {"--n": int, "--name": str, "--on": FLAG}
+    assert parse_command_line(["--n", "2", "--name=a b", "--on", "cmd", "--n"], options) == (
+        {"n": 2, "name": "a b", "on": True},
+        ["cmd", "--n"],
+    )
+    assert parse_command_line(["--on", "--", "--n"], options) == ({"on": True}, ["--n"])
+    for bad in (["--n"], ["--n=x"], ["--on=1"], ["--other"]):
+        with pytest.raises(ValueError):
+            parse_command_line(bad, options)
+    with pytest.raises(SystemExit):
+        parse_command_line(["--help"], options, usage="usage")
+    assert parse_command_line(["--help", "x"], options, loose=True) == ({"help": "1"}, ["x"])
+
+    opts, command = parse_arguments(["--ps", "1", "--chief", "--", "python", "-c", "pass"])
+    assert (opts["ps"], opts["workers"], opts["chief"], command) == (1, 0, True, ["python", "-c", "pass"])
+    assert local_srun.parse(["--ntasks=3", "--kill-on-bad-exit=1", "--mpi=pmix", "python", "-V"]) == (
+        {"ntasks": "3", "kill_on_bad_exit": "1", "mpi": "pmix"},
+        ["python", "-V"],
+    )
+    got = probe.parse(["--tasks", "4", "--launcher", "srun", "--timeout", "90", "--mpi", "--ports"])
+    assert (got["tasks"], got["launcher"], got["timeout"], got["mpi"], got["ports"], got["env"]) == (
+        4,
+        "srun",
+        90.0,
+        True,
+        True,
+        False,
+    )
