@@ -1,18 +1,23 @@
-"""Recorded runs: refresh their state (one scheduler call for all), logs, cancel."""
+"""Recorded runs, the run history: refresh their state (one scheduler call for all),
+wait for them to end, follow and read their logs, the rows ``hpctf status``/``ls`` show,
+cancel. The CLI parses and prints; what it prints comes from here."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from . import executors
 from .errors import HpctfError
 from .executors import Observation
-from .exits import slurm_time
+from .exits import failed_nodes, first_failed_task, slurm_time
 from .registry import Registry, RunRecord
-from .runpaths import log_file
+from .runpaths import RunPaths, log_file
 from .states import UNFINISHED, JobState
+from .table import duration, when
 
 
 def handle(record: RunRecord):
@@ -102,3 +107,132 @@ def follow(path: Path, finished: Callable[[], bool], poll_s: float = 0.5) -> Ite
 
 def cancel(record: RunRecord) -> None:
     executors.for_record(record).cancel(record)
+
+
+# ---------------------------------------------------------------------------------------
+# Waiting for a run to end
+# ---------------------------------------------------------------------------------------
+
+PENDING_POLL_S = 5.0  # squeue asks slurmctld itself: not every second for every waiting shell
+WAITING = (JobState.PENDING, JobState.CONFIGURING, JobState.UNKNOWN)
+
+Queued = tuple[str, str | None, float | None]  # (state, the scheduler's reason, expected start)
+
+
+class Watch:
+    """One recorded run, watched until it ends: every look refreshes its record (one
+    scheduler call) and saves it in ``registry`` (default: the run's own)."""
+
+    def __init__(self, record: RunRecord, registry: Registry | None = None, poll_s: float = 1.0):
+        self.record = record
+        self.registry = registry if registry is not None else Registry(RunPaths.of(record).registry)
+        self.poll_s = poll_s
+
+    def state(self) -> JobState:
+        refresh(self.registry, [self.record])
+        return JobState.from_slurm(self.record.state)
+
+    def finished(self) -> bool:
+        return self.state().finished
+
+    def queue(self, show: Callable[[Queued], None], pending_poll_s: float = PENDING_POLL_S) -> None:
+        """Until the run leaves the queue, ``show`` gets (state, reason, expected start)
+        every poll. While the queue says the job is pending, that is the one scheduler call
+        per look (it gives the reason too), every ``pending_poll_s``; then the usual refresh."""
+        polls_queue = executors.for_record(self.record).polls_queue
+        queued, asked = None, 0.0
+        while True:
+            if polls_queue and time.monotonic() - asked >= pending_poll_s:
+                queued, asked = self._pending(), time.monotonic()
+            now = queued
+            if now is None:
+                state = self.state()
+                if state not in WAITING:
+                    return
+                now = (state.value.lower(), None, None)
+            show(now)
+            time.sleep(self.poll_s)
+
+    def _pending(self) -> Queued | None:
+        """("pending", reason, expected start) from one queue call; None once the queue
+        no longer says the job is pending (or does not answer)."""
+        info = executors.for_record(self.record).pending(self.record)
+        if info is None or info.state is not JobState.PENDING:
+            return None
+        return "pending", info.reason, info.expected_start
+
+    def log(self, task: int = 0, stream: str = "out") -> Iterator[str]:
+        """A task's log as it grows, until the run ends."""
+        return follow(log_path(self.record, task, stream), self.finished, poll_s=self.poll_s)
+
+    def end(self) -> tuple[int, bool]:
+        """Wait for the run to end: (the exit code to exit with, whether the run did not
+        complete although its exit code says 0: cancelled while queued, ExitCode 0:0)."""
+        while not self.finished():
+            time.sleep(self.poll_s)
+        code = self.record.exit_code if self.record.exit_code is not None else 1
+        if code == 0 and self.record.state != JobState.COMPLETED.value:
+            return 1, True
+        return code, False
+
+
+# ---------------------------------------------------------------------------------------
+# What `hpctf status` and `hpctf ls` show
+# ---------------------------------------------------------------------------------------
+
+STATUS_FIELDS = ("job_id", "name", "state", "exit_code", "backend", "shape", "nodes", "target", "command", "run_dir")
+LIST_COLUMNS = ("JOB", "NAME", "BACKEND", "SHAPE", "STATE", "EXIT", "SUBMITTED", "DURATION")
+
+
+def status_dict(record: RunRecord) -> dict[str, Any]:
+    """The record and the nodes a NODE_FAIL run lost (``status --json``)."""
+    failure = node_failure(record)
+    return {**record.to_dict(), "failed_nodes": failure["nodes"] if failure else None}
+
+
+def status_rows(record: RunRecord) -> list[tuple[str, object]]:
+    """(field, value) rows of one run, with the failed task, lost nodes and restarts."""
+    rows: list[tuple[str, object]] = [(key, getattr(record, key)) for key in STATUS_FIELDS]
+    failed = failed_task(record)
+    if failed:
+        hint = f"hpctf logs {record.job_id} --task {failed[0]} --err"
+        rows.insert(4, ("failed task", f"task {failed[0]} exited with {failed[1]} ({hint})"))
+    failure = node_failure(record)
+    if failure:
+        named = "; ".join(f"{node} ({reason})" if reason else node for node, reason in failure["nodes"])
+        rows.insert(4, ("failed nodes", named or f"unknown: {failure['unknown']}"))
+    restarts = restarts_text(record)
+    if restarts:
+        rows.insert(3, ("restarts", restarts))
+    return rows + [("submitted", when(record.submitted)), ("duration", duration(record.duration))]
+
+
+def list_rows(records: Iterable[RunRecord]) -> list[tuple[object, ...]]:
+    """One row a run, in the order of :data:`LIST_COLUMNS`."""
+    return [
+        (r.job_id, r.name, r.backend, r.shape, r.state, r.exit_code, when(r.submitted), duration(r.duration))
+        for r in records
+    ]
+
+
+def restarts_text(record: RunRecord) -> str | None:
+    """For requeue jobs and jobs Slurm requeued: '1 (2 attempts; ...)'."""
+    spec = json.loads(record.spec or "{}")
+    restarts = record.restarts or 0
+    if not restarts and not spec.get("requeue"):
+        return None
+    text = f"{restarts} ({restarts + 1} attempt{'s' if restarts else ''}"
+    if spec.get("requeue") and executors.for_record(record).can_requeue:
+        from .spec import DEFAULT_MAX_RESTARTS
+
+        limit = spec.get("max_restarts")
+        text += f"; requeues itself at most {DEFAULT_MAX_RESTARTS if limit is None else limit} time(s)"
+    return text + ")"
+
+
+def node_failure(record: RunRecord) -> dict | None:
+    return failed_nodes(record.log_dir, record.job_id) if record.state == "NODE_FAIL" else None
+
+
+def failed_task(record: RunRecord):
+    return first_failed_task(record.log_dir, record.job_id) if record.state not in ("PENDING", "RUNNING") else None

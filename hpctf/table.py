@@ -6,6 +6,7 @@ what `hpctf ls` may take over a history of 10,000 runs; columns of text need non
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 
@@ -19,3 +20,17 @@ def format_table(header: Sequence[str] | None, rows: Sequence[Sequence[object]],
     for line in lines:
         out.append((" " * gap).join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
     return "\n".join(out) + "\n"
+
+
+def when(epoch: float | None) -> str:
+    """A moment as a cell: '2024-05-01 12:30:00' ('' for none)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else ""
+
+
+def duration(seconds: float | None) -> str:
+    """A length of time as a cell: '5:03', '1:02:03' ('' for none)."""
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

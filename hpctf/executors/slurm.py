@@ -17,13 +17,18 @@ SBATCH_TIMEOUT_S = 60
 SCANCEL_TIMEOUT_S = 60
 
 
+def _answered(reply, name: str, timeout_s: int):
+    """``reply``, where the command ran and answered in time; else the user's error."""
+    if reply.failure == MISSING:
+        raise HpctfError(f"{name} is not on PATH: run hpctf on a Slurm login node")
+    if reply.failure == TIMED_OUT:
+        raise HpctfError(f"{name} did not answer in {timeout_s}s (is slurmctld up?)")
+    return reply
+
+
 def sbatch(command: list[str]) -> str:
     """Run ``sbatch --parsable``; its job id (``1234`` or ``1234;cluster`` -> ``1234``)."""
-    reply = call(command, SBATCH_TIMEOUT_S)
-    if reply.failure == MISSING:
-        raise HpctfError("sbatch is not on PATH: run hpctf on a Slurm login node")
-    if reply.failure == TIMED_OUT:
-        raise HpctfError(f"sbatch did not answer in {SBATCH_TIMEOUT_S}s (is slurmctld up?)")
+    reply = _answered(call(command, SBATCH_TIMEOUT_S), "sbatch", SBATCH_TIMEOUT_S)
     if not reply.ok:
         raise HpctfError(f"sbatch refused the job: {reply.stderr.strip() or reply.stdout.strip()}")
     job_id = reply.stdout.strip().split(";")[0]
@@ -33,11 +38,7 @@ def sbatch(command: list[str]) -> str:
 
 
 def scancel(job_id: str) -> None:
-    reply = call(["scancel", job_id], SCANCEL_TIMEOUT_S)
-    if reply.failure == MISSING:
-        raise HpctfError("scancel is not on PATH: run hpctf on a Slurm login node")
-    if reply.failure == TIMED_OUT:
-        raise HpctfError(f"scancel did not answer in {SCANCEL_TIMEOUT_S}s (is slurmctld up?)")
+    reply = _answered(call(["scancel", job_id], SCANCEL_TIMEOUT_S), "scancel", SCANCEL_TIMEOUT_S)
     if not reply.ok:
         raise HpctfError(f"scancel {job_id} failed: {reply.stderr.strip()}")
 

@@ -1,0 +1,5 @@
+"""``python -m hpctf.cli``: the ``hpctf`` command."""
+
+from . import main
+
+main()

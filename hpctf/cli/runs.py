@@ -1,0 +1,97 @@
+"""``hpctf status``, ``logs``, ``cancel`` and ``ls``: the run history, as
+:mod:`hpctf.runs` keeps it, printed."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import HpctfError
+from .options import fail
+
+
+def _lookup(job_id: str):
+    """(the run history, the run ``job_id``); exit 2 where there is no such run."""
+    from ..registry import Registry
+
+    registry = Registry()
+    try:
+        return registry, registry.get(job_id)
+    except HpctfError as err:
+        fail(str(err))
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def status(job_id: str, as_json: bool) -> None:
+    """State, exit code and placement of one run."""
+    from ..runs import refresh, status_dict, status_rows
+
+    registry, record = _lookup(job_id)
+    refresh(registry, [record])
+    if as_json:
+        click.echo(json.dumps(status_dict(record)))
+        return
+    from ..table import format_table
+
+    click.echo(format_table(None, status_rows(record)), nl=False)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--follow", "-f", is_flag=True, help="keep printing until the job ends")
+@click.option("--task", type=int, default=0, show_default=True, help="task (rank) whose log to show")
+@click.option("--err", is_flag=True, help="standard error instead of output")
+def logs(job_id: str, follow: bool, task: int, err: bool) -> None:
+    """Print a run's log (task 0's output by default)."""
+    from ..runs import Watch, read_log
+
+    stream = "err" if err else "out"
+    registry, record = _lookup(job_id)
+    if not follow:
+        try:
+            click.echo(read_log(record, task, stream), nl=False)
+        except HpctfError as error:
+            fail(str(error))
+        return
+    for chunk in Watch(record, registry).log(task, stream):
+        click.echo(chunk, nl=False)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def cancel(job_id: str, as_json: bool) -> None:
+    """Cancel a run (every task of it)."""
+    from ..runs import cancel as cancel_run
+
+    registry, record = _lookup(job_id)
+    try:
+        cancel_run(record)
+    except HpctfError as err:
+        fail(str(err))
+    click.echo(
+        json.dumps({"job_id": record.job_id, "cancelled": True}) if as_json else f"cancelled job {record.job_id}"
+    )
+
+
+@click.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("-n", "--limit", type=int, default=50, show_default=True, help="newest N runs (0: all)")
+def list_runs(as_json: bool, limit: int) -> None:
+    """Past and current runs, newest first."""
+    from ..registry import Registry
+    from ..runs import LIST_COLUMNS, list_rows, refresh
+
+    registry = Registry()
+    records = list(registry.runs(limit=limit or None))
+    refresh(registry, records)
+    if as_json:
+        # The full spec is in `hpctf status --json`; a listing of 10,000 runs stays small.
+        click.echo(json.dumps([r.to_dict(with_spec=False) for r in records]))
+        return
+    from ..table import format_table
+
+    click.echo(format_table(LIST_COLUMNS, list_rows(records)), nl=False)
