@@ -351,7 +351,7 @@ def requeue_settings(spec: TensorFlow) -> dict[str, Any] | None:
     """What the requeue section of the script needs; None (no section) without requeue."""
     if not spec.requeue:
         return None
-    from .spec import REQUEUE_MARGIN_S, requeue_limits
+    from .requeue import REQUEUE_MARGIN_S, requeue_limits
 
     max_restarts, grace = requeue_limits(spec)
     return {

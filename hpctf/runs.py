@@ -223,7 +223,7 @@ def restarts_text(record: RunRecord) -> str | None:
         return None
     text = f"{restarts} ({restarts + 1} attempt{'s' if restarts else ''}"
     if spec.get("requeue") and executors.for_record(record).can_requeue:
-        from .spec import DEFAULT_MAX_RESTARTS
+        from .requeue import DEFAULT_MAX_RESTARTS
 
         limit = spec.get("max_restarts")
         text += f"; requeues itself at most {DEFAULT_MAX_RESTARTS if limit is None else limit} time(s)"

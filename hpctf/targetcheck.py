@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .schedcall import MISSING, TIMED_OUT, call
-from .spec import time_limit_seconds
+from .slurmtime import time_limit_seconds
 from .targets import MODULE_INITS, Target, gres_spec
 
 TIMEOUT_S = 20

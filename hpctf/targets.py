@@ -37,7 +37,9 @@ from typing import Any
 
 from . import executors
 from .errors import HpctfError
-from .spec import CONTAINER_RUNTIMES, LAUNCHERS, valid_time
+from .slurmtime import valid_time
+from .validation.container import CONTAINER_RUNTIMES
+from .validation.shape import LAUNCHERS
 
 try:  # Python 3.11+
     import tomllib
