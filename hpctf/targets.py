@@ -107,10 +107,8 @@ class Target:
         return out
 
 
-BUILTIN = {
-    "slurm": Target(name="slurm", executor="slurm"),
-    "local": Target(name="local", executor="local"),
-}
+# One target of the same name per built-in executor: "slurm", "local".
+BUILTIN = {name: Target(name=name, executor=name) for name in executors.names()}
 
 # key -> (type check, what is allowed) for TOML profile tables.
 _STR = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
@@ -265,7 +263,9 @@ def get_target(name: str | None, config: Config | None = None) -> Target:
     ``sbatch`` is on PATH, else this machine."""
     config = config or load_config()
     if name is None:
-        name = config.default or ("slurm" if shutil.which("sbatch") else "local")
+        name = config.default or (
+            executors.SlurmExecutor.name if shutil.which("sbatch") else executors.LocalExecutor.name
+        )
     if name not in config.targets:
         where = (
             f" (read {', '.join(map(str, config.files))})"

@@ -23,7 +23,15 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from .args import FLAG, parse_command_line
-from .taskenv import CHECKPOINT_SIGNAL_ENV, RuntimeSetupError, job_id, task_local_rank, task_rank, task_world_size
+from .taskenv import (
+    CHECKPOINT_SIGNAL_ENV,
+    OUTSIDE_A_JOB,
+    RuntimeSetupError,
+    job_id,
+    task_local_rank,
+    task_rank,
+    task_world_size,
+)
 
 # The other modules of hpctf.job are imported where they are needed: a task pays only for
 # what its job uses (no layout for one-process and MPI jobs, no GPU pick without
@@ -130,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts["task_logs"]:
         from .logs import redirect_output, task_log_files
 
-        redirect_output(*task_log_files(opts["task_logs"], job_id(os.environ, "local"), rank))
+        redirect_output(*task_log_files(opts["task_logs"], job_id(os.environ, OUTSIDE_A_JOB), rank))
     failure_dir = os.environ.get("HPCTF_LOG_DIR")
     try:
         return run(opts, command, rank, failure_dir)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 
+from hpctf.job import taskenv
 from hpctf.job.args import FLAG, parse_command_line
 
 PHASE_STARTED, PHASE_MPI, PHASE_KERAS, PHASE_DONE = "started", "mpi", "keras", "done"
@@ -282,7 +283,7 @@ def main(argv: list[str]) -> int:
     # A rank stuck in MPI_Init or a connect must not hold the job until its time limit.
     faulthandler.dump_traceback_later(opts["timeout"], exit=True)
     folder = os.environ.get("HPCTF_LOG_DIR", ".")
-    job_id = os.environ.get("SLURM_JOB_ID", "local")
+    job_id = taskenv.job_id(os.environ, taskenv.OUTSIDE_A_JOB)
     info = identity()
     report = Report(folder, job_id, info["rank"])
     report.data.update(info, launcher=opts["launcher"])
