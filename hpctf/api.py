@@ -17,7 +17,7 @@ def submit(
     template_dirs: Sequence[str | Path] = (),
     snapshot_limit_mb: float | None = None,
 ):
-    """Snapshot the code, submit the job, record it; a :class:`~hpctf.tracking.SlurmRun`.
+    """Snapshot the code, submit the job, record it; a :class:`~hpctf.executors.slurm.watch.SlurmRun`.
 
     >>> job = hpctf.submit(hpctf.TensorFlow(source_directory=".", entry_script="train.py"))
     >>> job.state, job.wait(), job.result(), print(job.stdout())

@@ -230,7 +230,7 @@ def gpu_request_form(target: Target) -> str:
     """
     if target.gpu_request in ("auto", "gres"):
         return "gres"
-    from .slurmversion import require
+    from .executors.slurm.version import require
 
     require((19, 5), "--gpus-per-node (gpu_request='gpus-per-node')")
     return "gpus-per-node"

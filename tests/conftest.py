@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import hpctf
-from hpctf.local import free_port_base
+from hpctf.executors.local.launch import free_port_base
 from hpctf.render import JobPaths
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,13 +25,13 @@ def no_site_config(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def slurm_version_cache(tmp_path_factory, monkeypatch):
-    """hpctf.slurmversion keeps `sbatch --version` in ~/.cache and in memory: each test
+    """hpctf.executors.slurm.version keeps `sbatch --version` in ~/.cache and in memory: each test
     gets an empty cache of its own, so no test reads what another (or the machine) left."""
-    from hpctf import slurmversion
+    from hpctf.executors.slurm import version
 
     folder = tmp_path_factory.mktemp("slurm-version")
-    monkeypatch.setattr(slurmversion, "cache_file", lambda: folder / "slurm-version.json")
-    detect = slurmversion.detect  # a test may replace it; the real one's memory is cleared
+    monkeypatch.setattr(version, "cache_file", lambda: folder / "slurm-version.json")
+    detect = version.detect  # a test may replace it; the real one's memory is cleared
     detect.cache_clear()
     yield
     detect.cache_clear()

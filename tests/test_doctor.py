@@ -21,7 +21,7 @@ import pytest
 import hpctf
 from hpctf import doctor
 from hpctf.doctor import FAIL, PASS, SKIP, WARN, Check, JobResult, Shape
-from hpctf.local import free_port_base
+from hpctf.executors.local.launch import free_port_base
 
 HPCTF = str(Path(sys.executable).with_name("hpctf"))
 HEAVY = ("tensorflow", "horovod", "mpi4py")

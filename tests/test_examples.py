@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import hpctf
-from hpctf.local import free_port_base
+from hpctf.executors.local.launch import free_port_base
 
 from .training import all_logs, submit_cli, task_log
 

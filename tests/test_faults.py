@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hpctf.local import free_port_base
+from hpctf.executors.local.launch import free_port_base
 
 from .slurmlab import fault, start_cluster, stop_cluster
 

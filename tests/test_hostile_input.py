@@ -38,8 +38,9 @@ from pathlib import Path
 import pytest
 
 import hpctf
-from hpctf import local, submission
+from hpctf import submission
 from hpctf.errors import HpctfError, SpecError
+from hpctf.executors.local import launch
 from hpctf.render import JobPaths, render_script
 from hpctf.targets import Target
 
@@ -661,7 +662,7 @@ def test_source_directory_reaches_the_rendered_script_literally(lab, folders):
         run_dir.mkdir(parents=True)
         (run_dir / "job.sbatch").write_text(script)
         job_id = f"R{i}-{lab.token}"
-        local.start(run_dir / "job.sbatch", run_dir, paths.log_dir, job_id, spec.name, 1)
+        launch.start(run_dir / "job.sbatch", run_dir, paths.log_dir, job_id, spec.name, 1)
         runs.append((i, src, paths, job_id))
         if len(runs) % 12 == 0:
             _wait_exit_files(runs[-12:])

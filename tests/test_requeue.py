@@ -185,7 +185,7 @@ def test_bootstrap_starts_the_command_with_the_signal_ignored_only_for_requeue_j
 
 
 def test_attempts_are_counted_from_sacct_duplicates():
-    from hpctf.tracking import ClusterWatcher, count_attempts
+    from hpctf.executors.slurm.watch import ClusterWatcher, count_attempts
 
     out = (
         "JobID|State|ExitCode|NodeList|Start|End\n"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import hpctf
+from hpctf.executors.local.launch import free_port_base
 from hpctf.job.nodelist import expand_nodelist
 from hpctf.job.ports import job_port_base
-from hpctf.local import free_port_base
 from hpctf.render import JobPaths, render_script
 
 from .cases import RENDER_CASES, split_case

@@ -358,8 +358,8 @@ def test_twenty_concurrent_submits_leave_twenty_records(slurm, home, project):
     assert all((Path(r.run_dir) / "job.sbatch").is_file() for r in records)
 
     # Tracking them all costs one scheduler call per refresh.
+    from hpctf.executors.slurm.watch import SlurmRun
     from hpctf.runs import refresh
-    from hpctf.tracking import SlurmRun
 
     before = SlurmRun.watcher.num_calls
     refresh(registry, records)

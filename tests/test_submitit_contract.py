@@ -22,7 +22,7 @@ from submitit.slurm import slurm as submitit_slurm
 from submitit.slurm import test_slurm as upstream
 
 from hpctf import schedcall
-from hpctf.tracking import ClusterWatcher, SlurmRun
+from hpctf.executors.slurm.watch import ClusterWatcher, SlurmRun
 
 
 class _SchedulerThroughCheckOutput:

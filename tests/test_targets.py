@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hpctf.errors import HpctfError
+from hpctf.executors.slurm.check import gres_entries, minutes, mpi_plugins
 from hpctf.render import render_script
-from hpctf.targetcheck import gres_entries, minutes, mpi_plugins
 from hpctf.targets import Target, apply_target, get_target, load_config
 
 from .conftest import SNAPSHOT_PATHS, bash_n, shellcheck
@@ -196,10 +196,10 @@ def test_gpu_request_form_follows_the_profile(make_spec, monkeypatch):
     spec = make_spec(gpus_per_node=2, gpu_type="a100")
     assert "#SBATCH --gres=gpu:a100:2\n" in render_script(spec, SNAPSHOT_PATHS, target=Target(name="t"))
     per_node = Target(name="t", gpu_request="gpus-per-node")
-    monkeypatch.setattr("hpctf.slurmversion.detect", lambda: (23, 11, 4))
+    monkeypatch.setattr("hpctf.executors.slurm.version.detect", lambda: (23, 11, 4))
     script = render_script(spec, SNAPSHOT_PATHS, target=per_node)
     assert "#SBATCH --gpus-per-node=a100:2\n" in script and "--gres" not in script
-    monkeypatch.setattr("hpctf.slurmversion.detect", lambda: (18, 8, 9))
+    monkeypatch.setattr("hpctf.executors.slurm.version.detect", lambda: (18, 8, 9))
     with pytest.raises(HpctfError, match=r"--gpus-per-node .* needs Slurm 19.05 or newer; this cluster runs 18.8.9"):
         render_script(spec, SNAPSHOT_PATHS, target=per_node)
     # A CPU job asks for no GPUs in any form: the profile's form (and Slurm's age) is moot.
@@ -214,7 +214,7 @@ def test_the_gres_name_of_the_profile_is_the_one_requested(make_spec):
 
 
 def test_slurm_version_parsing():
-    from hpctf.slurmversion import parse
+    from hpctf.executors.slurm.version import parse
 
     assert parse("slurm 24.11.1\n") == (24, 11, 1)
     assert parse("slurm-wlm 22.05.8") == (22, 5, 8)

@@ -76,7 +76,7 @@ def test_tracking_without_accounting(slurm_without_accounting, tmp_path):
         shutil.copy(PROGRAMS / name, src / name)
     code = f"""
 import json, hpctf
-from hpctf.tracking import SlurmRun
+from hpctf.executors.slurm.watch import SlurmRun
 ok = hpctf.submit(hpctf.TensorFlow(source_directory={str(src)!r}, entry_script="hello.py"))
 bad = hpctf.submit(hpctf.TensorFlow(source_directory={str(src)!r}, entry_script="fail.py", arguments=["3"]))
 slow = hpctf.submit(hpctf.TensorFlow(source_directory={str(src)!r}, entry_script="ticker.py", arguments=["3", "1"]))

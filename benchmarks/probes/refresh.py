@@ -42,9 +42,9 @@ def main() -> None:
     args = parser.parse_args()
     subprocess.Popen = CountingPopen  # type: ignore[misc] - subprocess.run looks it up here
 
+    from hpctf.executors.slurm.watch import SlurmRun
     from hpctf.registry import Registry
     from hpctf.runs import refresh
-    from hpctf.tracking import SlurmRun
 
     registry = Registry(args.registry)
     records = list(registry.runs())

@@ -87,7 +87,7 @@ def _target_row(t, default: str) -> tuple[str, ...]:
 @click.option("--json", "as_json", is_flag=True)
 def targets_check(name: str | None, as_json: bool) -> None:
     """Compare target NAME (default: the default target) with the live cluster."""
-    from ..targetcheck import MISMATCH, check_target
+    from ..executors import MISMATCH, check_target
     from ..targets import get_target
 
     config = _load_targets()

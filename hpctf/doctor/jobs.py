@@ -202,7 +202,7 @@ def run(
         _collect(results, wait_for(records, started + timeout_s))
     mpi_list = None
     if shape.backend == "mpi" and any(r.launcher == "srun" and not mpi_ok(shape, r) for r in results if r.job_id):
-        from ..targetcheck import srun_mpi_list
+        from ..executors.slurm.check import srun_mpi_list
 
         mpi_list = srun_mpi_list()
     checks = evaluate(shape, test_only, results[0], results[1] if len(results) > 1 else None, mpi_list)

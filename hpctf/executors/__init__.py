@@ -17,10 +17,25 @@ and ``hpctf render`` import this package.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import HpctfError
+
+OK, MISMATCH, SKIPPED = "ok", "MISMATCH", "skipped"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of ``hpctf targets check``: what was checked, its status, what was found."""
+
+    check: str
+    status: str  # ok | MISMATCH | skipped
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"check": self.check, "status": self.status, "detail": self.detail}
 
 
 class Observation(NamedTuple):
@@ -76,14 +91,12 @@ class Executor:
         self.handle(record).cancel()
 
     def pending(self, record):
-        """A :class:`~hpctf.tracking.QueueInfo` for a waiting job, or None (no queue to ask)."""
+        """A :class:`~hpctf.executors.slurm.watch.QueueInfo` for a waiting job, or None (no queue to ask)."""
         return None
 
     # -- checking ----------------------------------------------------------------------
     def check_target(self, target) -> list:
         """``hpctf targets check``: findings comparing ``target`` with the place."""
-        from ..targetcheck import SKIPPED, Finding
-
         return [Finding("executor", SKIPPED, f"the {self.name} executor has no checks")]
 
     def __repr__(self) -> str:
@@ -120,6 +133,11 @@ def get(name: str) -> Executor:
 
 def for_record(record) -> Executor:
     return get(record.target)
+
+
+def check_target(target) -> list[Finding]:
+    """Every finding about ``target``, from its executor (Slurm: :mod:`hpctf.executors.slurm.check`)."""
+    return get(target.executor).check_target(target)
 
 
 # The built-ins, after the base they subclass; registered in this order ("'slurm' or 'local'").

@@ -1,4 +1,4 @@
-"""``hpctf targets check NAME``: compare a site profile with the live cluster.
+"""``hpctf targets check NAME`` for a Slurm target: compare its profile with the live cluster.
 
 Every check runs, and every mismatch is reported with what the cluster has instead, so a
 new profile is fixed in one pass. Asks only the scheduler's own commands (``scontrol``,
@@ -11,25 +11,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-from .schedcall import MISSING, TIMED_OUT, call
-from .slurmtime import time_limit_seconds
-from .targets import MODULE_INITS, Target, gres_spec
+from ...schedcall import MISSING, TIMED_OUT, call
+from ...slurmtime import time_limit_seconds
+from ...targets import MODULE_INITS, Target, gres_spec
+from .. import MISMATCH, OK, SKIPPED, Finding
 
 TIMEOUT_S = 20
-OK, MISMATCH, SKIPPED = "ok", "MISMATCH", "skipped"
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    status: str  # ok | MISMATCH | skipped
-    detail: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"check": self.check, "status": self.status, "detail": self.detail}
 
 
 def _run(*command: str) -> tuple[int, str]:
@@ -88,13 +77,6 @@ def srun_mpi_list() -> str | None:
     """The MPI plugins this cluster's srun offers (``pmix, pmi2, ...``), or None."""
     code, out = _run("srun", "--mpi=list")
     return (", ".join(mpi_plugin_names(out)) or None) if code == 0 else None
-
-
-def check_target(target: Target) -> list[Finding]:
-    """Every finding about ``target``, from its executor (Slurm: :func:`check_slurm`)."""
-    from . import executors
-
-    return executors.get(target.executor).check_target(target)
 
 
 def check_slurm(target: Target) -> list[Finding]:
@@ -177,7 +159,7 @@ def _scheduler_details(target: Target) -> list[Finding]:
 
 
 def _gpu_request(target: Target) -> Finding:
-    from .slurmversion import detect
+    from .version import detect
 
     version = detect()
     shown = f"{version[0]}.{version[1]:02d}.{version[2]}" if version else "unknown"

@@ -1,7 +1,7 @@
 """The local target: the same job script, run on this machine instead of by Slurm.
 
-Starting a run lives here; following one (:class:`~hpctf.localrun.LocalRun`) in
-:mod:`hpctf.localrun`.
+Starting a run lives here; following one (:class:`~hpctf.executors.local.handle.LocalRun`) in
+:mod:`hpctf.executors.local.handle`.
 
 For laptops, login-node debugging and trying hpctf without a cluster.  The rendered
 sbatch script runs under ``bash`` in its own session, with the environment Slurm would
@@ -18,8 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import HpctfError
-from .runpaths import log_file
+from ...errors import HpctfError
+from ...runpaths import log_file
 
 PID_FILE = "local.pid"
 
@@ -47,7 +47,7 @@ def _port_free(port: int) -> bool:
 
 def job_environment(job_id: str, name: str, ntasks: int, run_dir: Path) -> dict[str, str]:
     """What Slurm's batch step would see in a one-node allocation, plus the srun stand-in."""
-    from .executors.local import LocalExecutor
+    from . import LocalExecutor
 
     shim_dir = run_dir / ".bin"
     shim_dir.mkdir(exist_ok=True)

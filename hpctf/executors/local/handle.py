@@ -13,9 +13,9 @@ from pathlib import Path
 
 from submitit.core import core
 
-from .exits import ExitCodeResults, job_exit_code
-from .local import PID_FILE
-from .states import JobState
+from ...exits import ExitCodeResults, job_exit_code
+from ...states import JobState
+from .launch import PID_FILE
 
 CANCELLED_FILE = "local.cancelled"
 STOP_GRACE_S = 10.0

@@ -14,8 +14,8 @@ import re
 import shutil
 from pathlib import Path
 
-from .errors import HpctfError
-from .schedcall import call
+from ...errors import HpctfError
+from ...schedcall import call
 
 VERSION_TIMEOUT_S = 20
 _VERSION = re.compile(r"slurm(?:-wlm)?\s+(\d+)\.(\d+)(?:\.(\d+))?")

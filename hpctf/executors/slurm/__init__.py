@@ -1,7 +1,7 @@
 """The Slurm executor: ``sbatch`` to start, the sacct/squeue watcher to follow,
 ``scancel`` to stop, ``squeue`` to say why a job waits.
 
-The watcher and the handle (:class:`~hpctf.tracking.SlurmRun`) need submitit: they are
+The watcher and the handle (:class:`~hpctf.executors.slurm.watch.SlurmRun`) need submitit: they are
 imported when a run is followed, never to render or submit.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import HpctfError
-from ..schedcall import MISSING, TIMED_OUT, call
-from . import Executor, Observation
+from ...errors import HpctfError
+from ...schedcall import MISSING, TIMED_OUT, call
+from .. import Executor, Observation
 
 SBATCH_TIMEOUT_S = 60
 SCANCEL_TIMEOUT_S = 60
@@ -48,10 +48,10 @@ def record_node_failures(records: list) -> None:
     ``sinfo`` for all of them, now, while the nodes' state and reason still say it."""
     if not records:
         return
-    from ..exits import record_node_failure
-    from ..job.nodelist import expand_nodelist
-    from ..job.taskenv import RuntimeSetupError
-    from ..tracking import dead_nodes
+    from ...exits import record_node_failure
+    from ...job.nodelist import expand_nodelist
+    from ...job.taskenv import RuntimeSetupError
+    from .watch import dead_nodes
 
     answer = dead_nodes(",".join(r.nodes for r in records if r.nodes))
     dead = dict(answer or [])
@@ -77,12 +77,12 @@ class SlurmExecutor(Executor):
         return sbatch(self.command(plan.script_path))
 
     def handle(self, record):
-        from ..tracking import SlurmRun
+        from .watch import SlurmRun
 
         return SlurmRun(folder=record.log_dir, job_id=record.job_id, tasks=range(record.task_count))
 
     def update(self, records: list) -> None:
-        from ..tracking import SlurmRun
+        from .watch import SlurmRun
 
         SlurmRun.watcher.update()  # every watched Slurm job, one sacct (or squeue) call
 
@@ -94,7 +94,7 @@ class SlurmExecutor(Executor):
         return Observation(state, info, job.restarts)
 
     def settled(self, records: list) -> None:
-        from ..states import JobState
+        from ...states import JobState
 
         record_node_failures([r for r in records if r.state == JobState.NODE_FAIL.value])
 
@@ -102,11 +102,11 @@ class SlurmExecutor(Executor):
         scancel(record.job_id)
 
     def pending(self, record):
-        from ..tracking import queue_info
+        from .watch import queue_info
 
         return (queue_info([record.job_id]) or {}).get(record.job_id)
 
     def check_target(self, target) -> list:
-        from ..targetcheck import check_slurm
+        from .check import check_slurm
 
         return check_slurm(target)

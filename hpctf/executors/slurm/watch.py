@@ -16,9 +16,9 @@ from typing import NamedTuple
 import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from .exits import ExitCodeResults, job_exit_code, job_restarts, parse_exit_code, slurm_time
-from .schedcall import answer, call
-from .states import JobState
+from ...exits import ExitCodeResults, job_exit_code, job_restarts, parse_exit_code, slurm_time
+from ...schedcall import answer, call
+from ...states import JobState
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
 

@@ -1,12 +1,13 @@
 """The local executor: the same job script, run on this machine with ``bash``.
 
-Starting a run is :func:`hpctf.local.start`; following it, :class:`hpctf.localrun.LocalRun`.
+Starting a run is :func:`hpctf.executors.local.launch.start`; following it,
+:class:`hpctf.executors.local.handle.LocalRun`.
 """
 
 from __future__ import annotations
 
-from ..errors import HpctfError
-from . import Executor, Observation
+from ...errors import HpctfError
+from .. import OK, Executor, Finding, Observation
 
 
 class LocalExecutor(Executor):
@@ -20,20 +21,20 @@ class LocalExecutor(Executor):
                 "(srun --container-image): use container_runtime='apptainer'"
             )
         if spec.distributed_backend == "ps" and spec.port_base is None:
-            from ..local import free_port_base
+            from .launch import free_port_base
 
             spec = spec.with_changes(port_base=free_port_base(spec.task_count))
         return spec
 
     def start(self, plan) -> str:
-        from .. import local
+        from . import launch
 
-        job_id = local.new_job_id()
-        local.start(plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, plan.spec.name, plan.spec.task_count)
+        job_id = launch.new_job_id()
+        launch.start(plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, plan.spec.name, plan.spec.task_count)
         return job_id
 
     def handle(self, record):
-        from ..localrun import LocalRun
+        from .handle import LocalRun
 
         return LocalRun(folder=record.log_dir, job_id=record.job_id, tasks=range(record.task_count))
 
@@ -41,6 +42,4 @@ class LocalExecutor(Executor):
         return Observation(job.state, {"NodeList": "localhost"}, None)
 
     def check_target(self, target) -> list:
-        from ..targetcheck import OK, Finding
-
         return [Finding("executor", OK, "runs on this machine: no cluster to compare with")]
