@@ -126,3 +126,17 @@ def test_a_third_executor_runs_jobs_through_the_python_api(fake, make_spec):
     fake.states[job.job_id] = JobState.COMPLETED
     again = hpctf.attach(job.job_id)
     assert again.state is JobState.COMPLETED and again.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("hpctf.tracking\nSlurmRun", "hpctf.executors.slurm.watch\nSlurmRun"),
+        ("hpctf.localrun\nLocalRun", "hpctf.executors.local.handle\nLocalRun"),
+    ],
+)
+def test_handles_pickled_under_their_former_modules_still_load(old, new):
+    """Users pickle handles; a pickle names the class by module: the old names still load it."""
+    import pickle
+
+    assert pickle.loads(f"c{old}\n.".encode()) is pickle.loads(f"c{new}\n.".encode())
