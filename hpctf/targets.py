@@ -68,7 +68,7 @@ class Target:
 
     name: str
     source: str = "built-in"  # the file(s) the profile came from
-    executor: str = "slurm"  # the name of an executor in hpctf.executors: "slurm" (sbatch), "local" (this machine)
+    executor: str = "slurm"  # the name of an executor in hpctf.executors: slurm (sbatch), local (this machine)
     # Scheduling defaults, used where the estimator leaves the field unset.
     partition: str | None = None
     account: str | None = None
@@ -107,7 +107,7 @@ class Target:
         return out
 
 
-# One target of the same name per built-in executor: "slurm", "local".
+# One target of the same name per built-in executor: slurm, local.
 BUILTIN = {name: Target(name=name, executor=name) for name in executors.names()}
 
 # key -> (type check, what is allowed) for TOML profile tables.
