@@ -6,8 +6,11 @@ every call has a timeout; a command that is not installed is an answer too.
 
 from __future__ import annotations
 
-import subprocess
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+# subprocess, imported on the first call: about 2 ms that rendering a script (which loads
+# this module through the executors) never needs. Tests may set it to a stand-in.
+subprocess: Any = None
 
 MISSING = "missing"  # the command is not on PATH
 TIMED_OUT = "timed out"  # no answer within the timeout
@@ -27,6 +30,9 @@ class Reply(NamedTuple):
 def call(argv: list[str] | tuple[str, ...], timeout: float) -> Reply:
     """Run ``argv`` and capture its output. A missing command or a timeout is a
     :class:`Reply` with ``failure`` set; other errors starting it (``PermissionError``) raise."""
+    global subprocess
+    if subprocess is None:
+        import subprocess
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
