@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,8 @@ class RunPaths:
     @classmethod
     def new(cls, home: Path, name: str) -> RunPaths:
         """A fresh run folder under ``home`` (not created yet) for a job called ``name``."""
+        import secrets  # hashlib, hmac, random: ~5 ms that status and ls never need
+
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:40] or "job"
         return cls(home / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(3)}")
 

@@ -13,26 +13,47 @@ run history (waiting, logs, status rows) in :mod:`hpctf.runs`.
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from .. import __version__
-from .doctor import doctor
-from .jobs import render, submit, tf_config
-from .options import EXIT_USAGE, JOB_OPTIONS, fail, job_options, spec_from_options, user_errors
-from .runs import cancel, list_runs, logs, status
-from .targets import targets
 
-__all__ = ["EXIT_USAGE", "JOB_OPTIONS", "cli", "fail", "job_options", "main", "spec_from_options", "user_errors"]
+__all__ = ["cli", "main"]
+
+# Each command's module, imported when that command runs (or when --help lists them all):
+# `hpctf ls` does not load the code of render, submit or the doctor, and each command's
+# start stays what it was when the CLI was one module.
+COMMANDS = {
+    "cancel": (".runs", "cancel"),
+    "doctor": (".doctor", "doctor"),
+    "logs": (".runs", "logs"),
+    "ls": (".runs", "list_runs"),
+    "render": (".jobs", "render"),
+    "status": (".runs", "status"),
+    "submit": (".jobs", "submit"),
+    "targets": (".targets", "targets"),
+    "tf-config": (".jobs", "tf_config"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when the command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, name = COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module, __name__), name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hpctf")
 def cli() -> None:
     """Train TensorFlow on Slurm: render, submit and track estimator jobs."""
-
-
-for _command in (render, tf_config, submit, status, logs, cancel, list_runs, doctor, targets):
-    cli.add_command(_command)
 
 
 def main() -> None:
