@@ -6,7 +6,7 @@ every call has a timeout; a command that is not installed is an answer too.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 # subprocess, imported on the first call: about 2 ms that rendering a script (which loads
 # this module through the executors) never needs. Tests may set it to a stand-in.
@@ -16,11 +16,17 @@ MISSING = "missing"  # the command is not on PATH
 TIMED_OUT = "timed out"  # no answer within the timeout
 
 
-class Reply(NamedTuple):
-    returncode: int | None  # None when the command did not run or did not answer
-    stdout: str = ""
-    stderr: str = ""
-    failure: str | None = None  # MISSING, TIMED_OUT or None
+class Reply:
+    """What a scheduler command answered. A plain class: a NamedTuple costs a class
+    built with exec at import, on every hpctf command's start."""
+
+    __slots__ = ("returncode", "stdout", "stderr", "failure")
+
+    def __init__(self, returncode: int | None, stdout: str = "", stderr: str = "", failure: str | None = None):
+        self.returncode = returncode  # None when the command did not run or did not answer
+        self.stdout = stdout
+        self.stderr = stderr
+        self.failure = failure  # MISSING, TIMED_OUT or None
 
     @property
     def ok(self) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..errors import HpctfError
 
@@ -38,13 +38,17 @@ class Finding:
         return {"check": self.check, "status": self.status, "detail": self.detail}
 
 
-class Observation(NamedTuple):
+class Observation:
     """What a refresh learnt about one run: its state (a :class:`~hpctf.states.JobState`),
-    the scheduler's fields (``NodeList``, ``Start``, ``End``) and its restarts (None: not known)."""
+    the scheduler's fields (``NodeList``, ``Start``, ``End``) and its restarts (None: not known).
+    A plain class: a NamedTuple is built with exec at import, on every command's start."""
 
-    state: Any
-    info: dict[str, str]
-    restarts: int | None = None
+    __slots__ = ("state", "info", "restarts")
+
+    def __init__(self, state: Any, info: dict[str, str], restarts: int | None = None):
+        self.state = state
+        self.info = info
+        self.restarts = restarts
 
 
 class Executor:
