@@ -246,10 +246,15 @@ def test_restarts_file_and_old_registries(tmp_path):
 
 @pytest.fixture
 def fake_slurm(tmp_path) -> Path:
-    """srun runs the task command once (as task 0); scontrol writes down its arguments."""
+    """srun runs the task command once (as task 0); scontrol writes down its arguments.
+    With ``FAKE_TASK_PROLOG_S`` set, srun first sleeps that long, as slurmstepd runs the
+    TaskProlog: a SIGUSR1 then kills it, as it kills the real prolog."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "srun").write_text('#!/bin/bash\nwhile [[ "$1" == --* ]]; do shift; done\nexec "$@"\n')
+    (bin_dir / "srun").write_text(
+        '#!/bin/bash\nwhile [[ "$1" == --* ]]; do shift; done\n'
+        'if [ -n "${FAKE_TASK_PROLOG_S:-}" ]; then sleep "$FAKE_TASK_PROLOG_S"; fi\nexec "$@"\n'
+    )
     (bin_dir / "scontrol").write_text(f'#!/bin/bash\necho "$@" >>{tmp_path}/scontrol.calls\n')
     for name in ("srun", "scontrol"):
         (bin_dir / name).chmod(0o755)
@@ -263,12 +268,15 @@ def run_probe_script(
     probe_args,
     *,
     signal_when_training=False,
+    signal_at_start=False,
+    task_prolog_s=None,
     restarts=None,
     send=signal.SIGUSR1,
     **fields,
 ):
     """Render a requeue script around the probe, run it under bash; (exit code, logs, stdout, stderr).
-    ``signal_when_training``: send ``send`` to the job script once the probe reports steps."""
+    ``signal_when_training``: send ``send`` to the job script once the probe reports steps;
+    ``signal_at_start``: as soon as the script says which attempt this is (before the launch)."""
     src = tmp_path / "project"  # make_spec's source folder
     (src / "requeue_probe.py").write_text((PROGRAMS / "requeue_probe.py").read_text())
     logs = tmp_path / "logs"
@@ -286,10 +294,18 @@ def run_probe_script(
     env.pop("HPCTF_TARGET", None)
     if restarts is not None:
         env["SLURM_RESTART_COUNT"] = str(restarts)
+    if task_prolog_s is not None:
+        env["FAKE_TASK_PROLOG_S"] = str(task_prolog_s)
     process = subprocess.Popen(
         ["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    seen = []
+    seen, seen_err = [], []
+    if signal_at_start:
+        for line in process.stderr:
+            seen_err.append(line)
+            if "attempt 1 of" in line:
+                break
+        process.send_signal(send)
     if signal_when_training:
         for line in process.stdout:  # the probe prints every 10 steps, after its install()
             seen.append(line)
@@ -297,7 +313,7 @@ def run_probe_script(
                 break
         process.send_signal(send)
     out, err = process.communicate(timeout=90)
-    return process.returncode, logs, "".join(seen) + out, err
+    return process.returncode, logs, "".join(seen) + out, "".join(seen_err) + err
 
 
 def test_signal_saves_and_requeues_without_an_exit_status(make_spec, tmp_path, fake_slurm):
@@ -309,6 +325,20 @@ def test_signal_saves_and_requeues_without_an_exit_status(make_spec, tmp_path, f
     assert "attempt 1 of at most 4" in err and "requeueing job 7 (restart 1 of at most 3)" in err
     assert not (logs / "7_exitcode").exists()  # the run is not over: no exit status
     assert (logs / "7_restarts").read_text() == "0\n"
+
+
+def test_a_signal_while_the_step_starts_waits_for_every_task(make_spec, tmp_path, fake_slurm):
+    # Slurm may send the signal in the job's first second. Passed on at once, it would
+    # reach srun while slurmstepd runs the TaskProlog (here: srun's 2 s sleep) and kill it:
+    # the job would requeue with no checkpoint. The script waits for the tasks' ready marks.
+    code, logs, out, err = run_probe_script(
+        make_spec, tmp_path, fake_slurm, ["400", "0.02"], signal_at_start=True, task_prolog_s=2
+    )
+    assert code == 0, err
+    saved = int(re.search(r"checkpoint saved at step (\d+)", out).group(1))
+    assert json.loads((tmp_path / "ck.json").read_text()) == {"step": saved}
+    assert "requeueing job 7" in err and "exit status 0" in err
+    assert not list(logs.glob(".ready-*"))  # the ready folder is scratch, removed at the end
 
 
 def test_no_restart_left_ends_the_job_with_138(make_spec, tmp_path, fake_slurm):

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 # Set by requeue jobs' scripts: the signal that asks the tasks for a checkpoint (hpctf.job.checkpoint).
 CHECKPOINT_SIGNAL_ENV = "HPCTF_CHECKPOINT_SIGNAL"
+# ...and the folder where each task says it is ready for that signal (hpctf.job.supervise).
+READY_DIR_ENV = "HPCTF_READY_DIR"
 
 
 class RuntimeSetupError(RuntimeError):
