@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -263,9 +262,7 @@ def get_target(name: str | None, config: Config | None = None) -> Target:
     ``sbatch`` is on PATH, else this machine."""
     config = config or load_config()
     if name is None:
-        name = config.default or (
-            executors.SlurmExecutor.name if shutil.which("sbatch") else executors.LocalExecutor.name
-        )
+        name = config.default or executors.default_name()
     if name not in config.targets:
         where = (
             f" (read {', '.join(map(str, config.files))})"

@@ -187,3 +187,28 @@ def test_render_never_imports_heavy_modules(source_dir):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=source_dir)
     assert "HEAVY [] EXIT 0" in done.stderr, done.stderr  # it rendered, and imported none of them
     assert done.stdout.startswith("#!/bin/bash") and "train.py" in done.stdout
+
+
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_help_lists_every_command_as_click_would_without_importing_them(width):
+    # `hpctf --help` takes the commands' one-line help from hpctf.cli.COMMANDS; it must be
+    # what click writes from the commands themselves, at any terminal width.
+    import click
+
+    from hpctf.cli import COMMANDS, LazyGroup
+
+    ours = CliRunner().invoke(cli, ["--help"], terminal_width=width).output
+    original = LazyGroup.format_commands
+    try:
+        LazyGroup.format_commands = click.Group.format_commands
+        clicks = CliRunner().invoke(cli, ["--help"], terminal_width=width).output
+    finally:
+        LazyGroup.format_commands = original
+    assert ours == clicks and all(name in ours for name in COMMANDS)
+    code = (
+        "import sys; from hpctf.cli import main; sys.argv=['hpctf','--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('hpctf.cli.')), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stderr.strip() == "[]", done.stderr

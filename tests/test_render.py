@@ -125,6 +125,65 @@ def test_user_template_folder_overrides_one_template(make_spec, tmp_path):
     assert "echo site launch train.py" in script and "#SBATCH --nodes=1" in script
 
 
+def test_compiled_templates_are_kept_between_commands_and_follow_edits(source_dir, tmp_path):
+    # Jinja's bytecode cache, in Jinja's per-user folder under $TMPDIR: the second render
+    # loads the compiled templates; a site template edited between two renders is compiled
+    # again (the cache checks each entry against the template's source).
+    site = tmp_path / "site"
+    site.mkdir()
+    launch = '{% extends "base.sbatch.j2" %}{% block launch %}echo WORD {{ command | shjoin }}\n{% endblock %}'
+    (site / "single.sbatch.j2").write_text(launch.replace("WORD", "first"))
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("HPCTF_TEMPLATE_CACHE", None)
+
+    def render() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "hpctf.cli", "render", "--templates", str(site), "train.py"],
+            capture_output=True, text=True, cwd=source_dir, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "echo first train.py" in render()
+    cache = tmp_path / f"_jinja2-cache-{os.getuid()}"
+    entries = {p.name: p.stat().st_mtime_ns for p in cache.glob("__jinja2_*.cache")}
+    assert len(entries) >= 2  # base.sbatch.j2 and the site's single.sbatch.j2
+    assert "echo first train.py" in render()
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("__jinja2_*.cache")} == entries  # read, not written
+    (site / "single.sbatch.j2").write_text(launch.replace("WORD", "edited"))
+    assert "echo edited train.py" in render()
+
+
+def test_a_template_cache_that_cannot_be_written_is_no_cache(make_spec, tmp_path, monkeypatch):
+    from hpctf import render
+
+    (tmp_path / "not-a-folder").write_text("")
+    template_cache = render.template_cache
+    monkeypatch.setattr(render, "template_cache", lambda: render._TemplateCache(str(tmp_path / "not-a-folder")))
+    render.environment.cache_clear()
+    try:
+        assert "#SBATCH --nodes=1" in render_script(make_spec(), SNAPSHOT_PATHS)
+    finally:
+        render.environment.cache_clear()
+    monkeypatch.setenv("HPCTF_TEMPLATE_CACHE", "0")
+    assert template_cache() is None
+
+
+def test_a_damaged_cache_entry_is_compiled_again(make_spec, tmp_path, monkeypatch):
+    from hpctf import render
+
+    monkeypatch.setattr(render, "template_cache", lambda: render._TemplateCache(str(tmp_path)))
+    render.environment.cache_clear()
+    try:
+        expected = render_script(make_spec(), SNAPSHOT_PATHS)
+        for entry in tmp_path.glob("__jinja2_*.cache"):
+            entry.write_bytes(entry.read_bytes()[:40])  # cut short, as by a full disk
+        render.environment.cache_clear()
+        assert render_script(make_spec(), SNAPSHOT_PATHS) == expected
+    finally:
+        render.environment.cache_clear()
+
+
 def test_misspelt_template_variable_is_an_error(make_spec, tmp_path):
     import jinja2
 

@@ -50,6 +50,9 @@ def measure(ctx: Context) -> list[Figure]:
     no_cache["PYTHONDONTWRITEBYTECODE"] = "1"
     variants = {name: (lambda c=cmd: wall_ms(c, env)) for name, cmd in commands.items()}
     variants["render_no_pyc"] = lambda: wall_ms(commands["render"], no_cache)
+    # A login node's first render: Jinja compiles the templates (later ones load them).
+    no_template_cache = {**env, "HPCTF_TEMPLATE_CACHE": "0"}
+    variants["render_first"] = lambda: wall_ms(commands["render"], no_template_cache)
     for fn in variants.values():
         fn()  # warm-up: fills the bytecode cache
     t = interleave(ctx.repeats(full=40, quick=3), variants)
@@ -83,6 +86,17 @@ def measure(ctx: Context) -> list[Figure]:
                 extra={"heavy": found, "modules_imported": len(modules)},
             )
         )
+    figures.append(
+        Figure(
+            "coldstart.render.first",
+            "`hpctf render` with no compiled templates kept (HPCTF_TEMPLATE_CACHE=0): a login node's first render",
+            "ms",
+            t["render_first"],
+            baseline='`python -c "import jinja2"`',
+            baseline_samples=t["jinja2"],
+            note="informational: later renders load the templates Jinja compiled (coldstart.render)",
+        )
+    )
     figures.append(
         Figure(
             "coldstart.render.no_pyc",

@@ -21,19 +21,24 @@ from .. import __version__
 
 __all__ = ["cli", "main"]
 
-# Each command's module, imported when that command runs (or when --help lists them all):
-# `hpctf ls` does not load the code of render, submit or the doctor, and each command's
-# start stays what it was when the CLI was one module.
+# Each command's module and its one-line help. A module is imported when its command runs:
+# `hpctf ls` does not load the code of render, submit or the doctor, and `hpctf --help`
+# lists the commands from this table without importing any (tests/test_cli.py checks the
+# lines against the commands' own help).
 COMMANDS = {
-    "cancel": (".runs", "cancel"),
-    "doctor": (".doctor", "doctor"),
-    "logs": (".runs", "logs"),
-    "ls": (".runs", "list_runs"),
-    "render": (".jobs", "render"),
-    "status": (".runs", "status"),
-    "submit": (".jobs", "submit"),
-    "targets": (".targets", "targets"),
-    "tf-config": (".jobs", "tf_config"),
+    "cancel": (".runs", "cancel", "Cancel a run (every task of it)."),
+    "doctor": (
+        ".doctor",
+        "doctor",
+        "Preflight: run a small job of this shape and check what distributed training needs.",
+    ),
+    "logs": (".runs", "logs", "Print a run's log (task 0's output by default)."),
+    "ls": (".runs", "list_runs", "Past and current runs, newest first."),
+    "render": (".jobs", "render", "Print the sbatch script for ENTRY_SCRIPT [SCRIPT_ARGS]..."),
+    "status": (".runs", "status", "State, exit code and placement of one run."),
+    "submit": (".jobs", "submit", "Snapshot the code and submit ENTRY_SCRIPT [SCRIPT_ARGS]... to Slurm."),
+    "targets": (".targets", "targets", "List the compute targets (site profiles) jobs can name with --target."),
+    "tf-config": (".jobs", "tf_config", "Print this Slurm task's TF_CONFIG, derived from the job's node list."),
 }
 
 
@@ -46,8 +51,17 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
-        module, name = COMMANDS[cmd_name]
+        module, name, _ = COMMANDS[cmd_name]
         return getattr(importlib.import_module(module, __name__), name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their one-line help, as click lists them, from :data:`COMMANDS`."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))  # as click.Group.format_commands
+        # A bare Command shortens the help as the real one would (click's own rule).
+        rows = [(name, click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -109,6 +109,10 @@ class Executor:
 
 _EXECUTORS: dict[str, Executor] = {}
 
+# The built-ins, in this order ("'slurm' or 'local'"): their modules are imported the first
+# time one is asked for, since `hpctf render` needs their names only (a target's executor).
+BUILTIN: dict[str, tuple[str, str]] = {"slurm": (".slurm", "SlurmExecutor"), "local": (".local", "LocalExecutor")}
+
 
 def register(executor: Executor) -> Executor:
     """Make ``executor`` available to targets as ``executor = "<its name>"``."""
@@ -123,16 +127,28 @@ def unregister(name: str) -> None:
 
 
 def names() -> tuple[str, ...]:
-    return tuple(_EXECUTORS)
+    return tuple(dict.fromkeys([*BUILTIN, *_EXECUTORS]))
 
 
 def get(name: str) -> Executor:
     """The executor called ``name`` (a target's ``executor``, a run record's ``target``)."""
+    if name not in _EXECUTORS and name in BUILTIN:
+        import importlib
+
+        module, cls = BUILTIN[name]
+        register(getattr(importlib.import_module(module, __name__), cls)())
     try:
         return _EXECUTORS[name]
     except KeyError:
-        known = " or ".join(map(repr, _EXECUTORS))
+        known = " or ".join(map(repr, names()))
         raise HpctfError(f"no executor {name!r}: hpctf knows {known}") from None
+
+
+def default_name() -> str:
+    """Where jobs run when nothing says: Slurm where ``sbatch`` is on PATH, else this machine."""
+    import shutil
+
+    return "slurm" if shutil.which("sbatch") else "local"
 
 
 def for_record(record) -> Executor:
@@ -142,11 +158,3 @@ def for_record(record) -> Executor:
 def check_target(target) -> list[Finding]:
     """Every finding about ``target``, from its executor (Slurm: :mod:`hpctf.executors.slurm.check`)."""
     return get(target.executor).check_target(target)
-
-
-# The built-ins, after the base they subclass; registered in this order ("'slurm' or 'local'").
-from .local import LocalExecutor  # noqa: E402
-from .slurm import SlurmExecutor  # noqa: E402
-
-register(SlurmExecutor())
-register(LocalExecutor())
