@@ -47,10 +47,22 @@ MPIRUN_FLAGS = ("-bind-to", "none", "-map-by", "slot", "-mca", "pml", "ob1", "-m
 
 @dataclass(frozen=True)
 class JobPaths:
-    """Where a job runs and where its logs go (absolute paths on the shared file system)."""
+    """Where a job runs, where its logs go, and the folder that keeps its outputs,
+    TensorBoard events and metrics (absolute paths on the shared file system).
+
+    ``run_dir`` is the run folder of ``hpctf submit``; a script rendered outside a run
+    keeps them in its log folder."""
 
     workdir: Path
     log_dir: Path
+    run_dir: Path | None = None
+
+    @property
+    def kept(self) -> dict[str, Path]:
+        """outputs, tensorboard and metrics folders (:data:`hpctf.runpaths.KEPT`)."""
+        from .runpaths import kept_dirs
+
+        return kept_dirs(self.run_dir or self.log_dir)
 
     def __post_init__(self) -> None:
         for name in ("workdir", "log_dir"):
@@ -228,6 +240,7 @@ def build_context(spec: TensorFlow, paths: JobPaths, target: Target) -> dict[str
         "container": container,
         "workdir": str(paths.workdir),
         "log_dir": str(paths.log_dir),
+        "kept": kept_variables(paths),
         "task_output": paths.log_pattern("out"),
         "task_error": paths.log_pattern("err"),
         "command": command,
@@ -238,6 +251,13 @@ def build_context(spec: TensorFlow, paths: JobPaths, target: Target) -> dict[str
         "mpirun_export_prefixes": MPIRUN_EXPORT_PREFIXES,
         "requeue": requeue_settings(spec),
     }
+
+
+def kept_variables(paths: JobPaths) -> list[tuple[str, str]]:
+    """(variable, folder) of what the run keeps: HPCTF_OUTPUT_DIR, HPCTF_TENSORBOARD_DIR ..."""
+    from .runpaths import KEPT
+
+    return [(KEPT[name], str(folder)) for name, folder in paths.kept.items()]
 
 
 def environment_arguments(spec: TensorFlow, target: Target) -> list[str]:
@@ -276,9 +296,11 @@ def container_settings(spec: TensorFlow, paths: JobPaths) -> dict[str, Any] | No
     import hostlist
 
     package = Path(__file__).resolve().parent
-    binds = [str(paths.workdir)]
-    if not paths.log_dir.is_relative_to(paths.workdir):
-        binds.append(str(paths.log_dir))
+    binds: list[str] = []  # the folders the tasks use, none inside another
+    folders = dict.fromkeys([paths.workdir, paths.log_dir, paths.run_dir or paths.log_dir])
+    for folder in sorted(folders, key=lambda p: len(p.parts)):  # outer folders first; stable
+        if not any(folder.is_relative_to(bound) for bound in binds):
+            binds.append(str(folder))
     for path in binds:
         if ":" in path or "," in path:
             raise HpctfError(f"{path!r}: a container bind path cannot contain ':' or ','")

@@ -6,6 +6,9 @@
     $HPCTF_HOME/objects/                 code snapshots, by content
     $HPCTF_HOME/runs/<stamp>-<name>-<hex>/
         job.sbatch  spec.json  code/  logs/<job>_<task>_log.{out,err}  logs/<job>_exitcode
+        outputs/      what the training keeps: models, checkpoints ($HPCTF_OUTPUT_DIR)
+        tensorboard/  TensorBoard event files ($HPCTF_TENSORBOARD_DIR)
+        metrics/      hpctf.log_metric's files, rank-<R>.jsonl ($HPCTF_METRICS_DIR)
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ def log_file(log_dir: str | Path, job_id: str, task: int | str = 0, stream: str 
     """A task's log, named as submitit names them (``<job>_<task>_log.out``), so that
     submitit's ``Job.stdout()`` finds it."""
     return Path(log_dir) / f"{job_id}_{task}_log.{stream}"
+
+
+# What a run keeps beside its logs, and the variable that names each folder in the job.
+KEPT = {"outputs": "HPCTF_OUTPUT_DIR", "tensorboard": "HPCTF_TENSORBOARD_DIR", "metrics": "HPCTF_METRICS_DIR"}
+
+
+def kept_dirs(folder: str | Path) -> dict[str, Path]:
+    """The folders of :data:`KEPT` under ``folder`` (a run folder)."""
+    return {name: Path(folder) / name for name in KEPT}
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,18 @@ class RunPaths:
     @property
     def logs(self) -> Path:
         return self.run_dir / "logs"
+
+    @property
+    def outputs(self) -> Path:
+        return kept_dirs(self.run_dir)["outputs"]
+
+    @property
+    def tensorboard(self) -> Path:
+        return kept_dirs(self.run_dir)["tensorboard"]
+
+    @property
+    def metrics(self) -> Path:
+        return kept_dirs(self.run_dir)["metrics"]
 
     @property
     def script(self) -> Path:

@@ -89,7 +89,7 @@ def plan(
             f"({', '.join(snapshot.DEFAULT_IGNORES[:4])}, ...), "
             "or it is inside a linked folder"
         )
-    paths = JobPaths(workdir=run.code, log_dir=run.logs)
+    paths = JobPaths(workdir=run.code, log_dir=run.logs, run_dir=run.run_dir)
     script = render_for_target(spec, target, paths, template_dirs=template_dirs)
     return SubmitPlan(
         spec=spec, home=home, run_dir=run.run_dir, paths=paths, script=script, manifest=manifest, target=executor.name
