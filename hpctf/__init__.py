@@ -10,7 +10,17 @@ job and must not pay for the estimator, Jinja or submitit.
 
 __version__ = "0.1.0"
 
-__all__ = ["TensorFlow", "SpecError", "HpctfError", "render_script", "submit", "attach", "__version__"]
+__all__ = [
+    "TensorFlow",
+    "SpecError",
+    "HpctfError",
+    "render_script",
+    "submit",
+    "attach",
+    "log_metric",
+    "log_metrics",
+    "__version__",
+]
 
 _LAZY = {
     "TensorFlow": ("spec", "TensorFlow"),
@@ -19,6 +29,9 @@ _LAZY = {
     "render_script": ("render", "render_script"),
     "submit": ("api", "submit"),
     "attach": ("api", "attach"),
+    # In the job: standard library only (hpctf.job.metrics).
+    "log_metric": ("job.metrics", "log_metric"),
+    "log_metrics": ("job.metrics", "log_metrics"),
 }
 
 

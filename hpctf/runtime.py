@@ -26,6 +26,7 @@ _EXPORTS = {
         "should_checkpoint",
     ),
     "gpus": ("pick_gpu",),
+    "metrics": ("log_metric", "log_metrics"),
     "layout": ("TaskLayout", "layout_from_slurm", "tf_config_for_task"),
     "nodelist": ("expand_nodelist", "expand_tasks_per_node", "task_hosts"),
     "process": ("exit_status",),

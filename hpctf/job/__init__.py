@@ -11,6 +11,8 @@ to hpctf under ``/opt/hpctf-runtime``.
 - :mod:`.process`, :mod:`.logs`, :mod:`.supervise`, :mod:`.args`: starting commands,
   their exit status, signal forwarding, per-rank logs, markers, argument parsing;
 - :mod:`.checkpoint`: the checkpoint-request API of training scripts (``hpctf.runtime``);
+- :mod:`.metrics`: ``hpctf.log_metric``, metrics kept with the run (``hpctf.keras`` is
+  its Keras callback, outside this package: it needs Keras);
 - :mod:`.local_srun`: the stand-in for ``srun`` of the local target;
 - :mod:`.envs`: ``python -m hpctf.envs ensure``, cached pip/conda environments;
 - :mod:`.probe`: the entry script of ``hpctf doctor``'s job.
