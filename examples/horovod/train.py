@@ -10,6 +10,11 @@ Preemption and time limits: submitted with requeue (``hpctf submit --requeue``),
 is told to stop shortly before its time limit (every rank gets SIGUSR1). The ranks agree
 to stop after the same step, rank 0 saves a checkpoint, and when Slurm starts the job
 again rank 0 restores it and broadcasts it, so training goes on from that step.
+
+What the run keeps (rank 0 writes, the others only take part in the averaging): each
+epoch's loss averaged over the ranks (``hpctf.log_metric``: ``hpctf metrics JOB``), the
+same as a TensorBoard scalar (``hpctf tensorboard JOB``) and the trained model
+(``hpctf outputs JOB``).
 """
 
 import argparse
@@ -26,7 +31,13 @@ import tensorflow as tf  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
+import hpctf  # noqa: E402
 from hpctf.runtime import CHECKPOINT_SIGNAL_ENV, install, restart_count, should_checkpoint  # noqa: E402
+
+# Outside an hpctf job, the same folders under the working folder.
+OUTPUT_DIR = os.environ.get("HPCTF_OUTPUT_DIR", "outputs")
+TENSORBOARD_DIR = os.environ.get("HPCTF_TENSORBOARD_DIR", "tensorboard")
+os.makedirs(OUTPUT_DIR, exist_ok=True)
 
 
 def load_data():
@@ -150,6 +161,7 @@ def main() -> None:
         .shuffle(len(x_shard), seed=rank)
         .batch(args.batch_size, drop_remainder=True)
     )
+    summaries = tf.summary.create_file_writer(TENSORBOARD_DIR) if rank == 0 else None
     first_step = int(global_step.numpy())
     first_epoch = min(first_step // steps, args.epochs)
     start = None
@@ -157,8 +169,10 @@ def main() -> None:
         if epoch == first_epoch + 1:
             start = time.perf_counter()  # the first epoch includes tracing
         done_in_epoch = first_step - epoch * steps if epoch == first_epoch else 0
+        loss_sum, loss_count = tf.constant(0.0), 0
         for x, y in dataset.take(steps).skip(done_in_epoch):
             loss = train_step(x, y)
+            loss_sum, loss_count = loss_sum + loss, loss_count + 1
             global_step.assign_add(1)
             if args.step_delay:
                 time.sleep(args.step_delay)  # stands in for a bigger model (the tests use it)
@@ -171,8 +185,13 @@ def main() -> None:
                         flush=True,
                     )
                 sys.exit(0)
+        epoch_loss = float(hvd.allreduce(loss_sum / max(loss_count, 1), op=hvd.Average, name="epoch_loss"))
+        hpctf.log_metric("loss", epoch_loss, step=epoch)  # rank 0's call writes; the others' return
+        if summaries:
+            with summaries.as_default():
+                tf.summary.scalar("loss", epoch_loss, step=epoch)
         if rank == 0 and (epoch + 1) % 5 == 0:
-            print(f"epoch {epoch + 1}/{args.epochs} loss={float(loss):.4f}", flush=True)
+            print(f"epoch {epoch + 1}/{args.epochs} loss={epoch_loss:.4f}", flush=True)
         if args.checkpoint_every and (epoch + 1) % args.checkpoint_every == 0 and epoch + 1 < args.epochs:
             save("saved")
     seconds = time.perf_counter() - start if start else float("nan")
@@ -184,9 +203,12 @@ def main() -> None:
     samples = hvd.allreduce(tf.constant(steps * args.batch_size * timed_epochs / seconds), op=hvd.Sum)
 
     print(f"rank {rank}/{size} weights={weights_digest(model)}", flush=True)
+    hpctf.log_metric("test_accuracy", accuracy, step=args.epochs - 1)
     if rank == 0:
         path = manager.save(checkpoint_number=int(global_step.numpy()))
         print(f"checkpoint {path}")
+        model.save(os.path.join(OUTPUT_DIR, "digits.keras"))
+        print(f"model saved to {os.path.join(OUTPUT_DIR, 'digits.keras')}")
         print(f"samples/s={float(samples):.0f}")
         print(f"accuracy={accuracy:.4f}")
 

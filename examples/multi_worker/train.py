@@ -2,7 +2,8 @@
 all-reduced by TensorFlow's collectives.
 
 hpctf gives each worker a workers-only TF_CONFIG (`--backend ps --ps 0`); worker 0 is the
-chief and the only one that writes the checkpoint.
+chief and the only one that writes the checkpoint; it logs each epoch's loss too
+(``hpctf.log_metric`` keeps rank 0's calls, and worker 0 is rank 0: ``hpctf metrics JOB``).
 """
 
 import argparse
@@ -15,6 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
+
+import hpctf  # noqa: E402
 
 
 def load_data():
@@ -75,6 +78,7 @@ def main() -> None:
     for epoch in range(args.epochs):
         for batch in dist_dataset:
             loss = train_step(batch)
+        hpctf.log_metric("loss", float(loss), step=epoch)  # the epoch's last step, the same on every worker
         if (epoch + 1) % 5 == 0:
             print(f"worker {task['index']} epoch {epoch + 1}/{args.epochs} loss={float(loss):.4f}", flush=True)
     seconds = time.perf_counter() - start

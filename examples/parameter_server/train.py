@@ -4,6 +4,10 @@ hpctf gives every task a TF_CONFIG built from the job's Slurm node list. The ps 
 worker tasks start a tf.distribute.Server and serve until the chief is done (hpctf then
 stops them); the chief schedules training steps on the workers with a ClusterCoordinator
 and evaluates the model.
+
+What the run keeps, written by the chief: the loss every 10 steps and the test accuracy
+(``hpctf.log_metric``: ``hpctf metrics JOB``), the same as TensorBoard scalars
+(``hpctf tensorboard JOB``) and the trained weights (``hpctf outputs JOB``).
 """
 
 import argparse
@@ -17,6 +21,13 @@ os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
 import tensorflow as tf  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
+
+import hpctf  # noqa: E402
+
+# Outside an hpctf job, the same folders under the working folder.
+OUTPUT_DIR = os.environ.get("HPCTF_OUTPUT_DIR", "outputs")
+TENSORBOARD_DIR = os.environ.get("HPCTF_TENSORBOARD_DIR", "tensorboard")
+os.makedirs(OUTPUT_DIR, exist_ok=True)
 
 
 def load_data():
@@ -98,9 +109,17 @@ def main() -> None:
     coordinator.join()
     seconds = time.perf_counter() - start
     print(f"trained {args.steps} steps, last loss={float(losses[-1].fetch()):.4f}", flush=True)
+    with tf.summary.create_file_writer(TENSORBOARD_DIR).as_default():
+        for step in [*range(0, args.steps, 10), args.steps - 1]:
+            loss = float(losses[step].fetch())  # done: coordinator.join() waited for every step
+            hpctf.log_metric("loss", loss, step=step)
+            tf.summary.scalar("loss", loss, step=step)
 
     predictions = tf.argmax(model(x_test), axis=1).numpy()
     accuracy = float((predictions == y_test).mean())
+    hpctf.log_metric("test_accuracy", accuracy, step=args.steps - 1)
+    model.save_weights(os.path.join(OUTPUT_DIR, "digits.weights.h5"))
+    print(f"weights saved to {os.path.join(OUTPUT_DIR, 'digits.weights.h5')}")
     print(f"samples/s={args.steps * args.batch_size / seconds:.0f}")
     print(f"accuracy={accuracy:.4f}")
 

@@ -4,6 +4,11 @@ Preemption and time limits: submitted with requeue (``hpctf submit --requeue``),
 is told to stop shortly before its time limit; this script then saves a checkpoint and
 exits, and when Slurm starts the job again it resumes from that checkpoint
 (``CheckpointOnRequest`` below, a Keras callback around ``hpctf.runtime.should_checkpoint``).
+
+What the run keeps: every epoch's loss and accuracy (``hpctf metrics JOB``, through
+``hpctf.keras.MetricsCallback``), TensorBoard event files (``hpctf tensorboard JOB``) and
+the trained model (``hpctf outputs JOB``), in the folders hpctf names in
+``HPCTF_METRICS_DIR``, ``HPCTF_TENSORBOARD_DIR`` and ``HPCTF_OUTPUT_DIR``.
 """
 
 import argparse
@@ -18,7 +23,14 @@ import tensorflow as tf  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
+import hpctf  # noqa: E402
+from hpctf.keras import MetricsCallback  # noqa: E402
 from hpctf.runtime import install, restart_count, should_checkpoint  # noqa: E402
+
+# Outside an hpctf job (python train.py), the same folders under the working folder.
+OUTPUT_DIR = os.environ.get("HPCTF_OUTPUT_DIR", "outputs")
+TENSORBOARD_DIR = os.environ.get("HPCTF_TENSORBOARD_DIR", "tensorboard")
+os.makedirs(OUTPUT_DIR, exist_ok=True)
 
 
 def load_data():
@@ -116,7 +128,8 @@ def main() -> None:
         initial_epoch=initial_epoch,
         batch_size=args.batch_size,
         verbose=2,
-        callbacks=[callback],
+        validation_data=(x_test, y_test),
+        callbacks=[callback, MetricsCallback(), tf.keras.callbacks.TensorBoard(TENSORBOARD_DIR)],
     )
     seconds = time.perf_counter() - start
     if callback.stopped_at is not None:
@@ -125,6 +138,9 @@ def main() -> None:
         )
         sys.exit(0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    hpctf.log_metric("test_accuracy", accuracy)
+    model.save(os.path.join(OUTPUT_DIR, "digits.keras"))
+    print(f"model saved to {os.path.join(OUTPUT_DIR, 'digits.keras')}")
     print(f"samples/s={len(x_train) * (args.epochs - initial_epoch) / seconds:.0f}")
     print(f"accuracy={accuracy:.4f}")
 
