@@ -38,8 +38,9 @@ PLAIN_LS = (
 # -- helpers shared with the growth figures --------------------------------------------
 
 
-def add_runs(home: Path, job_ids: list[str], state: str = "PENDING") -> Path:
-    """Record one run per job id in ``home``'s registry (one transaction); its path."""
+def add_runs(home: Path, job_ids: list[str], state: str = "PENDING", run_dirs: list[Path] | None = None) -> Path:
+    """Record one run per job id in ``home``'s registry (one transaction); its path.
+    ``run_dirs``: each run's folder (default: ``home`` for all)."""
     import hpctf
     from hpctf.registry import Registry, RunRecord
 
@@ -59,7 +60,7 @@ def add_runs(home: Path, job_ids: list[str], state: str = "PENDING") -> Path:
                 name=f"bench-{i}",
                 backend="single",
                 shape="1x1",
-                run_dir=str(home),
+                run_dir=str(run_dirs[i] if run_dirs else home),
                 log_dir=str(logs),
                 command="train.py",
                 submitted=now - 60 + i * 1e-3,
