@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 from submitit.core import core
 
 from ...exits import ExitCodeResults, job_exit_code
+from ...runfolder import RunFolder
 from ...states import JobState
 from .launch import PID_FILE
 
@@ -40,15 +40,11 @@ def session_members(sid: int) -> list[int]:
     return members
 
 
-class LocalRun(ExitCodeResults, core.Job):
+class LocalRun(ExitCodeResults, RunFolder, core.Job):
     """A submitit-style handle for a local run: state, wait, logs, cancel, exit code."""
 
     def _register_in_watcher(self) -> None:  # no scheduler to ask
         pass
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.paths.folder).parent
 
     @property
     def _sid(self) -> int | None:

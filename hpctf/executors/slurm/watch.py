@@ -17,6 +17,7 @@ import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 
 from ...exits import ExitCodeResults, job_exit_code, job_restarts, parse_exit_code, slurm_time
+from ...runfolder import RunFolder
 from ...schedcall import answer, call
 from ...states import JobState
 
@@ -219,7 +220,7 @@ def count_attempts(sacct_output: str) -> dict[str, int]:
     return counts
 
 
-class SlurmRun(submitit.SlurmJob, ExitCodeResults):
+class SlurmRun(submitit.SlurmJob, ExitCodeResults, RunFolder):
     """A submitit ``SlurmJob`` for an hpctf job: pickles, reattaches, knows its exit code.
 
     ``result()`` waits and returns the job's exit code (0 on success; see
