@@ -34,6 +34,7 @@ COMMANDS = {
     ),
     "logs": (".runs", "logs", "Print a run's log (task 0's output by default)."),
     "ls": (".runs", "list_runs", "Past and current runs, newest first."),
+    "outputs": (".outputs", "outputs", "List the files a run kept in its outputs folder, or copy them out."),
     "render": (".jobs", "render", "Print the sbatch script for ENTRY_SCRIPT [SCRIPT_ARGS]..."),
     "status": (".runs", "status", "State, exit code and placement of one run."),
     "submit": (".jobs", "submit", "Snapshot the code and submit ENTRY_SCRIPT [SCRIPT_ARGS]... to Slurm."),
