@@ -39,6 +39,11 @@ COMMANDS = {
     "status": (".runs", "status", "State, exit code and placement of one run."),
     "submit": (".jobs", "submit", "Snapshot the code and submit ENTRY_SCRIPT [SCRIPT_ARGS]... to Slurm."),
     "targets": (".targets", "targets", "List the compute targets (site profiles) jobs can name with --target."),
+    "tensorboard": (
+        ".tensorboard",
+        "tensorboard",
+        "Serve TensorBoard over runs' event files (the newest 10 without JOB).",
+    ),
     "tf-config": (".jobs", "tf_config", "Print this Slurm task's TF_CONFIG, derived from the job's node list."),
 }
 
