@@ -163,6 +163,8 @@ def serve(
             say("ready (Ctrl-C stops it)")
             code = child.process.wait()
             return 1, f"{label} exited with code {code}; its last lines:\n{child.tail()}"
+        except OSError as err:  # the program is not there after all, or cannot run
+            return 1, f"cannot start {label}: {err}"
         except Stopped:
             if child is not None:
                 with _ignoring(STOP_SIGNALS):
