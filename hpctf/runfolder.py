@@ -16,8 +16,8 @@ from .runpaths import RunPaths
 
 
 class RunFolder:
-    """Mixed into the handle classes (submitit jobs, which have ``paths``): ``job.run_dir``
-    and ``job.outputs``."""
+    """Mixed into the handle classes (submitit jobs, which have ``paths``): ``job.run_dir``,
+    ``job.outputs`` and ``job.metrics()``."""
 
     @property
     def run_dir(self) -> Path:
@@ -29,3 +29,13 @@ class RunFolder:
         """The run's outputs folder, the job's ``$HPCTF_OUTPUT_DIR``: models, checkpoints,
         SavedModels. It exists once the job script has started."""
         return RunPaths(self.run_dir).outputs
+
+    def metrics(self, as_frame: bool | None = None):
+        """Every logged point (``hpctf.log_metric``, TensorBoard scalars): a pandas DataFrame
+        (columns name, step, value, rank, time) where pandas is installed, else a list of
+        :class:`~hpctf.metrics.Row`. ``as_frame=True`` insists on the DataFrame, ``False``
+        on the rows."""
+        from .metrics.handle import rows_or_frame
+        from .metrics.read import read_run
+
+        return rows_or_frame(read_run(self.run_dir), as_frame)

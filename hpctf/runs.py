@@ -88,11 +88,16 @@ def read_log(record: RunRecord, task: int = 0, stream: str = "out") -> str:
     return path.read_text(errors="replace")
 
 
-def follow(path: Path, finished: Callable[[], bool], poll_s: float = 0.5) -> Iterator[str]:
-    """Yield what is appended to ``path`` until ``finished()`` and nothing more is left."""
+def follow(
+    path: Path, finished: Callable[[], bool], poll_s: float = 0.5, tick: Callable[[], None] | None = None
+) -> Iterator[str]:
+    """Yield what is appended to ``path`` until ``finished()`` and nothing more is left;
+    ``tick()`` is called every poll (``submit --wait`` shows the latest metrics there)."""
     offset = 0
     while True:
         done = finished()  # asked before reading, so the last lines are never missed
+        if tick is not None:
+            tick()
         if path.exists():
             with open(path, errors="replace") as f:
                 f.seek(offset)
@@ -161,9 +166,9 @@ class Watch:
             return None
         return "pending", info.reason, info.expected_start
 
-    def log(self, task: int = 0, stream: str = "out") -> Iterator[str]:
-        """A task's log as it grows, until the run ends."""
-        return follow(log_path(self.record, task, stream), self.finished, poll_s=self.poll_s)
+    def log(self, task: int = 0, stream: str = "out", tick: Callable[[], None] | None = None) -> Iterator[str]:
+        """A task's log as it grows, until the run ends (``tick()`` every poll)."""
+        return follow(log_path(self.record, task, stream), self.finished, poll_s=self.poll_s, tick=tick)
 
     def end(self) -> tuple[int, bool]:
         """Wait for the run to end: (the exit code to exit with, whether the run did not
@@ -185,9 +190,14 @@ LIST_COLUMNS = ("JOB", "NAME", "BACKEND", "SHAPE", "STATE", "EXIT", "SUBMITTED",
 
 
 def status_dict(record: RunRecord) -> dict[str, Any]:
-    """The record and the nodes a NODE_FAIL run lost (``status --json``)."""
+    """The record, the nodes a NODE_FAIL run lost and rank 0's latest metrics
+    (``{"step": 12, "values": {"loss": 0.21}}``) (``status --json``)."""
+    from .metrics.latest import latest
+
     failure = node_failure(record)
-    return {**record.to_dict(), "failed_nodes": failure["nodes"] if failure else None}
+    found = latest(record.run_dir)
+    metrics = {"step": found[0], "values": found[1]} if found else None
+    return {**record.to_dict(), "failed_nodes": failure["nodes"] if failure else None, "metrics": metrics}
 
 
 def status_rows(record: RunRecord) -> list[tuple[str, object]]:
@@ -204,7 +214,11 @@ def status_rows(record: RunRecord) -> list[tuple[str, object]]:
     restarts = restarts_text(record)
     if restarts:
         rows.insert(3, ("restarts", restarts))
-    return rows + [("submitted", when(record.submitted)), ("duration", duration(record.duration))]
+    rows += [("submitted", when(record.submitted)), ("duration", duration(record.duration))]
+    from .metrics.latest import latest_text
+
+    metrics = latest_text(record.run_dir)
+    return rows + ([("metrics", metrics)] if metrics else [])
 
 
 def list_rows(records: Iterable[RunRecord]) -> list[tuple[object, ...]]:

@@ -141,13 +141,38 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
             shown = now
 
         watch.queue(show)
+    metrics = _MetricsLine(record, console)
     if not quiet:
-        for chunk in watch.log():
+        for chunk in watch.log(tick=metrics.tick):
             click.echo(chunk, nl=False)
     code, not_completed = watch.end()
+    if not quiet:
+        metrics.tick(final=True)
     note = f"; hpctf exits {code}: the job did not complete" if not_completed else ""
     console.print(f"job {record.job_id} {record.state} (exit code {record.exit_code}{note})")
     return code
+
+
+class _MetricsLine:
+    """Rank 0's latest metrics while the job runs, on stderr beside its log: a line when
+    they change, at most one every :attr:`EVERY_S` (and the last values once it ends)."""
+
+    EVERY_S = 10.0
+
+    def __init__(self, record, console):
+        self.record, self.console = record, console
+        self.shown: str | None = None
+        self.at = -self.EVERY_S
+
+    def tick(self, final: bool = False) -> None:
+        from ..metrics.latest import latest_text
+
+        if not final and time.monotonic() - self.at < self.EVERY_S:
+            return
+        text = latest_text(self.record.run_dir)
+        if text and text != self.shown:
+            self.console.print(f"job {self.record.job_id}: {text}", highlight=False, markup=False)
+            self.shown, self.at = text, time.monotonic()
 
 
 def _pending_text(job_id: str, state: str, reason: str | None, expected_start: float | None) -> str:
