@@ -7,7 +7,7 @@ as with ``srun`` and ``mpirun``::
 
 Only jinja2 and click are imported to render; submitit, TensorFlow and Horovod never are.
 The commands parse and print: one module a family (jobs: render, tf-config, submit; runs:
-status, logs, cancel, ls; doctor; targets), the options they share in :mod:`.options`, the
+status, logs, cancel, ls; metrics; doctor; targets), the options they share in :mod:`.options`, the
 run history (waiting, logs, status rows) in :mod:`hpctf.runs`.
 """
 
@@ -34,6 +34,7 @@ COMMANDS = {
     ),
     "logs": (".runs", "logs", "Print a run's log (task 0's output by default)."),
     "ls": (".runs", "list_runs", "Past and current runs, newest first."),
+    "metrics": (".metrics", "metrics", "What runs logged: last, best and count per metric, several runs side by side."),
     "outputs": (".outputs", "outputs", "List the files a run kept in its outputs folder, or copy them out."),
     "render": (".jobs", "render", "Print the sbatch script for ENTRY_SCRIPT [SCRIPT_ARGS]..."),
     "status": (".runs", "status", "State, exit code and placement of one run."),
