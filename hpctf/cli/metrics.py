@@ -117,7 +117,7 @@ class _View:
         from ..table import format_table
 
         parts = [report.nothing_logged(job, run) + "\n" for job, run in runs if not run.series]
-        header, rows = report.table([(job, run) for job, run in runs if run.series], self.goals)
+        header, rows = report.table(runs, self.goals)
         if rows:
             parts.append(format_table(header, rows))
         names = self._charted(runs)
@@ -143,7 +143,7 @@ class _View:
         from ..metrics.charts import terminal_chart
 
         width = min(160, shutil.get_terminal_size((100, 24)).columns)
-        return terminal_chart(runs, names, width, color=sys.stdout.isatty()) + "\n"
+        return terminal_chart(runs, names, width, color=sys.stdout.isatty()).rstrip("\n") + "\n"
 
     def _png(self, runs: list, names: list[str]) -> str:
         from pathlib import Path

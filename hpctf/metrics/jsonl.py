@@ -99,6 +99,8 @@ def _columns(objects: list, rank: int) -> tuple[list[Series], int]:
     the careful way."""
     try:
         names = list(map(itemgetter("name"), objects))
+        if not set(map(type, names)) <= {str}:  # before grouping: str.__eq__ compares strings only
+            raise ValueError("a name that is not a string")
         groups = _by_name(objects, names)
         series = [_series(name, group, rank) for name, group in groups.items()]
     except (KeyError, TypeError, IndexError, ValueError):
@@ -109,7 +111,7 @@ def _columns(objects: list, rank: int) -> tuple[list[Series], int]:
 def _by_name(objects: list, names: list) -> dict:
     """The objects of each name, names in the order they first appear. Few names (the
     usual case): one C pass a name (``compress``); many: one Python pass."""
-    distinct = list(dict.fromkeys(names))  # TypeError for a name that is a list or a dict
+    distinct = list(dict.fromkeys(names))
     if len(distinct) == 1:
         return {distinct[0]: objects}
     if len(distinct) <= 8:
@@ -125,8 +127,7 @@ def _series(name, objects: list, rank: int) -> Series:
     steps, values, times = (list(map(itemgetter(key), objects)) for key in FIELDS[1:])
     value_types = set(map(type, values))
     if not (
-        type(name) is str
-        and set(map(type, steps)) <= {int}
+        set(map(type, steps)) <= {int}
         and min(steps) >= 0
         and value_types <= _NUMBER
         and set(map(type, times)) <= _NUMBER
