@@ -106,6 +106,25 @@ def test_odd_names_survive_json_and_csv(home):
     assert "λ 損失" in table and 'say "hi", \\o/' in table
 
 
+def test_json_writes_infinities_and_missing_times_as_python_reads_them(home):
+    run_dir = record_run(home, "9")
+    write_rank(run_dir, 0, '{"name":"g","step":0,"value":3}\n' + line("g", 1, -math.inf) + line("g", 2, math.inf))
+    write_rank(run_dir, 4, line("g", 0, 0.5, time=1.25))
+    rows = json.loads(invoke("metrics", "9", "--json").output)
+    assert [(r["step"], r["value"], r["rank"], r["time"]) for r in rows] == [
+        (0, 3.0, 0, None),
+        (1, -math.inf, 0, 1764783600.0),
+        (2, math.inf, 0, 1764783600.0),
+        (0, 0.5, 4, 1.25),
+    ]
+    assert [r["value"] for r in csv.DictReader(io.StringIO(invoke("metrics", "9", "--csv").output))] == [
+        "3.0",
+        "-inf",
+        "inf",
+        "0.5",
+    ]
+
+
 def test_the_terminal_chart_when_asked_for(two_runs):
     done = invoke("metrics", "101", "102", "--chart", "--metric", "accuracy", "-m", "loss")
     assert done.exit_code == 0, done.output
