@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 from ..runpaths import RunPaths
-from .jsonl import complete_text
 
 TAIL_BYTES = 64 * 1024
 
@@ -28,7 +27,7 @@ def latest(run_dir: str | Path, rank: int = 0) -> tuple[int, dict[str, float]] |
             tail = f.read()
     except OSError:
         return None
-    lines = complete_text(tail).split("\n")
+    lines = tail[: max(0, tail.rfind(b"\n"))].decode("utf-8", "replace").split("\n")  # the half-written line left out
     if size > TAIL_BYTES:
         lines = lines[1:]  # the first line of a tail is most likely cut at its start
     seen: dict[str, tuple[int, float]] = {}
