@@ -6,43 +6,60 @@ at it, or died): left out, silently; a damaged line in the middle (a node died m
 and a requeued attempt appended after it): skipped and counted; steps logged again after
 a requeue: the later line wins (:meth:`Series.settle`).
 
-How it is read, by measurement (1,000,000 points, one name, 79 MB, this project's 2-core
-development machine, best of 3; the time to parse unless said otherwise):
+How it is read, by measurement (1,000,000 points, 4 names logged together each step,
+80 MB, this project's 2-core development machine, in-process):
 
-- ``json.loads`` line by line: 4030 ms;
-- the whole file as one JSON array (``"[" + text.replace("\\n", ",") + "]"``): 940 ms;
-- the same in chunks of 8192 lines: 1060 ms;
-- the same with each object rewritten as a list (``["loss",12,0.21,...]``): 1090 ms;
-- splitting on the keys (four ``str.replace``, one ``split``, ``map(float)``): 1240 ms;
-- a regular expression (``findall``): 800 ms for the match alone, before any ``float()``;
-- numpy (byte positions of ``:`` and ``,``, fields gathered and cast): 2100 ms;
-- one flat array (``bytes.translate``: braces to spaces, ``:`` and newlines to commas,
-  ``["name","loss","step",12,...]``): 650 ms to parse, but 1690 ms read and summarised
-  against 1580 ms for the array of dicts (the keys become 4,000,000 strings to make and
-  free, where the dicts share theirs).
+- Python's ``json``, line by line: ~4 s; the whole file as one JSON array: 0.85 s to
+  parse, 2.0 s read and put in columns (a dict a line, then a column a key and name);
+- msgspec's typed JSON-lines decoder (``Decoder(Point).decode_lines``): 0.22 s, the
+  types checked as it parses (a name is a string, a step an int >= 0, ...); the columns
+  are then taken out with ``map(attrgetter)`` (C loops, ~0.1 s for all four) and split
+  by name: slices where the names repeat in a fixed order (what ``log_metrics`` and the
+  Keras callback write: ~10 ms), a mask a name otherwise (~0.1 s a name). 0.45 s in all;
+  ``hpctf metrics`` from a fresh process, summary and table included: see the benchmarks.
 
-So: the whole file as one array; only where that fails (a damaged line) chunks of
-:data:`CHUNK_LINES` lines, and line by line only inside a chunk that fails. Columns are
-taken out with ``map(itemgetter)`` (C loops, ~40 ms a column) and checked by the set of
-their types, not object by object (~300 ms more for a million). In all, read and
-summarised: 1580 ms in a warm process, 1680 ms for ``hpctf metrics`` from a fresh one
-(line by line it would be ~4.5 s); JSON's own parsing is two thirds of it.
+``NaN`` and ``Infinity`` (Python's json writes them; strict JSON has none) stop the first
+decoding, which takes numbers only; they are then quoted and the file decoded again,
+strings allowed, and become floats again by column. Where the
+file does not decode in one piece (a damaged line), it is decoded in chunks of
+:data:`CHUNK_LINES` lines, and line by line inside a chunk that fails.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from itertools import compress
-from operator import itemgetter
+from operator import attrgetter
 from pathlib import Path
+from typing import Annotated
+
+import msgspec
 
 from .series import Series
 
 RANK_FILE = re.compile(r"rank-(\d+)\.jsonl")
 CHUNK_LINES = 4096
-FIELDS = ("name", "step", "value", "time")
-_NUMBER = {int, float}
+SPECIAL = ("NaN", "Infinity", "-Infinity")  # the values Python's json writes for non-finite floats
+
+
+class Point(msgspec.Struct, gc=False):
+    """One line: msgspec checks the types while it parses (other keys are ignored)."""
+
+    name: str
+    step: Annotated[int, msgspec.Meta(ge=0)]
+    value: float
+    time: float | None = None
+
+
+class SpecialPoint(Point, gc=False):
+    """A line of a file that holds NaN or infinities, quoted by :func:`_quote_special`."""
+
+    value: float | str
+
+
+_DECODER = msgspec.json.Decoder(Point)
+_SPECIAL_DECODER = msgspec.json.Decoder(SpecialPoint)
+_FIELDS = ("step", "value", "time")
 
 
 def rank_files(metrics_dir: Path) -> list[tuple[int, Path]]:
@@ -55,117 +72,95 @@ def rank_files(metrics_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def complete_text(data: bytes) -> str:
-    """The complete lines of ``data`` (the half-written last one left out), as text;
-    bytes that are not UTF-8 (a line cut inside a character) become U+FFFD."""
-    end = data.rfind(b"\n")
-    return data[:end].decode("utf-8", "replace") if end >= 0 else ""
+def complete_lines(data: bytes) -> memoryview:
+    """The complete lines of ``data``: the half-written last one left out (a view: no copy)."""
+    return memoryview(data)[: data.rfind(b"\n") + 1]
 
 
 def read_rank_file(path: Path, rank: int) -> tuple[list[Series], int]:
     """The series of one rank's file, in the order their names first appear, and how many
     lines were damaged (not JSON, or not a point)."""
     try:
-        text = complete_text(path.read_bytes())
+        data = complete_lines(path.read_bytes())
     except OSError:
         return [], 0
-    if not text:
-        return [], 0
+    try:  # every value a number: the usual file, decoded at once
+        return _series_of(_DECODER.decode_lines(data), rank, special=False)
+    except msgspec.DecodeError:  # ValidationError too: a line that is JSON but not a point
+        pass
+    data = _quote_special(bytes(data))
     try:
-        objects, damaged = json.loads("[" + text.replace("\n", ",") + "]"), 0
-    except ValueError:
-        objects, damaged = _in_chunks(text.split("\n"))
-    series, not_points = _columns(objects, rank)
+        points, damaged = _SPECIAL_DECODER.decode_lines(data), 0
+    except msgspec.DecodeError:
+        points, damaged = _in_chunks(data.split(b"\n"))
+    series, not_points = _series_of(points, rank, special=True)
     return series, damaged + not_points
 
 
-def _in_chunks(lines: list[str]) -> tuple[list, int]:
-    """The objects of ``lines``, some of them damaged: whole chunks where they parse, line
+def _quote_special(data: bytes) -> bytes:
+    """``"value":NaN`` as ``"value":"NaN"`` (and the infinities), which msgspec parses."""
+    for token in (t.encode() for t in SPECIAL):
+        for end in (b",", b"}"):
+            data = data.replace(b":" + token + end, b':"' + token + b'"' + end)
+    return data
+
+
+def _in_chunks(lines: list[bytes]) -> tuple[list[Point], int]:
+    """The points of ``lines``, some of them damaged: whole chunks where they decode, line
     by line where not. Blank lines are skipped and not counted."""
-    objects: list = []
+    points: list[Point] = []
     damaged = 0
     for start in range(0, len(lines), CHUNK_LINES):
         chunk = [line for line in lines[start : start + CHUNK_LINES] if line.strip()]
         try:
-            objects += json.loads("[" + ",".join(chunk) + "]")
+            points += _SPECIAL_DECODER.decode_lines(b"\n".join(chunk))
             continue
-        except ValueError:
+        except msgspec.DecodeError:
             pass
         for line in chunk:
             try:
-                objects.append(json.loads(line))
-            except ValueError:
+                points.append(_SPECIAL_DECODER.decode(line))
+            except msgspec.DecodeError:
                 damaged += 1
-    return objects, damaged
+    return points, damaged
 
 
-def _columns(objects: list, rank: int) -> tuple[list[Series], int]:
-    """Series from parsed lines, and how many were not points. The fast way groups the
-    objects by name and checks whole columns at once; any odd object sends all of them
-    the careful way."""
-    try:
-        names = list(map(itemgetter("name"), objects))
-        if not set(map(type, names)) <= {str}:  # before grouping: str.__eq__ compares strings only
-            raise ValueError("a name that is not a string")
-        groups = _by_name(objects, names)
-        series = [_series(name, group, rank) for name, group in groups.items()]
-    except (KeyError, TypeError, IndexError, ValueError):
-        return _careful(objects, rank)
-    return series, 0
+def _series_of(points: list[Point], rank: int, special: bool) -> tuple[list[Series], int]:
+    """One series a name, in the order the names first appear; and how many points were
+    left out (with ``special``: a string value other than the SPECIAL tokens)."""
+    names = list(map(attrgetter("name"), points))
+    columns = [list(map(attrgetter(key), points)) for key in _FIELDS]
+    series, bad = [], 0
+    for name, (steps, values, times) in _by_name(names, columns).items():
+        if special and str in set(map(type, values)):
+            steps, values, times, left_out = _special_values(steps, values, times)
+            bad += left_out
+        series.append(Series(name, rank, steps, values, times).settle())
+    return series, bad
 
 
-def _by_name(objects: list, names: list) -> dict:
-    """The objects of each name, names in the order they first appear. Few names (the
-    usual case): one C pass a name (``compress``); many: one Python pass."""
+def _by_name(names: list[str], columns: list[list]) -> dict[str, list[list]]:
+    """The columns split by name, names in the order they first appear."""
     distinct = list(dict.fromkeys(names))
-    if len(distinct) == 1:
-        return {distinct[0]: objects}
-    if len(distinct) <= 8:
-        return {name: list(compress(objects, map(name.__eq__, names))) for name in distinct}
-    groups: dict = {name: [] for name in distinct}
-    for obj, name in zip(objects, names):
-        groups[name].append(obj)
+    k = len(distinct)
+    if k == 1:
+        return {distinct[0]: columns}
+    # The names repeat in one order (log_metrics, the Keras callback): every k-th point.
+    if all((every := names[j::k]).count(name) == len(every) for j, name in enumerate(distinct)):
+        return {name: [column[j::k] for column in columns] for j, name in enumerate(distinct)}
+    if k <= 8:  # a C pass a name and column
+        masks = {name: list(map(name.__eq__, names)) for name in distinct}
+        return {name: [list(compress(column, mask)) for column in columns] for name, mask in masks.items()}
+    groups: dict[str, list[list]] = {name: [[], [], []] for name in distinct}
+    for i, name in enumerate(names):
+        for column, group in zip(columns, groups[name]):
+            group.append(column[i])
     return groups
 
 
-def _series(name, objects: list, rank: int) -> Series:
-    """One name's points, their types checked by column; ValueError if one is not a point."""
-    steps, values, times = (list(map(itemgetter(key), objects)) for key in FIELDS[1:])
-    value_types = set(map(type, values))
-    if not (
-        set(map(type, steps)) <= {int}
-        and min(steps) >= 0
-        and value_types <= _NUMBER
-        and set(map(type, times)) <= _NUMBER
-    ):
-        raise ValueError(name)
-    if int in value_types:  # `"value": 3` is a point too, kept as a float like the rest
-        values = list(map(float, values))
-    return Series(name, rank, steps, values, times).settle()
-
-
-def _careful(objects: list, rank: int) -> tuple[list[Series], int]:
-    """Object by object: what is a point is kept, the rest counted. ``time`` may be
-    missing (None); ``step`` must be an int >= 0 and ``value`` a number (bools are not)."""
-    by_name: dict[str, Series] = {}
-    bad = 0
-    for obj in objects:
-        point = _point(obj)
-        if point is None:
-            bad += 1
-            continue
-        name, step, value, time = point
-        s = by_name.get(name) or by_name.setdefault(name, Series(name, rank))
-        s.steps.append(step)
-        s.values.append(value)
-        s.times.append(time)
-    return [s.settle() for s in by_name.values()], bad
-
-
-def _point(obj) -> tuple[str, int, float, float | None] | None:
-    if not isinstance(obj, dict):
-        return None
-    name, step, value, time = (obj.get(key) for key in FIELDS)
-    if type(name) is not str or type(step) is not int or step < 0 or type(value) not in _NUMBER:
-        return None
-    return name, step, float(value), (float(time) if type(time) in _NUMBER else None)
+def _special_values(steps: list, values: list, times: list) -> tuple[list, list, list, int]:
+    """The points whose value is a number or a SPECIAL token (as a float); and how many
+    were left out (any other string)."""
+    keep = [not isinstance(v, str) or v in SPECIAL for v in values]
+    values = [float(v) for v in compress(values, keep)]
+    return list(compress(steps, keep)), values, list(compress(times, keep)), keep.count(False)

@@ -9,6 +9,7 @@ Columns, not rows: a million points are three lists of numbers, not a million ob
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import lt
 from pathlib import Path
 
 
@@ -41,7 +42,8 @@ class Series:
         """Put the points in step order, each step once: where a step repeats (a requeued
         attempt logs again from its checkpoint), the later line is the newer value."""
         steps = self.steps
-        if all(map(int.__lt__, steps, steps[1:])):  # the usual case: one pass, no copy of the points
+        # The usual case, in order: one C pass (operator.lt: ~5 ms a million; int.__lt__ ~15).
+        if all(map(lt, steps, steps[1:])):
             return self
         latest = dict(zip(steps, zip(self.values, self.times)))
         order = sorted(latest)
