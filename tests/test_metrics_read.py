@@ -177,6 +177,9 @@ def test_invalid_utf8_in_a_cut_line_is_damage_not_a_crash(tmp_path):
         ("validation/epoch_auc", ("max", "from the name")),
         ("f1_score", ("max", "from the name")),
         ("Precision", ("max", "from the name")),
+        ("images_per_second", ("max", "from the name")),
+        ("samples/s", ("max", "from the name")),
+        ("tokens_loss", ("min", "from the name")),  # a loss first
         ("learning_rate", ("min", "default")),
         ("glossary", ("min", "default")),  # a word, not a substring
     ],

@@ -19,6 +19,7 @@ LOWER_IS_BETTER = frozenset(
     "loss error err mse mae rmse mape msle nll crossentropy entropy perplexity ppl cost wer cer".split()
 )
 HIGHER_IS_BETTER = frozenset("acc accuracy auc precision recall f1 iou bleu rouge r2".split())
+RATES = frozenset("throughput samples images examples tokens steps".split())  # images_per_second ...
 _WORDS = re.compile(r"[^a-z0-9]+")
 
 # How a goal was decided, as the table shows it.
@@ -34,6 +35,8 @@ def guess_goal(name: str) -> tuple[str, str]:
         return "max", GUESSED
     if words & LOWER_IS_BETTER:
         return "min", GUESSED
+    if words & RATES:
+        return "max", GUESSED
     return "min", DEFAULT
 
 
