@@ -7,6 +7,7 @@ must reach the stated accuracy. Failed runs print their logs for diagnosis.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import pytest
 import hpctf
 from hpctf.executors.local.launch import free_port_base
 
+from .test_metrics_cluster import chart_and_png, hpctf_cli
 from .training import all_logs, submit_cli, task_log
 
 pytestmark = [pytest.mark.slurm, pytest.mark.tensorflow]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
 ACCURACY = 0.9
 
 
@@ -39,10 +42,21 @@ def submit_estimator(example: str, **changes) -> tuple[str, Path]:
     return job.job_id, log_dir
 
 
-def test_single_example_from_its_estimator(home):
+def test_single_example_from_its_estimator(slurm, home):
     job_id, logs = submit_estimator("single")
     [accuracy] = accuracy_in(task_log(logs, job_id, 0))
     assert accuracy >= ACCURACY
+    # What the run kept: Keras's epochs (hpctf metrics), TensorBoard's events, the model.
+    rows = json.loads(hpctf_cli(slurm, home, "metrics", "--json", job_id))
+    names = {r["name"] for r in rows if r["rank"] == 0}
+    assert names == {"loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy"}, names
+    assert [r["value"] for r in rows if r["name"] == "test_accuracy"] == [pytest.approx(accuracy, abs=1e-4)]
+    assert {"train/epoch_loss", "validation/epoch_accuracy"} <= {r["name"] for r in rows if r["rank"] is None}
+    assert (Path(hpctf.attach(job_id).outputs) / "digits.keras").stat().st_size > 10_000
+    # The README's chart and picture: this real training, kept in build/test-artifacts/.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    chart = chart_and_png(slurm, home, job_id, ("loss", "val_accuracy"), ARTIFACTS / "metrics.png")
+    (ARTIFACTS / "metrics-chart.txt").write_text(chart)
 
 
 @pytest.mark.parametrize("launcher", ["srun", "mpirun"])

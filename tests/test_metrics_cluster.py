@@ -8,8 +8,8 @@
 `hpctf metrics` must show what each job's own output says it trained; `hpctf tensorboard`
 must serve the run (TensorBoard's HTTP API lists it and its values); `--plot` and the
 terminal chart are drawn; `job.metrics()` and `job.outputs` work on a fresh, an attached
-and an unpickled handle. The chart and the PNG are kept in build/test-artifacts/ (the
-README shows them).
+and an unpickled handle. (tests/test_examples.py draws the chart and the PNG of the single
+example's real training, which the README shows.)
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from .training import HPCTF, all_logs, hpctf_env, submit_cli, task_log
 pytestmark = [pytest.mark.slurm, pytest.mark.tensorflow]
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
 
 
 def hpctf_cli(slurm, home: Path, *args: str, timeout: float = 120) -> str:
@@ -113,21 +112,26 @@ def test_tf_summary_scalars_are_metrics_too(slurm, summary_job):
         assert series(rows, tag, rank=None) == [(s, pytest.approx(v, rel=1e-6)) for s, v in points]
 
 
-def test_chart_and_png_of_a_real_run(slurm, summary_job):
-    home, job, written = summary_job
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    png = ARTIFACTS / "metrics.png"
+def chart_and_png(slurm, home: Path, job_id: str, metrics: tuple[str, ...], png: Path) -> str:
+    """`hpctf metrics JOB --chart -m ... --plot PNG`: the output, after checking that both
+    the terminal chart and the PNG show curves."""
     png.unlink(missing_ok=True)
-    chart = hpctf_cli(slurm, home, "metrics", job.job_id, "--chart", "-m", "loss", "-m", "accuracy", "--plot", str(png))
-    (ARTIFACTS / "metrics-chart.txt").write_text(chart)
-    assert chart.count("┌") == 2 and "loss" in chart and "accuracy" in chart, chart  # a plotext chart a metric
-    assert sum(chart.count(c) for c in "▀▄▞▚▖▗▘▝") > 40, chart  # with curves drawn
+    chosen = [word for name in metrics for word in ("-m", name)]
+    chart = hpctf_cli(slurm, home, "metrics", job_id, "--chart", *chosen, "--plot", str(png))
+    assert chart.count("┌") == len(metrics) and all(name in chart for name in metrics), chart  # a chart a metric
+    assert sum(chart.count(c) for c in "▀▄▞▚▖▗▘▝") > 10 * len(metrics), chart  # with curves drawn
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     import matplotlib.image
 
     pixels = matplotlib.image.imread(str(png))
     coloured = ((pixels[..., :3].max(axis=-1) - pixels[..., :3].min(axis=-1)) > 0.3).sum()
     assert coloured > 200, "no coloured curve in the PNG"  # matplotlib's lines are coloured, axes grey
+    return chart
+
+
+def test_chart_and_png_of_a_run(slurm, summary_job, tmp_path):
+    home, job, written = summary_job
+    chart_and_png(slurm, home, job.job_id, ("loss", "accuracy"), tmp_path / "metrics.png")
 
 
 def test_tensorboard_serves_the_real_run(slurm, summary_job):
