@@ -25,7 +25,7 @@ def first(env: Mapping[str, str], *names: str, default: str | None = None) -> st
     raise RuntimeSetupError(f"none of {', '.join(names)} is set: is this running inside a Slurm job step?")
 
 
-OUTSIDE_A_JOB = "local"  # the job id of a task started by hand, with no SLURM_JOB_ID
+OUTSIDE_A_JOB = "nojob"  # the job id of a task started by hand, with no SLURM_JOB_ID
 
 
 def job_id(env: Mapping[str, str], default: str = "0") -> str:
