@@ -89,14 +89,22 @@ def written_scalars(log: str) -> dict[str, list[tuple[int, float]]]:
     return scalars
 
 
+def use_cluster(patch: pytest.MonkeyPatch, slurm, home: Path) -> None:
+    """In-process API calls go to the test cluster and to ``home``: the cluster's SLURM_
+    variables only (its env is a whole environment, HPCTF_HOME included, taken when the
+    session's first cluster test started), as conftest's `home` fixture does."""
+    for key, value in slurm.env.items():
+        if key.startswith(("SLURM_", "OMPI_")):
+            patch.setenv(key, value)
+    patch.setenv("HPCTF_HOME", str(home))
+
+
 @pytest.fixture(scope="module")
 def summary_job(slurm, tmp_path_factory):
     """The tf.summary-only script, submitted from Python (hpctf.submit), finished."""
     home = tmp_path_factory.mktemp("summary") / "hpctf-home"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HPCTF_HOME", str(home))
-        for key, value in slurm.env.items():
-            patch.setenv(key, value)
+        use_cluster(patch, slurm, home)
         job = hpctf.submit(hpctf.TensorFlow(source_directory=str(PROGRAMS), entry_script="summary_only.py", time="10"))
         code = job.result()
         logs = Path(job.paths.folder)
@@ -169,9 +177,7 @@ def test_tensorboard_serves_the_real_run(slurm, summary_job):
 
 def test_handles_fresh_attached_and_unpickled_read_metrics_and_outputs(slurm, summary_job, monkeypatch):
     home, job, written = summary_job
-    monkeypatch.setenv("HPCTF_HOME", str(home))
-    for key, value in slurm.env.items():
-        monkeypatch.setenv(key, value)
+    use_cluster(monkeypatch, slurm, home)
     expected = sorted((r.name, r.step, r.value) for r in job.metrics(as_frame=False))
     assert len(expected) == 50 and {name for name, _, _ in expected} == {"loss", "accuracy"}
     for handle in (hpctf.attach(job.job_id), pickle.loads(pickle.dumps(job))):
