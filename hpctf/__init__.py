@@ -22,29 +22,39 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {
-    "TensorFlow": ("spec", "TensorFlow"),
-    "SpecError": ("errors", "SpecError"),
-    "HpctfError": ("errors", "HpctfError"),
-    "render_script": ("render", "render_script"),
-    "submit": ("api", "submit"),
-    "attach": ("api", "attach"),
-    # In the job: standard library only (hpctf.job.metrics).
-    "log_metric": ("job.metrics", "log_metric"),
-    "log_metrics": ("job.metrics", "log_metrics"),
-}
+
+def lazy_names(module: str, where: dict[str, str]):
+    """``__getattr__`` and ``__dir__`` for ``module``, whose names in ``where`` are loaded
+    on first use from the module ``where[name]`` names (and kept): a name costs its
+    import only when it is used. For this package, ``hpctf.runtime`` and ``hpctf.metrics``."""
+    import sys
+
+    def __getattr__(name):
+        if name not in where:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(where[name]), name)
+        setattr(sys.modules[module], name, value)
+        return value
+
+    def __dir__():
+        return sorted(list(vars(sys.modules[module])) + list(where))
+
+    return __getattr__, __dir__
 
 
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'hpctf' has no attribute {name!r}")
-    import importlib
-
-    module, attr = _LAZY[name]
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "TensorFlow": "hpctf.spec",
+        "SpecError": "hpctf.errors",
+        "HpctfError": "hpctf.errors",
+        "render_script": "hpctf.render",
+        "submit": "hpctf.api",
+        "attach": "hpctf.api",
+        # In the job: standard library only (hpctf.job.metrics).
+        "log_metric": "hpctf.job.metrics",
+        "log_metrics": "hpctf.job.metrics",
+    },
+)

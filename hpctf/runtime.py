@@ -34,21 +34,11 @@ _EXPORTS = {
     "supervise": ("SERVER_STOP_GRACE_S", "run_supervised", "run_task"),
     "taskenv": ("RuntimeSetupError", "task_local_rank", "task_rank", "task_world_size"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+from hpctf import lazy_names  # noqa: E402
 
-
-def __getattr__(name):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"hpctf.job.{_MODULE_OF[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_MODULE_OF))
+__getattr__, __dir__ = lazy_names(
+    __name__, {name: f"hpctf.job.{module}" for module, names in _EXPORTS.items() for name in names}
+)
 
 
 if __name__ == "__main__":
