@@ -7,8 +7,9 @@ as with ``srun`` and ``mpirun``::
 
 Only jinja2 and click are imported to render; submitit, TensorFlow and Horovod never are.
 The commands parse and print: one module a family (jobs: render, tf-config, submit; runs:
-status, logs, cancel, ls; metrics; doctor; targets), the options they share in :mod:`.options`, the
-run history (waiting, logs, status rows) in :mod:`hpctf.runs`.
+status, logs, cancel, ls; metrics; outputs; tensorboard; doctor; targets), the options
+they share in :mod:`.options`, the run history (waiting, logs, status rows) in
+:mod:`hpctf.runs`.
 """
 
 from __future__ import annotations
