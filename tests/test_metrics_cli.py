@@ -18,13 +18,12 @@ from hpctf.cli import cli
 from hpctf.cli import metrics as metrics_cli
 
 from .metricsruns import curve, line, record_run, write_rank
+from .recorded import private_home
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setenv("HPCTF_HOME", str(home))
-    return home
+    return private_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -170,9 +170,11 @@ class _MetricsLine:
         if not final and time.monotonic() - self.at < self.EVERY_S:
             return
         text = latest_text(self.record.run_dir)
+        if text:  # once there are metrics, their file's tail is read every EVERY_S at most
+            self.at = time.monotonic()
         if text and text != self.shown:
             self.console.print(f"job {self.record.job_id}: {text}", highlight=False, markup=False)
-            self.shown, self.at = text, time.monotonic()
+            self.shown = text
 
 
 def _pending_text(job_id: str, state: str, reason: str | None, expected_start: float | None) -> str:
