@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hpctf.errors import HpctfError
-from hpctf.sweep.trial import SweepConfig, script_arguments
+from hpctf.sweep.config import SweepConfig
+from hpctf.sweep.trial import script_arguments
 
 
 def trial(*args: str, ok: bool = True) -> subprocess.CompletedProcess:

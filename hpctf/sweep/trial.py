@@ -12,50 +12,18 @@ when the training's exit code is not 0, else complete with the last value of the
 metric from the run's logged metrics (``hpctf.log_metric``, or the TensorBoard scalars),
 failed too, and said so, when the run never logged it.
 
-The sweep's settings live in ``SWEEP_DIR/sweep.json`` (:class:`SweepConfig`), written
-when the sweep is submitted.
+The sweep's settings live in ``SWEEP_DIR/sweep.json`` (:class:`~hpctf.sweep.config.SweepConfig`),
+written when the sweep is submitted.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import HpctfError, SpecError
-from .space import parse_space
-from .study import Study
-
-CONFIG_FILE = "sweep.json"
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """What every element needs to find its trial: the space (as ``--param`` texts), the
-    metric and its goal, the sampler and the seed."""
-
-    params: tuple[str, ...]
-    metric: str
-    goal: str = "min"
-    sampler: str = "random"
-    seed: int = 0
-
-    def write(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps({**asdict(self), "params": list(self.params)}, indent=2) + "\n")
-
-    @classmethod
-    def read(cls, folder: Path) -> SweepConfig:
-        try:
-            data = json.loads((Path(folder) / CONFIG_FILE).read_text())
-        except (OSError, ValueError) as err:
-            raise HpctfError(f"{folder}: not a sweep folder ({CONFIG_FILE}: {err})") from None
-        return cls(**{**data, "params": tuple(data["params"])})
-
-    def study(self, folder: Path) -> Study:
-        return Study(Path(folder), parse_space(list(self.params)), self.goal, self.sampler, self.seed)
+from .config import SweepConfig
 
 
 def script_arguments(params: dict) -> list[str]:

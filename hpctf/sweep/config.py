@@ -1,0 +1,123 @@
+"""A sweep's settings: :class:`SweepConfig`, checked once when the sweep is described and
+kept in ``<sweep folder>/sweep.json`` for every array element to read.
+
+The names follow Azure ML's HyperDrive: a primary metric and its goal, the sampling
+method, ``max_total_runs`` (``trials``), ``max_concurrent_runs`` (``parallel``) and an
+early-termination policy (``early_stop``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from ..errors import HpctfError, Problem, SpecError
+from .space import Param, grid_size, parse_space
+
+CONFIG_FILE = "sweep.json"
+GOALS = ("min", "max")
+SAMPLERS = ("grid", "random", "tpe")
+EARLY_STOPS = ("none", "median", "hyperband")
+MAX_TRIALS = 100_000  # Slurm's MaxArraySize is at most 4,000,001; clusters keep it far lower
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What every element needs to find its trial: the space (as ``--param`` texts), the
+    metric and its goal, the sampler and its seed, the budget, the early-stopping policy
+    and, where a site gives one, a database URL for the study (else a journal file in the
+    sweep folder)."""
+
+    params: tuple[str, ...]
+    metric: str
+    goal: str = "min"
+    sampler: str = "random"
+    seed: int = 0
+    trials: int | None = None  # None: a grid's size, else required
+    parallel: int | None = None  # None: as many at once as the scheduler runs
+    early_stop: str = "none"
+    storage: str | None = None  # an SQLAlchemy URL (postgresql://..., mysql+pymysql://...)
+
+    def checked(self) -> SweepConfig:
+        """This config with ``trials`` filled in for a grid; SpecError naming every problem."""
+        problems: list[Problem] = []
+        try:
+            space = self.space
+        except SpecError as err:
+            problems += err.problems
+            space = None
+        if not isinstance(self.metric, str) or not self.metric.strip():
+            problems.append(Problem("metric", self.metric, "the name of a metric the entry script logs"))
+        for field, value, allowed in (
+            ("goal", self.goal, GOALS),
+            ("sampler", self.sampler, SAMPLERS),
+            ("early_stop", self.early_stop, EARLY_STOPS),
+        ):
+            if value not in allowed:
+                problems.append(Problem(field, value, f"must be one of {', '.join(allowed)}"))
+        for field, value, low, high in (
+            ("trials", self.trials, 1, MAX_TRIALS),
+            ("parallel", self.parallel, 1, MAX_TRIALS),
+        ):
+            if value is not None and (not _is_int(value) or not low <= value <= high):
+                problems.append(Problem(field, value, f"an integer from {low} to {high:,}"))
+        if not _is_int(self.seed) or self.seed < 0:
+            problems.append(Problem("seed", self.seed, "an integer >= 0"))
+        if self.storage is not None and (not isinstance(self.storage, str) or "://" not in self.storage):
+            problems.append(
+                Problem("storage", self.storage, "an SQLAlchemy URL such as 'postgresql://user@host/db', or none")
+            )
+        trials = self.trials
+        if not problems and space is not None:
+            if self.sampler == "grid":
+                try:
+                    size = grid_size(space, trials)
+                    trials = size if trials is None else min(trials, size)
+                except SpecError as err:
+                    problems += err.problems
+            elif trials is None:
+                problems.append(Problem("trials", None, f"how many trials the {self.sampler} search runs (--trials N)"))
+        if problems:
+            raise SpecError(problems)
+        return replace(self, trials=trials)
+
+    @property
+    def space(self) -> list[Param]:
+        return parse_space(list(self.params))
+
+    @property
+    def array(self) -> str:
+        """The ``--array`` value: ``0-39%4`` runs elements 0..39, at most 4 at once."""
+        last = (self.trials or 1) - 1
+        return f"0-{last}" + (f"%{self.parallel}" if self.parallel else "")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "params": list(self.params)}
+
+    def write(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{CONFIG_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(tmp, folder / CONFIG_FILE)
+
+    @classmethod
+    def read(cls, folder: Path) -> SweepConfig:
+        try:
+            data = json.loads((Path(folder) / CONFIG_FILE).read_text())
+        except (OSError, ValueError) as err:
+            raise HpctfError(f"{folder}: not a sweep folder ({CONFIG_FILE}: {err})") from None
+        known = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in data.items() if k in known}, "params": tuple(data["params"])})
+
+    def study(self, folder: Path):
+        """The :class:`~hpctf.sweep.study.Study` of the sweep in ``folder``."""
+        from .study import Study
+
+        return Study(Path(folder), self.space, self.goal, self.sampler, self.seed)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
