@@ -17,6 +17,7 @@ __all__ = [
     "render_script",
     "submit",
     "attach",
+    "Sweep",
     "log_metric",
     "log_metrics",
     "__version__",
@@ -53,6 +54,7 @@ __getattr__, __dir__ = lazy_names(
         "render_script": "hpctf.render",
         "submit": "hpctf.api",
         "attach": "hpctf.api",
+        "Sweep": "hpctf.sweep.handle",
         # In the job: standard library only (hpctf.job.metrics).
         "log_metric": "hpctf.job.metrics",
         "log_metrics": "hpctf.job.metrics",

@@ -32,11 +32,17 @@ def submit(
 
 
 def attach(job_id: str | int, *, home: str | Path | None = None):
-    """The handle of a job submitted earlier (by any process), from the run history."""
+    """The handle of a job submitted earlier (by any process), from the run history; for
+    a sweep, its :class:`~hpctf.sweep.handle.SweepRun`."""
     from .runs import handle
 
     registry = Registry(registry_file(home) if home else None)
     try:
-        return handle(registry.get(str(job_id)))
+        record = registry.get(str(job_id))
     finally:
         registry.close()
+    if record.sweep:
+        from .sweep.handle import SweepRun
+
+        return SweepRun(record)
+    return handle(record)

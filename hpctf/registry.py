@@ -52,6 +52,7 @@ class RunRecord:
     nodes: str | None = None
     spec: str = "{}"  # the estimator as JSON
     restarts: int = 0  # times Slurm requeued the job (each restart is one more attempt)
+    sweep: str | None = None  # a sweep's settings as JSON (hpctf.sweep.config.SweepConfig); None: one run
     run_id: int | None = None
 
     @property
@@ -71,10 +72,16 @@ class RunRecord:
         except (ValueError, TypeError, KeyError, AttributeError):
             return 1
 
+    @property
+    def array_size(self) -> int | None:
+        """A sweep's number of trials (elements of its job array); None for one run."""
+        return int(json.loads(self.sweep)["trials"]) if self.sweep else None
+
     def to_dict(self, with_spec: bool = True) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spec"}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("spec", "sweep")}
         if with_spec:
             out["spec"] = json.loads(self.spec)
+        out["sweep"] = json.loads(self.sweep) if self.sweep else None
         out["duration"] = self.duration
         return out
 

@@ -56,6 +56,7 @@ class JobPaths:
     workdir: Path
     log_dir: Path
     run_dir: Path | None = None
+    array: bool = False  # a sweep's job array: files are named after the element (%A_%a)
 
     @property
     def kept(self) -> dict[str, Path]:
@@ -87,7 +88,7 @@ class JobPaths:
         # submitit's names (<job>_<task>_log.out), so submitit's Job.stdout() finds them.
         # '%' is a pattern character in Slurm file names; '%%' is a literal '%'.
         folder = str(self.log_dir).replace("%", "%%")
-        return f"{folder}/%j_{task}_log.{stream}"
+        return f"{folder}/{'%A_%a' if self.array else '%j'}_{task}_log.{stream}"
 
 
 def render_script(
@@ -96,6 +97,7 @@ def render_script(
     *,
     template_dirs: Sequence[str | Path] = (),
     target: Target | None = None,
+    sweep=None,
 ) -> str:
     """The sbatch script for ``spec``: plain bash, readable, ready for ``sbatch``.
 
@@ -103,17 +105,24 @@ def render_script(
     defaults; its ``templates`` folder comes after ``template_dirs`` in the search path.
     """
     target = target or get_target(spec.compute_target)
-    return render_for_target(apply_target(spec, target), target, paths, template_dirs=template_dirs)
+    return render_for_target(apply_target(spec, target), target, paths, template_dirs=template_dirs, sweep=sweep)
 
 
 def render_for_target(
-    spec: TensorFlow, target: Target, paths: JobPaths | None = None, *, template_dirs: Sequence[str | Path] = ()
+    spec: TensorFlow,
+    target: Target,
+    paths: JobPaths | None = None,
+    *,
+    template_dirs: Sequence[str | Path] = (),
+    sweep=None,
 ) -> str:
-    """:func:`render_script` for a spec that ``target`` has already been applied to."""
+    """:func:`render_script` for a spec that ``target`` has already been applied to.
+    ``sweep`` (a :class:`~hpctf.sweep.config.SweepConfig`) makes the script a job array
+    whose elements are the sweep's trials; the sweep folder is ``paths.run_dir``."""
     paths = paths or JobPaths.for_spec(spec)
     dirs = [*template_dirs, *([target.templates] if target.templates else [])]
     template = environment(tuple(str(d) for d in dirs)).get_template(f"{spec.backend}.sbatch.j2")
-    return template.render(**build_context(spec, paths, target))
+    return template.render(**build_context(spec, paths, target, sweep))
 
 
 class _TemplateCache(jinja2.FileSystemBytecodeCache):
@@ -216,16 +225,25 @@ def comment_safe(value: Any) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def build_context(spec: TensorFlow, paths: JobPaths, target: Target) -> dict[str, Any]:
+def build_context(spec: TensorFlow, paths: JobPaths, target: Target, sweep=None) -> dict[str, Any]:
     # An entry script named like an option ("-c...") would be read by Python as one.
     entry = f"./{spec.entry_script}" if spec.entry_script.startswith("-") else spec.entry_script
     command = [entry, *spec.command_arguments()]
     container = container_settings(spec, paths)
+    if sweep is not None:
+        from .sweep.script import sweep_context
+
+        if paths.run_dir is None or not paths.array:
+            raise HpctfError("a sweep's script needs its folder: JobPaths(run_dir=..., array=True)")
+        sweep = sweep_context(sweep, paths.run_dir)
     return {
         "version": __version__,
         "spec": spec,
         "summary": _summary(spec),
-        "sbatch": sbatch_directives(spec, paths, target),
+        "sbatch": sbatch_directives(spec, paths, target, sweep),
+        "sweep": sweep,
+        # The id in the names of the files the script writes (exit status, restarts).
+        "job_ref": "${HPCTF_JOB_ID}" if sweep else "${SLURM_JOB_ID}",
         "environment": [(k, str(v)) for k, v in spec.environment_variables.items()],
         "module_paths": list(target.module_paths),
         "module_inits": MODULE_INITS,
@@ -240,7 +258,7 @@ def build_context(spec: TensorFlow, paths: JobPaths, target: Target) -> dict[str
         "container": container,
         "workdir": str(paths.workdir),
         "log_dir": str(paths.log_dir),
-        "kept": kept_variables(paths),
+        "kept": kept_variables(paths, sweep is not None),
         "task_output": paths.log_pattern("out"),
         "task_error": paths.log_pattern("err"),
         "command": command,
@@ -253,11 +271,14 @@ def build_context(spec: TensorFlow, paths: JobPaths, target: Target) -> dict[str
     }
 
 
-def kept_variables(paths: JobPaths) -> list[tuple[str, str]]:
-    """(variable, folder) of what the run keeps: HPCTF_OUTPUT_DIR, HPCTF_TENSORBOARD_DIR ..."""
+def kept_variables(paths: JobPaths, per_trial: bool = False) -> list[tuple[str, str]]:
+    """(variable, folder as a shell word) of what the run keeps: HPCTF_OUTPUT_DIR,
+    HPCTF_TENSORBOARD_DIR ...; a sweep's element keeps its own in its trial's folder."""
     from .runpaths import KEPT
 
-    return [(KEPT[name], str(folder)) for name, folder in paths.kept.items()]
+    if per_trial:
+        return [(KEPT[name], f'"$HPCTF_TRIAL_DIR"/{name}') for name in paths.kept]
+    return [(KEPT[name], shell_quote(folder)) for name, folder in paths.kept.items()]
 
 
 def environment_arguments(spec: TensorFlow, target: Target) -> list[str]:
@@ -322,9 +343,12 @@ def container_settings(spec: TensorFlow, paths: JobPaths) -> dict[str, Any] | No
     }
 
 
-def sbatch_directives(spec: TensorFlow, paths: JobPaths, target: Target) -> list[str]:
+def sbatch_directives(spec: TensorFlow, paths: JobPaths, target: Target, sweep: dict | None = None) -> list[str]:
     """The ``#SBATCH`` flags, in a fixed order, values quoted as sbatch reads them."""
-    flags: list[tuple[str, Any]] = [("job-name", spec.name), ("nodes", spec.node_count)]
+    flags: list[tuple[str, Any]] = [("job-name", spec.name)]
+    if sweep:
+        flags.append(("array", sweep["array"]))  # one element a trial, at most K at once (%K)
+    flags.append(("nodes", spec.node_count))
     if spec.distributed_backend == "ps":
         flags.append(("ntasks", spec.task_count))
         if spec.node_count > 1:

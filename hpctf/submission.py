@@ -12,7 +12,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import executors, snapshot
@@ -22,6 +22,7 @@ from .registry import Registry, RunRecord, hpctf_home
 from .render import JobPaths, render_for_target
 from .runpaths import RunPaths, registry_file
 from .spec import TensorFlow
+from .sweep.config import SweepConfig
 from .targets import Target, apply_target, get_target
 
 
@@ -34,6 +35,7 @@ class SubmitPlan:
     script: str
     manifest: snapshot.Manifest
     target: str = "slurm"
+    sweep: SweepConfig | None = None  # a sweep: the script is a job array, one element a trial
 
     @property
     def executor(self) -> Executor:
@@ -59,6 +61,7 @@ class SubmitPlan:
             },
             "command": shlex.join(self.command),
             "script": self.script,
+            **({"sweep": self.sweep.to_dict()} if self.sweep else {}),
         }
 
 
@@ -69,16 +72,20 @@ def plan(
     template_dirs: Sequence[str | Path] = (),
     snapshot_limit_mb: float | None = None,
     target: Target | None = None,
+    sweep: SweepConfig | None = None,
 ) -> SubmitPlan:
     """Everything ``submit`` does except writing files and calling ``sbatch``.
 
     The compute target (``spec.compute_target`` unless given) fills in the site's
-    defaults first; the plan's spec is the one that runs.
+    defaults first; the plan's spec is the one that runs. With ``sweep`` the job is a
+    sweep of that spec: a job array whose folder holds the study.
     """
     target = target or get_target(spec.compute_target)
     spec = apply_target(spec, target)
     executor = executors.get(target.executor)
     spec = executor.adapt(spec, target)
+    if sweep is not None:
+        sweep = sweep_for_target(sweep, target, executor)
     home = Path(home) if home else hpctf_home()
     run = RunPaths.new(home, spec.name)
     manifest = snapshot.scan(Path(spec.source_directory), snapshot_limit_mb)
@@ -89,11 +96,29 @@ def plan(
             f"({', '.join(snapshot.DEFAULT_IGNORES[:4])}, ...), "
             "or it is inside a linked folder"
         )
-    paths = JobPaths(workdir=run.code, log_dir=run.logs, run_dir=run.run_dir)
-    script = render_for_target(spec, target, paths, template_dirs=template_dirs)
+    paths = JobPaths(workdir=run.code, log_dir=run.logs, run_dir=run.run_dir, array=sweep is not None)
+    script = render_for_target(spec, target, paths, template_dirs=template_dirs, sweep=sweep)
     return SubmitPlan(
-        spec=spec, home=home, run_dir=run.run_dir, paths=paths, script=script, manifest=manifest, target=executor.name
+        spec=spec,
+        home=home,
+        run_dir=run.run_dir,
+        paths=paths,
+        script=script,
+        manifest=manifest,
+        target=executor.name,
+        sweep=sweep,
     )
+
+
+def sweep_for_target(sweep: SweepConfig, target: Target, executor: Executor) -> SweepConfig:
+    """``sweep`` checked, with the site's study database (the target's ``sweep_storage``)
+    unless it names its own; HpctfError where the executor cannot run job arrays."""
+    if not executor.runs_arrays:
+        raise HpctfError(f"compute_target={target.name!r}: the {executor.name} executor cannot run sweeps (job arrays)")
+    site_storage = getattr(target, "sweep_storage", None)
+    if sweep.storage is None and site_storage:
+        sweep = replace(sweep, storage=site_storage)
+    return sweep.checked()
 
 
 def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
@@ -105,6 +130,11 @@ def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
         plan.paths.log_dir.mkdir()
         plan.script_path.write_text(plan.script)
         RunPaths(plan.run_dir).spec_file.write_text(json.dumps(plan.spec.to_dict(), indent=2, default=str) + "\n")
+        if plan.sweep is not None:
+            plan.sweep.write(plan.run_dir)
+            # Made now, not by the first element: a study that cannot be made (Optuna
+            # missing, a database that refuses) stops the submit, with no job queued.
+            plan.sweep.study(plan.run_dir).optuna_study()
         job_id = plan.executor.start(plan)
     except BaseException:
         shutil.rmtree(plan.run_dir, ignore_errors=True)
@@ -114,12 +144,13 @@ def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
         target=plan.target,
         name=plan.spec.name,
         backend=plan.spec.backend,
-        shape=shape_of(plan.spec),
+        shape=shape_of(plan.spec) if plan.sweep is None else f"{plan.sweep.trials} trials of {shape_of(plan.spec)}",
         run_dir=str(plan.run_dir),
         log_dir=str(plan.paths.log_dir),
         command=shlex.join([plan.spec.entry_script, *plan.spec.command_arguments()]),
         submitted=time.time(),
         spec=json.dumps(plan.spec.to_dict(), default=str),
+        sweep=None if plan.sweep is None else json.dumps(plan.sweep.to_dict()),
     )
     return (registry or Registry(registry_file(plan.home))).add(record)
 

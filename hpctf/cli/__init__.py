@@ -7,7 +7,7 @@ as with ``srun`` and ``mpirun``::
 
 Only jinja2 and click are imported to render; submitit, TensorFlow and Horovod never are.
 The commands parse and print: one module a family (jobs: render, tf-config, submit; runs:
-status, logs, cancel, ls; metrics; outputs; tensorboard; doctor; targets), the options
+status, logs, cancel, ls; sweep; metrics; outputs; tensorboard; doctor; targets), the options
 they share in :mod:`.options`, the run history (waiting, logs, status rows) in
 :mod:`hpctf.runs`.
 """
@@ -39,6 +39,7 @@ COMMANDS = {
     "outputs": (".outputs", "outputs", "List the files a run kept in its outputs folder, or copy them out."),
     "render": (".jobs", "render", "Print the sbatch script for ENTRY_SCRIPT [SCRIPT_ARGS]..."),
     "status": (".runs", "status", "State, exit code and placement of one run."),
+    "sweep": (".sweep", "sweep", "Hyperparameter sweeps: one Slurm job array, one element a trial."),
     "submit": (".jobs", "submit", "Snapshot the code and submit ENTRY_SCRIPT [SCRIPT_ARGS]... to Slurm."),
     "targets": (".targets", "targets", "List the compute targets (site profiles) jobs can name with --target."),
     "tensorboard": (

@@ -59,6 +59,7 @@ class Executor:
     runs_here: bool = False  # jobs run on this machine ("Submitted job 7 on this machine")
     polls_queue: bool = False  # pending() asks a queue why a job waits
     can_requeue: bool = False  # the place restarts a job that asks for requeue
+    runs_arrays: bool = False  # the place runs job arrays (sweeps)
 
     # -- submitting --------------------------------------------------------------------
     def command(self, script: Path) -> list[str]:
@@ -93,6 +94,11 @@ class Executor:
 
     def cancel(self, record) -> None:
         self.handle(record).cancel()
+
+    def elements(self, record) -> dict[int, dict[str, str]]:
+        """A sweep's elements as the place knows them now, by index: the scheduler's fields
+        (``State``, ``Start``, ``End``, ``ExitCode``); after :meth:`update` where it has one."""
+        return {}
 
     def pending(self, record):
         """A :class:`~hpctf.executors.slurm.watch.QueueInfo` for a waiting job, or None (no queue to ask)."""

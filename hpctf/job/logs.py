@@ -16,11 +16,14 @@ TASK_LOG_PATTERN = "%j_%t_log.{stream}"
 
 
 def expand_pattern(pattern: str, job_id: str, rank: int) -> str:
-    """Slurm's file-name pattern for one task: %j job id, %t task id, %% a percent sign."""
+    """Slurm's file-name pattern for one task: %j job id, %t task id, %A and %a a job
+    array's id and element (a sweep's), %% a percent sign."""
+    fields = {"j": job_id, "t": str(rank), "%": "%"}
+    fields.update(A=os.environ.get("SLURM_ARRAY_JOB_ID", job_id), a=os.environ.get("SLURM_ARRAY_TASK_ID", "0"))
     out, i = [], 0
     while i < len(pattern):
         if pattern[i] == "%" and i + 1 < len(pattern):
-            out.append({"j": job_id, "t": str(rank), "%": "%"}.get(pattern[i + 1], pattern[i : i + 2]))
+            out.append(fields.get(pattern[i + 1], pattern[i : i + 2]))
             i += 2
         else:
             out.append(pattern[i])

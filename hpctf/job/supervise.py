@@ -21,7 +21,7 @@ import sys
 import time
 
 from .process import Child, forward_signals
-from .taskenv import READY_DIR_ENV
+from .taskenv import READY_DIR_ENV, job_id
 
 SERVER_STOP_GRACE_S = 10.0
 
@@ -70,7 +70,7 @@ def report_failure(code: int, rank: int, failure_dir: str | None) -> int:
     """``code``, after leaving the failure marker if it is one and there is a folder for it."""
     if code and failure_dir:
         try:
-            write_marker(os.path.join(failure_dir, f"{os.environ.get('SLURM_JOB_ID', '0')}_{rank}_failed"), code)
+            write_marker(os.path.join(failure_dir, f"{job_id(os.environ)}_{rank}_failed"), code)
         except OSError:
             pass  # the exit code still reaches srun; only the detail is lost
     return code

@@ -29,7 +29,9 @@ OUTSIDE_A_JOB = "nojob"  # the job id of a task started by hand, with no SLURM_J
 
 
 def job_id(env: Mapping[str, str], default: str = "0") -> str:
-    return env.get("SLURM_JOB_ID", default)
+    """The id the job's files carry: a sweep element's ``<array>_<index>`` (HPCTF_JOB_ID,
+    set by its script, as Slurm's %A_%a name its logs), else SLURM_JOB_ID."""
+    return env.get("HPCTF_JOB_ID") or env.get("SLURM_JOB_ID", default)
 
 
 def task_rank(env: Mapping[str, str]) -> int:

@@ -69,6 +69,7 @@ class SlurmExecutor(Executor):
     name = "slurm"
     polls_queue = True
     can_requeue = True
+    runs_arrays = True
 
     def command(self, script: Path) -> list[str]:
         return ["sbatch", "--parsable", str(script)]
@@ -79,7 +80,18 @@ class SlurmExecutor(Executor):
     def handle(self, record):
         from .watch import SlurmRun
 
+        if record.sweep:  # a job array: followed as one job, from its elements
+            SlurmRun.watcher.arrays[record.job_id] = record.array_size
         return SlurmRun(folder=record.log_dir, job_id=record.job_id, tasks=range(record.task_count))
+
+    def elements(self, record) -> dict:
+        from .arrays import elements
+        from .watch import SlurmRun
+
+        self.handle(record)
+        if record.job_id not in SlurmRun.watcher._info_dict:
+            SlurmRun.watcher.update()  # a sweep that had ended before this process looked
+        return elements(SlurmRun.watcher._info_dict, record.job_id)
 
     def update(self, records: list) -> None:
         from .watch import SlurmRun

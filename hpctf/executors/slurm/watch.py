@@ -20,6 +20,7 @@ from ...exits import ExitCodeResults, job_exit_code, job_restarts, parse_exit_co
 from ...runfolder import RunFolder
 from ...schedcall import answer, call
 from ...states import JobState
+from .arrays import array_fields, elements
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
 
@@ -30,10 +31,15 @@ class ClusterWatcher(SlurmInfoWatcher):
     def __init__(self, delay_s: int = 30) -> None:
         super().__init__(delay_s=delay_s)
         self._folders: dict[str, Path] = {}
+        self.arrays: dict[str, int] = {}  # job arrays (sweeps) -> their number of elements
         self.accounting: bool | None = None  # None: not known yet
 
-    def watch(self, job_id: str, folder: Path) -> None:
+    def watch(self, job_id: str, folder: Path, array_size: int | None = None) -> None:
+        """Follow ``job_id``; ``array_size``: it is a job array of that many elements,
+        followed as one job (:mod:`.arrays`) and element by element (``<id>_<index>``)."""
         self._folders[job_id] = Path(folder)
+        if array_size is not None:
+            self.arrays[job_id] = array_size
         self.register_job(job_id)
 
     def _unfinished(self) -> list[str]:
@@ -69,17 +75,27 @@ class ClusterWatcher(SlurmInfoWatcher):
             if info is None:
                 self.accounting = False  # the cluster has no accounting: stop asking
             else:
-                unlisted = [job_id for job_id in ids if job_id not in info]
+                unlisted = [job_id for job_id in ids if job_id not in info and not elements(info, job_id)]
                 if unlisted:  # just submitted (PENDING), or forgotten by both (LOST)
                     info.update(self._from_squeue(unlisted) or {})
         if info is None:
             info = self._from_squeue(ids)
         if info is not None:
             self._info_dict.update(info)
+            self._arrays_as_jobs(ids)
         self._last_status_check = time.time()
         for job_id in ids:
             if self.is_done(job_id, mode="cache"):
                 self._finished.add(job_id)
+
+    def _arrays_as_jobs(self, ids: list[str]) -> None:
+        """Each watched array's own entry, made from its elements' (sacct and squeue
+        list the elements only)."""
+        for job_id in ids:
+            if job_id in self.arrays:
+                fields = array_fields(elements(self._info_dict, job_id), self.arrays[job_id])
+                if fields is not None:
+                    self._info_dict[job_id] = {"JobID": job_id, **fields}
 
     def _from_sacct(self, ids: list[str]) -> dict[str, dict[str, str]] | None:
         command = self._make_command()
@@ -107,10 +123,19 @@ class ClusterWatcher(SlurmInfoWatcher):
         seen: dict[str, dict[str, str]] = {}
         for line in out.stdout.splitlines():
             job_id, state, nodes = (line.split("|") + ["", ""])[:3]
-            seen[job_id.strip()] = {"JobID": job_id.strip(), "State": state.strip(), "NodeList": nodes.strip()}
+            for one in expand_array_ids(job_id.strip()):  # an array's waiting elements: 7_[3-9%2]
+                seen[one] = {"JobID": one, "State": state.strip(), "NodeList": nodes.strip()}
         if out.returncode != 0 and not seen and "Invalid job id" not in out.stderr:
             return None  # squeue itself failed (controller down): keep what we knew
-        for job_id in ids:
+        for array_id in [job_id for job_id in ids if job_id in self.arrays]:
+            # Elements the controller no longer lists have ended: their exit-status files say how.
+            for index in range(self.arrays[array_id]):
+                element = f"{array_id}_{index}"
+                code = None if element in seen else self._exit_status(element, array_id)
+                if code is not None:
+                    seen[element] = {"JobID": element, "State": "COMPLETED" if code == 0 else "FAILED"}
+                    seen[element]["ExitCode"] = f"{code}:0"
+        for job_id in [job_id for job_id in ids if job_id not in self.arrays]:
             entry = seen.get(job_id)
             restarts = (
                 self._restarts(job_id) if entry is not None else None
@@ -134,8 +159,8 @@ class ClusterWatcher(SlurmInfoWatcher):
         folder = self._folders.get(job_id)
         return None if folder is None else job_restarts(folder, job_id)
 
-    def _exit_status(self, job_id: str) -> int | None:
-        folder = self._folders.get(job_id)
+    def _exit_status(self, job_id: str, array_id: str | None = None) -> int | None:
+        folder = self._folders.get(array_id or job_id)
         return None if folder is None else job_exit_code(folder, job_id)
 
     def is_done(self, job_id: str, mode: str = "standard") -> bool:
@@ -198,6 +223,19 @@ def queue_info(job_ids: list[str]) -> dict[str, QueueInfo] | None:
             JobState.from_slurm(state.strip()), None if reason in ("", "None", "(null)") else reason, expected
         )
     return info
+
+
+def expand_array_ids(job_id: str) -> list[str]:
+    """``7_[3-5%2]`` -> ``7_3 7_4 7_5`` (how squeue and sacct write an array's waiting
+    elements); any other id as it is."""
+    from submitit.slurm.slurm import read_job_id
+
+    if "[" not in job_id:
+        return [job_id]
+    ids = []
+    for parts in read_job_id(job_id):
+        ids += [f"{parts[0]}_{i}" for i in range(int(parts[1]), int(parts[-1]) + 1)]
+    return ids
 
 
 def count_attempts(sacct_output: str) -> dict[str, int]:
