@@ -142,6 +142,17 @@ class Study:
         number = self.ask(index)["number"]
         self.optuna_study(index).tell(number, value if state == "complete" else None, state=states[state])
 
+    def optuna_trial(self, index: int, pruner=None):
+        """Element ``index``'s trial as an Optuna ``Trial``, to ``report`` intermediate values
+        to and ask ``should_prune`` (with ``pruner``: not stored by Optuna either)."""
+        import optuna
+
+        number = self.ask(index)["number"]
+        study = self.optuna_study(index, pruner)
+        # Trial wants the storage's id, which a database numbers across studies: ask it.
+        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        return optuna.trial.Trial(study, trial_id)
+
     def trials(self) -> list:
         """Every trial of the study (Optuna's FrozenTrial), by number."""
         return sorted(self.optuna_study().get_trials(deepcopy=False), key=lambda t: t.number)
