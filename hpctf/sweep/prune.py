@@ -17,9 +17,10 @@ PID still lives then), one line goes to stderr, and the watcher exits. ``tell`` 
 records the trial as pruned, whatever the training's exit code.
 
 A broken watcher must not fail a training: every error is printed once, the watcher
-goes on (or ends), and it always exits 0. The job script waits for it before ``tell``
-(it ends within ``--every`` seconds of PID; killed while it writes, it would leave the
-journal's lock for Optuna to break after 30 s), and ``tell`` reports the steps logged
+goes on (or ends), and it always exits 0. Once the training has ended the job script
+sends it SIGTERM and waits for it before ``tell``: it stops between rounds, never while
+it writes (killed there, it would leave the journal's lock for Optuna to break after
+30 s). ``tell`` reports the steps logged
 after its last round: a completed trial's every step counts in the medians.
 
 Neither a sampler nor a pruner is stored by Optuna: each process builds the pruner from
@@ -328,7 +329,8 @@ def watch(
     except Exception as err:  # noqa: BLE001 - no error of ours may fail the training
         say_once(f"hpctf: trial {index}: early stopping is off for this trial: {_text(err)}")
         return "broken"
-    while alive(pid):
+    told = _StopOnTerm()
+    while alive(pid) and not told.stop:
         try:
             pruned = watcher.round()
         except Exception as err:  # noqa: BLE001
@@ -340,8 +342,36 @@ def watch(
             except Exception as err:  # noqa: BLE001
                 say_once(f"hpctf: trial {index}: could not stop {pid}: {_text(err)}")
             return "pruned"
-        time.sleep(every)
+        told.sleep(every)
     return "ended"
+
+
+class _StopOnTerm:
+    """SIGTERM (the job script, once the training has ended) stops the watcher between
+    rounds: at once while it sleeps, after the round while it writes to the study (killed
+    there, it could leave the journal's lock behind for the next writer to wait out)."""
+
+    class _Woken(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self.stop, self.sleeping = False, False
+        signal.signal(signal.SIGTERM, self._on_term)
+
+    def _on_term(self, signum, frame) -> None:
+        self.stop = True
+        if self.sleeping:
+            raise self._Woken
+
+    def sleep(self, seconds: float) -> None:
+        try:
+            self.sleeping = True
+            if not self.stop:
+                time.sleep(seconds)
+        except self._Woken:
+            pass
+        finally:
+            self.sleeping = False
 
 
 def _text(err: BaseException) -> str:

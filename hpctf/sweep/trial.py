@@ -24,6 +24,7 @@ written when the sweep is submitted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -134,7 +135,10 @@ def _watch_options(command: argparse.ArgumentParser) -> None:
         help=f"seconds PID gets after a signal other than TERM/KILL before TERM (default {GRACE_S})",
     )
     command.add_argument(
-        "--every", type=float, default=EVERY_S, help=f"seconds between reads of the metrics (default {EVERY_S:g})"
+        "--every",
+        type=float,
+        default=float(os.environ.get("HPCTF_WATCH_EVERY_S") or EVERY_S),
+        help=f"seconds between reads of the metrics (default $HPCTF_WATCH_EVERY_S, else {EVERY_S:g})",
     )
 
 
