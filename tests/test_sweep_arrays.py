@@ -1,0 +1,70 @@
+"""A job array followed as one job (issue 18): its state from its elements', as sacct and
+squeue list them (an element a line, the waiting ones as a range)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpctf.executors.slurm.arrays import array_fields, element_index, elements
+from hpctf.executors.slurm.watch import ClusterWatcher, expand_array_ids
+
+
+def fields(*states: str) -> dict[int, dict[str, str]]:
+    return {i: {"State": s, "Start": f"2026-12-03T10:0{i}:00", "End": "Unknown"} for i, s in enumerate(states)}
+
+
+@pytest.mark.parametrize(
+    "states, size, state, code",
+    [
+        (("PENDING", "PENDING"), 2, "PENDING", "0:0"),
+        (("RUNNING", "PENDING"), 2, "RUNNING", "0:0"),
+        (("COMPLETED", "PENDING"), 2, "RUNNING", "0:0"),  # some ended, others wait: under way
+        (("COMPLETED",), 3, "RUNNING", "0:0"),  # elements sacct does not list yet wait
+        (("COMPLETED", "COMPLETED"), 2, "COMPLETED", "0:0"),
+        (("COMPLETED", "FAILED"), 2, "COMPLETED", "1:0"),  # a failed trial is one trial
+        (("FAILED", "TIMEOUT"), 2, "FAILED", "1:0"),
+        (("COMPLETED", "CANCELLED by 0"), 2, "CANCELLED", "0:0"),
+    ],
+)
+def test_the_array_state_from_its_elements(states, size, state, code):
+    out = array_fields(fields(*states), size)
+    assert (out["State"], out["ExitCode"]) == (state, code)
+    assert out["Start"] == "2026-12-03T10:00:00"
+
+
+def test_no_element_no_state():
+    assert array_fields({}, 4) is None
+
+
+def test_elements_of_one_array_only():
+    info = {"7_0": {"State": "RUNNING"}, "7_12": {"State": "PENDING"}, "77_1": {}, "7": {}, "7_0.batch": {}}
+    assert sorted(elements(info, "7")) == [0, 12]
+    assert element_index("7_3", "7") == 3 and element_index("77_3", "7") is None
+
+
+def test_waiting_ranges_expand():
+    assert expand_array_ids("7_[3-5%2]") == ["7_3", "7_4", "7_5"]
+    assert expand_array_ids("7_[1,4-5]") == ["7_1", "7_4", "7_5"]
+    assert expand_array_ids("7_2") == ["7_2"]
+
+
+def test_one_sacct_call_tells_the_array_and_every_element(monkeypatch, tmp_path):
+    """A 1,000-element array: one sacct, which lists the running elements one a line and
+    the waiting ones as one range; no squeue call for the array itself."""
+    calls = []
+    lines = ["JobID|State|ExitCode|NodeList|Start|End"]
+    lines += [f"9_{i}|COMPLETED|0:0|node1|2026-12-03T10:00:00|2026-12-03T10:01:00" for i in range(3)]
+    lines += ["9_3|RUNNING|0:0|node2|2026-12-03T10:02:00|Unknown", "9_[4-999%4]|PENDING|0:0|None assigned|Unknown|"]
+
+    def answer(command):
+        calls.append(command[0])
+        return "\n".join(lines) + "\n" if command[0] == "sacct" else None
+
+    monkeypatch.setattr("hpctf.executors.slurm.watch._answer", answer)
+    watcher = ClusterWatcher()
+    watcher.watch("9", tmp_path, array_size=1000)
+    watcher.update()
+    assert calls == ["sacct"]
+    assert watcher.get_info("9", mode="cache")["State"] == "RUNNING"
+    assert watcher.get_info("9_999", mode="cache")["State"] == "PENDING"
+    assert len(elements(watcher._info_dict, "9")) == 1000
