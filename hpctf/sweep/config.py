@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import HpctfError, Problem, SpecError
 from .space import Param, grid_size, parse_space
+from .study import is_database_url, masked
 
 CONFIG_FILE = "sweep.json"
 GOALS = ("min", "max")
@@ -65,9 +66,15 @@ class SweepConfig:
                 problems.append(Problem(field, value, f"an integer from {low} to {high:,}"))
         if not _is_int(self.seed) or self.seed < 0:
             problems.append(Problem("seed", self.seed, "an integer >= 0"))
-        if self.storage is not None and (not isinstance(self.storage, str) or "://" not in self.storage):
+        if self.storage is not None and not is_database_url(self.storage):
+            shown = masked(self.storage) if isinstance(self.storage, str) else self.storage
             problems.append(
-                Problem("storage", self.storage, "an SQLAlchemy URL such as 'postgresql://user@host/db', or none")
+                Problem(
+                    "storage",
+                    shown,
+                    "a database URL (SQLAlchemy's) such as 'mysql+pymysql://user:password@host/db' "
+                    "or 'postgresql://user@host/db', or none for a journal file in the sweep folder",
+                )
             )
         trials = self.trials
         if not problems and space is not None:
@@ -113,10 +120,13 @@ class SweepConfig:
         return cls(**{**{k: v for k, v in data.items() if k in known}, "params": tuple(data["params"])})
 
     def study(self, folder: Path):
-        """The :class:`~hpctf.sweep.study.Study` of the sweep in ``folder``."""
+        """The :class:`~hpctf.sweep.study.Study` of the sweep in ``folder``: in ``storage``
+        where given, as the study named by the folder (the sweep's id), else in a journal
+        file in the folder."""
         from .study import Study
 
-        return Study(Path(folder), self.space, self.goal, self.sampler, self.seed)
+        folder = Path(folder)
+        return Study(folder, self.space, self.goal, self.sampler, self.seed, self.storage, folder.absolute().name)
 
 
 def _is_int(value: object) -> bool:
