@@ -19,6 +19,7 @@ their own in TOML, in two files read in this order, later ones winning key by ke
     modules = ["cuda/12.2", "openmpi/4.1"]
     env_cache = "/shared/hpctf/envs"
     time = "12:00:00"
+    sweep_storage = "mysql+pymysql://sweeps@db.example.org/sweeps"  # else a journal file per sweep
 
 A profile gives defaults: whatever the estimator sets itself wins; lists (modules,
 setup) and tables (sbatch_options, environment_variables) are combined, the
@@ -56,6 +57,13 @@ MODULE_INITS = (
 )
 
 
+def _sweep_study():
+    """hpctf.sweep.study, which owns what a database URL looks like, imported when needed."""
+    from .sweep import study
+
+    return study
+
+
 def gres_spec(name: str, gpu_type: str | None, count: int) -> str:
     """A GRES request as Slurm writes it: ``gpu:2``, ``gpu:a100:2``."""
     return ":".join([name, *([gpu_type] if gpu_type else []), str(count)])
@@ -86,6 +94,7 @@ class Target:
     env_cache: str | None = None  # where pip/conda environments are built and kept
     tensorflow: str | None = None  # requirement that puts TensorFlow in a pip environment
     templates: str | None = None  # folder of site templates overriding built-in ones
+    sweep_storage: str | None = None  # database URL for sweeps' studies (else a journal file in each sweep's folder)
     # Combined with the estimator's own.
     modules: tuple[str, ...] = ()
     module_paths: tuple[str, ...] = ()  # `module use` folders, before the loads
@@ -103,6 +112,8 @@ class Target:
             out[f.name] = (
                 list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
             )
+        if self.sweep_storage:  # `hpctf targets --json` shows no database password
+            out["sweep_storage"] = _sweep_study().masked(self.sweep_storage)
         return out
 
 
@@ -134,6 +145,10 @@ _KEYS: dict[str, tuple] = {
         "a pip requirement such as 'tensorflow[and-cuda]==2.18.1', or '' for none",
     ),
     "templates": _STR,
+    "sweep_storage": (
+        lambda v: _sweep_study().is_database_url(v),
+        "a database URL such as 'mysql+pymysql://user:password@host/db' or 'postgresql://user@host/db'",
+    ),
     "modules": _STRS,
     "module_paths": _STRS,
     "container_mounts": _STRS,

@@ -1,5 +1,5 @@
-"""A sweep's study in a site's database (issue 18): ``storage`` names it by URL, and one
-database holds many sweeps.
+"""A sweep's study in a site's database (issue 18): ``storage`` (a sweep's) or
+``sweep_storage`` (a target's) names it by URL, and one database holds many sweeps.
 
 The database tests run against the MariaDB of the test Slurm cluster (tests/slurm/cluster.sh
 runs one for slurmdbd): each makes its own database and a user with a password, and drops
@@ -22,6 +22,7 @@ from hpctf.errors import HpctfError, SpecError
 from hpctf.sweep.config import SweepConfig
 from hpctf.sweep.space import parse_space
 from hpctf.sweep.study import STUDY_FILE, Study, masked
+from hpctf.targets import load_config
 
 PARAMS = ("x=uniform(0, 1)", "n=randint(100)")
 PASSWORD = "p@ss:w/rd 1"  # every character a URL must quote
@@ -108,6 +109,17 @@ def test_an_unknown_driver_is_one_line_from_an_element(tmp_path):
         "hpctf.sweep.trial: storage='mysql+nosuch://u:***@db/sweeps': SQLAlchemy has no database or driver "
         "'mysql+nosuch' (such as postgresql://, mysql+pymysql://, sqlite:///)"
     )
+
+
+def test_a_target_names_the_sites_database(tmp_path):
+    url = "mysql+pymysql://sweeps:s3cret@db.example.org/sweeps"
+    (tmp_path / "hpctf.toml").write_text(f'[targets.site]\npartition = "gpu"\nsweep_storage = "{url}"\n')
+    target = load_config([tmp_path / "hpctf.toml"]).targets["site"]
+    assert target.sweep_storage == url
+    assert target.describe()["sweep_storage"] == "mysql+pymysql://sweeps:***@db.example.org/sweeps"
+    (tmp_path / "hpctf.toml").write_text('[targets.site]\nsweep_storage = "/shared/sweeps.db"\n')
+    with pytest.raises(HpctfError, match=r"targets.site.sweep_storage='/shared/sweeps.db': must be a database URL"):
+        load_config([tmp_path / "hpctf.toml"])
 
 
 # ---------------------------------------------------------------------------------------
