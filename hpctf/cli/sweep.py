@@ -198,3 +198,21 @@ def best(job_id: str, as_json: bool) -> None:
     rows += [(name, _value(value)) for name, value in found.params.items()]
     rows += [("folder", found.run_dir), ("outputs", ", ".join(outputs) or "(none)")]
     click.echo(format_table(None, rows), nl=False)
+
+
+@sweep.command()
+@click.argument("job_id")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="the folder to write the PNGs into [default: the sweep folder]",
+)
+def plot(job_id: str, out_dir: str | None) -> None:
+    """Optimization history and parameter importance as PNGs (needs matplotlib: pip install 'hpctf[plot]')."""
+    run = _sweep_run(job_id)
+    with user_errors():
+        paths = run.plot(out_dir)
+    for path in paths:
+        click.echo(str(path))

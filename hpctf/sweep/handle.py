@@ -5,7 +5,7 @@
     sweep = hpctf.Sweep(estimator, {"lr": "loguniform(1e-4, 1e-1)", "batch": [32, 64]},
                         metric="val_accuracy", goal="max", trials=12, parallel=3)
     run = sweep.submit()          # one sbatch: a job array, one element a trial
-    run.state, run.trials(), run.best(), run.wait(), run.cancel()
+    run.state, run.trials(), run.best(), run.plot(), run.wait(), run.cancel()
 """
 
 from __future__ import annotations
@@ -153,6 +153,14 @@ class SweepRun:
         from .report import best
 
         return best(self.trials())
+
+    def plot(self, out_dir: str | Path | None = None) -> list[Path]:
+        """Write the optimization history and the parameter importance as PNGs into
+        ``out_dir`` (default: the sweep folder); their paths. Needs matplotlib (the ``plot``
+        extra); see :func:`~hpctf.sweep.plots.write_plots`."""
+        from .plots import write_plots
+
+        return write_plots(self.folder, out_dir)
 
     def __repr__(self) -> str:
         return f"SweepRun<job_id={self.job_id}, folder={self.folder}>"
