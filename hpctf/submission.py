@@ -115,9 +115,8 @@ def sweep_for_target(sweep: SweepConfig, target: Target, executor: Executor) -> 
     unless it names its own; HpctfError where the executor cannot run job arrays."""
     if not executor.runs_arrays:
         raise HpctfError(f"compute_target={target.name!r}: the {executor.name} executor cannot run sweeps (job arrays)")
-    site_storage = getattr(target, "sweep_storage", None)
-    if sweep.storage is None and site_storage:
-        sweep = replace(sweep, storage=site_storage)
+    if sweep.storage is None and target.sweep_storage:
+        sweep = replace(sweep, storage=target.sweep_storage)
     return sweep.checked()
 
 

@@ -68,3 +68,24 @@ def test_one_sacct_call_tells_the_array_and_every_element(monkeypatch, tmp_path)
     assert watcher.get_info("9", mode="cache")["State"] == "RUNNING"
     assert watcher.get_info("9_999", mode="cache")["State"] == "PENDING"
     assert len(elements(watcher._info_dict, "9")) == 1000
+
+
+def test_the_arrays_own_line_stands_for_the_elements_not_listed_yet(monkeypatch, tmp_path):
+    """Right after `scancel` of an array with waiting elements, sacct lists the running
+    elements and one line for the array's own id, standing for the waiting ones."""
+    replies = [
+        "JobID|State|ExitCode|NodeList|Start|End\n9|PENDING|0:0|None assigned|Unknown|Unknown\n",
+        "JobID|State|ExitCode|NodeList|Start|End\n9|CANCELLED by 0|0:0|None assigned|2026-12-03T10:00:00|"
+        "2026-12-03T10:00:00\n9_0|CANCELLED by 0|0:15|node1|2026-12-03T09:59:00|2026-12-03T10:00:00\n",
+    ]
+    monkeypatch.setattr("hpctf.executors.slurm.watch._answer", lambda command: replies.pop(0))
+    watcher = ClusterWatcher()
+    watcher.watch("9", tmp_path, array_size=3)
+    watcher.update()
+    assert [watcher.get_info(f"9_{i}", mode="cache")["State"] for i in range(3)] == ["PENDING"] * 3
+    assert watcher.get_info("9", mode="cache")["State"] == "PENDING"
+    watcher._finished.clear()
+    watcher.update()
+    assert [watcher.get_info(f"9_{i}", mode="cache")["State"] for i in range(3)] == ["CANCELLED by 0"] * 3
+    assert watcher.get_info("9_0", mode="cache")["NodeList"] == "node1"  # its own line, not the array's
+    assert watcher.get_info("9", mode="cache")["State"] == "CANCELLED"

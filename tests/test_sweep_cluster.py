@@ -108,9 +108,12 @@ def test_a_random_sweep_finds_the_optimum_three_at_a_time(slurm, home):
     ran = elements_sacct(slurm, job_id)
     assert len(ran) == 12 and {state for state, _, _ in ran.values()} == {"COMPLETED"}
     assert most_at_once([(start, end) for _, start, end in ran.values()]) <= 3
-    # The README's table, from this sweep.
+    # The README's table and pictures, from this sweep.
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "sweep-status.txt").write_text(hpctf(slurm, home, "sweep", "status", job_id))
+    written = hpctf(slurm, home, "sweep", "plot", "--out", str(ARTIFACTS), job_id).split()
+    assert sorted(Path(p).name for p in written) == ["optimization_history.png", "param_importance.png"]
+    assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
 
 
 def test_a_grid_runs_each_combination_once(slurm, home):
@@ -198,7 +201,7 @@ def test_cancelling_a_sweep_ends_every_element(slurm, home):
     ran = elements_sacct(slurm, job_id)
     assert ran and all(state.startswith("CANCELLED") for state, _, _ in ran.values())
     states = [t["state"] for t in found["trials"]]
-    assert "RUNNING" not in states and "PENDING" not in states
+    assert "RUNNING" not in states and "PENDING" not in states, found
     assert states.count("CANCELLED") == 8  # the 2 that ran (told failed) and the 6 that never started
 
 

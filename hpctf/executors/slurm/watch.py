@@ -81,21 +81,30 @@ class ClusterWatcher(SlurmInfoWatcher):
         if info is None:
             info = self._from_squeue(ids)
         if info is not None:
+            masters = {job_id: info.pop(job_id) for job_id in ids if job_id in self.arrays and job_id in info}
             self._info_dict.update(info)
-            self._arrays_as_jobs(ids)
+            self._arrays_as_jobs(ids, masters)
         self._last_status_check = time.time()
         for job_id in ids:
             if self.is_done(job_id, mode="cache"):
                 self._finished.add(job_id)
 
-    def _arrays_as_jobs(self, ids: list[str]) -> None:
-        """Each watched array's own entry, made from its elements' (sacct and squeue
-        list the elements only)."""
+    def _arrays_as_jobs(self, ids: list[str], masters: dict[str, dict[str, str]]) -> None:
+        """Each watched array's own entry, made from its elements'. sacct lists elements;
+        a line for the array's own id stands for the elements it has not split off yet
+        (right after a submit, or a cancel of waiting elements): they take its fields."""
         for job_id in ids:
-            if job_id in self.arrays:
-                fields = array_fields(elements(self._info_dict, job_id), self.arrays[job_id])
-                if fields is not None:
-                    self._info_dict[job_id] = {"JobID": job_id, **fields}
+            if job_id not in self.arrays:
+                continue
+            if job_id in masters:
+                for index in range(self.arrays[job_id]):
+                    element = f"{job_id}_{index}"
+                    known = self._info_dict.get(element)
+                    if known is None or known.get("FromArray") == "1":  # not listed on its own yet
+                        self._info_dict[element] = {**masters[job_id], "JobID": element, "FromArray": "1"}
+            fields = array_fields(elements(self._info_dict, job_id), self.arrays[job_id])
+            if fields is not None:
+                self._info_dict[job_id] = {"JobID": job_id, **fields}
 
     def _from_sacct(self, ids: list[str]) -> dict[str, dict[str, str]] | None:
         command = self._make_command()
