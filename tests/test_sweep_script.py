@@ -101,7 +101,9 @@ def test_a_requeued_sweep_element_signals_the_batch_shell_and_is_not_requeued_wh
 
 def test_a_sweep_script_needs_its_folder(make_spec):
     with pytest.raises(HpctfError, match="a sweep's script needs its folder"):
-        render_script(make_spec(), JobPaths(Path("/shared/p"), Path("/shared/p/logs")), sweep=sweep_case("single-random"))
+        render_script(
+            make_spec(), JobPaths(Path("/shared/p"), Path("/shared/p/logs")), sweep=sweep_case("single-random")
+        )
 
 
 @pytest.mark.slurm
