@@ -77,15 +77,14 @@ class SweepConfig:
                 )
             )
         trials = self.trials
-        if not problems and space is not None:
-            if self.sampler == "grid":
-                try:
-                    size = grid_size(space, trials)
-                    trials = size if trials is None else min(trials, size)
-                except SpecError as err:
-                    problems += err.problems
-            elif trials is None:
-                problems.append(Problem("trials", None, f"how many trials the {self.sampler} search runs (--trials N)"))
+        if trials is None and self.sampler in SAMPLERS and self.sampler != "grid":
+            problems.append(Problem("trials", None, f"how many trials the {self.sampler} search runs (--trials N)"))
+        if not problems and space is not None and self.sampler == "grid":
+            try:
+                size = grid_size(space, trials)
+                trials = size if trials is None else min(trials, size)
+            except SpecError as err:
+                problems += err.problems
         if problems:
             raise SpecError(problems)
         return replace(self, trials=trials)
