@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -68,6 +69,10 @@ def elements_sacct(slurm, job_id: str) -> dict[str, tuple[str, float, float]]:
     return rows
 
 
+def trials_by_index(trials: list[dict]) -> dict[int, dict]:
+    return {t["index"]: t for t in trials}
+
+
 def most_at_once(intervals: list[tuple[float, float]]) -> int:
     edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
     running = peak = 0
@@ -102,6 +107,10 @@ def test_a_random_sweep_finds_the_optimum_three_at_a_time(slurm, home):
     assert best["job_id"] == trials[0]["job_id"] and best["outputs"] == ["model.txt"]
     model = Path(best["run_dir"], "outputs", "model.txt").read_text()
     assert model == f"x={best['params']['x']} y={best['params']['y']}\n"
+    # An element's logs by its own id.
+    assert "TRIAL x=" in hpctf(slurm, home, "logs", f"{job_id}_1")
+    said = hpctf(slurm, home, "logs", "--err", f"{job_id}_1")
+    assert f"trial 1: score={trials_by_index(trials)[1]['value']:.6g}" in said
     # One line in `hpctf ls`, and at most 3 elements at once.
     ls = json.loads(hpctf(slurm, home, "ls", "--json"))
     assert [(r["job_id"], r["state"], r["shape"]) for r in ls] == [(job_id, "COMPLETED", "12 trials of 1x1")]
@@ -256,3 +265,40 @@ def test_two_sweeps_at_once_keep_to_their_own_trials(slurm, home):
             assert t["value"] == pytest.approx(score(t["params"].get("x", 0.3), t["params"].get("y", 0.6)))
     ls = json.loads(hpctf(slurm, home, "ls", "--json"))
     assert sorted(r["job_id"] for r in ls) == sorted([first["job_id"], second["job_id"]])
+
+
+def test_a_requeued_element_resumes_the_same_trial(slurm, home):
+    """The checkpoint signal stops element 0, which requeues itself: the next attempt gets
+    the same parameters (asked once), resumes from its checkpoint, and the study holds one
+    trial, told once, complete."""
+    from .test_requeue import requeue_and_release
+
+    sweep = start_sweep(
+        slurm,
+        home,
+        *("--param", "x=uniform(0, 1)", "--metric", "score", "--trials", "1", "--requeue", "--signal-grace", "60"),
+        *(OBJECTIVE, "--steps", "40", "--sleep", "0.5"),
+    )
+    element = f"{sweep['job_id']}_0"
+    log_dir = Path(sweep["log_dir"])
+    deadline = time.monotonic() + 60
+    while (
+        "score"
+        not in (Path(sweep["run_dir"]) / "trials" / "0" / "metrics" / "rank-0.jsonl").read_text(errors="replace")
+        if (Path(sweep["run_dir"]) / "trials" / "0" / "metrics" / "rank-0.jsonl").exists()
+        else True
+    ):
+        assert time.monotonic() < deadline, "the trial never logged"
+        time.sleep(0.5)
+    slurm.run("scancel", "--signal=USR1", "--batch", element)
+    requeue_and_release(slurm, element, log_dir)
+    found = wait_for_sweep(slurm, home, sweep["job_id"], timeout=300)
+    [trial] = found["trials"]
+    assert trial["state"] == "COMPLETE" and trial["value"] == pytest.approx(score(trial["params"]["x"]))
+    out = (log_dir / f"{element}_0_log.out").read_text()
+    err = (log_dir / f"{element}_0_log.err").read_text()
+    asked = re.findall(r"hpctf: sweep \d+, trial 0: (.*)", err)
+    assert len(asked) == 2 and asked[0] == asked[1], err  # both attempts, the same parameters
+    saved = re.findall(r"SAVED step=(\d+)", out)
+    assert len(saved) == 1 and f"RESUMED restart=1 step={saved[0]}" in out, out
+    assert err.count("trial 0: score=") == 1  # told once, by the attempt that ended

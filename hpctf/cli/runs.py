@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import click
@@ -11,14 +12,23 @@ from ..errors import HpctfError
 from .options import fail
 
 
-def _lookup(job_id: str):
-    """(the run history, the run ``job_id``); exit 2 where there is no such run."""
+def _lookup(job_id: str, element_ok: bool = False):
+    """(the run history, the run ``job_id``); exit 2 where there is no such run. With
+    ``element_ok``, ``237_4`` is element 4 of sweep 237: its logs, its own cancel."""
     from ..registry import Registry
 
     registry = Registry()
     try:
         return registry, registry.get(job_id)
     except HpctfError as err:
+        array, _, index = job_id.partition("_")
+        if element_ok and index.isdigit():
+            try:
+                sweep = registry.get(array)
+            except HpctfError:
+                sweep = None
+            if sweep is not None and sweep.sweep and int(index) < (sweep.array_size or 0):
+                return registry, dataclasses.replace(sweep, job_id=job_id, sweep=None)
         fail(str(err))
 
 
@@ -49,7 +59,7 @@ def logs(job_id: str, follow: bool, task: int, err: bool) -> None:
     from ..runs import Watch, read_log
 
     stream = "err" if err else "out"
-    registry, record = _lookup(job_id)
+    registry, record = _lookup(job_id, element_ok=True)
     if not follow:
         try:
             click.echo(read_log(record, task, stream), nl=False)
@@ -67,7 +77,7 @@ def cancel(job_id: str, as_json: bool) -> None:
     """Cancel a run (every task of it)."""
     from ..runs import cancel as cancel_run
 
-    registry, record = _lookup(job_id)
+    registry, record = _lookup(job_id, element_ok=True)
     try:
         cancel_run(record)
     except HpctfError as err:
