@@ -281,13 +281,9 @@ def test_a_requeued_element_resumes_the_same_trial(slurm, home):
     )
     element = f"{sweep['job_id']}_0"
     log_dir = Path(sweep["log_dir"])
+    metrics = Path(sweep["run_dir"]) / "trials" / "0" / "metrics" / "rank-0.jsonl"
     deadline = time.monotonic() + 60
-    while (
-        "score"
-        not in (Path(sweep["run_dir"]) / "trials" / "0" / "metrics" / "rank-0.jsonl").read_text(errors="replace")
-        if (Path(sweep["run_dir"]) / "trials" / "0" / "metrics" / "rank-0.jsonl").exists()
-        else True
-    ):
+    while not (metrics.exists() and "score" in metrics.read_text(errors="replace")):
         assert time.monotonic() < deadline, "the trial never logged"
         time.sleep(0.5)
     slurm.run("scancel", "--signal=USR1", "--batch", element)
