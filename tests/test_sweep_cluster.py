@@ -298,3 +298,23 @@ def test_a_requeued_element_resumes_the_same_trial(slurm, home):
     saved = re.findall(r"SAVED step=(\d+)", out)
     assert len(saved) == 1 and f"RESUMED restart=1 step={saved[0]}" in out, out
     assert err.count("trial 0: score=") == 1  # told once, by the attempt that ended
+
+
+def test_a_sweep_of_parameter_server_trials(slurm, home):
+    """Each trial is a ps + 2 workers + chief cluster on 2 nodes; the chief logs the metric,
+    the servers are stopped when it is done, and the element ends COMPLETED."""
+    sweep = start_sweep(
+        slurm,
+        home,
+        *("--param", "lr=choice(0.001, 0.01, 0.1)", "--sampler", "grid", "--metric", "loss", "--parallel", "1"),
+        *("--backend", "ps", "--ps", "1", "--workers", "2", "--chief", "--nodes", "2"),
+        str(PROGRAMS / "sweep_ps.py"),
+    )
+    found = wait_for_sweep(slurm, home, sweep["job_id"], timeout=300)
+    trials = found["trials"]
+    assert [t["params"]["lr"] for t in trials] == [0.01, 0.001, 0.1]  # best (lowest loss) first
+    for trial in trials:
+        assert trial["state"] == "COMPLETE"
+        assert trial["value"] == pytest.approx((trial["params"]["lr"] - 0.01) ** 2 * 1e4 + 1)
+    ran = elements_sacct(slurm, sweep["job_id"])
+    assert {state for state, _, _ in ran.values()} == {"COMPLETED"}

@@ -1,12 +1,15 @@
-"""Hyperparameter sweeps (issue 18, in progress): the parameter space and the study.
+"""Hyperparameter sweeps (issue 18): one Slurm job array, one element a trial.
 
 - :mod:`.space`: ``--param 'lr=loguniform(1e-4,1e-1)'`` and TOML ``[params]`` tables
   parsed and checked (HyperDrive's distribution names), grids counted;
-- :mod:`.study`: the Optuna study in the sweep's folder (journal file storage), one trial
-  per job array element, asked once and kept across requeues, told complete, failed or
-  pruned. Needs Optuna (the ``sweep`` extra);
-- :mod:`.trial`: ``python -m hpctf.sweep.trial ask|tell``, what an array element runs
-  before and after its training (arguments out, the metric's last value in).
-
-Not wired to a command or a job array yet.
+- :mod:`.config`: the sweep's settings (metric, goal, sampler, budget, early stopping,
+  storage), checked together and kept in ``sweep.json``;
+- :mod:`.study`: the Optuna study (a journal file in the sweep folder, or a site's
+  database), one trial per element, asked once and kept across requeues, told complete,
+  failed or pruned. Needs Optuna (the ``sweep`` extra);
+- :mod:`.script`: what the job script needs to be an array of trials;
+- :mod:`.trial`: ``python -m hpctf.sweep.trial ask|tell|watch``, what an element runs
+  before, after and beside its training; :mod:`.prune`, the watcher's early stopping;
+- :mod:`.report`: the trials as rows, best first; :mod:`.plots`: the two PNGs;
+- :mod:`.handle`: ``hpctf.Sweep`` and the handle of a submitted sweep, ``SweepRun``.
 """
