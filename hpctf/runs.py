@@ -214,6 +214,8 @@ def status_rows(record: RunRecord) -> list[tuple[str, object]]:
     restarts = restarts_text(record)
     if restarts:
         rows.insert(3, ("restarts", restarts))
+    if record.sweep:
+        rows.insert(3, ("sweep", f"{record.array_size} trials: hpctf sweep status {record.job_id}"))
     rows += [("submitted", when(record.submitted)), ("duration", duration(record.duration))]
     from .metrics.latest import latest_text
 

@@ -123,3 +123,45 @@ def test_multi_worker_example_two_nodes(slurm, home):
     )
     accuracies = accuracy_in(task_log(logs, job_id, 0) + task_log(logs, job_id, 1))
     assert len(accuracies) == 2 and min(accuracies) >= ACCURACY
+
+
+def test_sweep_example_tunes_the_single_example(slurm, home):
+    """examples/sweep: its hpctf.Sweep, with a smaller budget (4 trials of 3 epochs), and
+    its TOML file through the CLI (dry run): real TensorFlow trials whose recorded value is
+    the last val_accuracy each logged through the Keras callback."""
+    spec = importlib.util.spec_from_file_location("sweep_example", EXAMPLES / "sweep" / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    example = module.sweep
+    small = hpctf.Sweep(
+        example.estimator.with_changes(script_params={"--epochs": 3}),
+        list(example.config.params),
+        **{k: getattr(example.config, k) for k in ("metric", "goal", "sampler", "early_stop", "parallel")},
+        trials=4,
+    )
+    run = small.submit()
+    run.wait(poll_s=2)
+    trials = run.trials()
+    assert len(trials) == 4 and {t.state for t in trials} <= {"COMPLETE", "PRUNED"}, trials
+    for trial in trials:
+        rows = [json.loads(line) for line in Path(trial.run_dir, "metrics", "rank-0.jsonl").read_text().splitlines()]
+        logged = [r["value"] for r in rows if r["name"] == "val_accuracy"]
+        assert trial.value == pytest.approx(logged[-1]), trial
+        assert f"--learning-rate {trial.params['--learning-rate']}" in Path(trial.run_dir, "args").read_text(
+            errors="replace"
+        ).replace("\0", " ")
+    best = run.best()
+    assert best is not None and best.value >= ACCURACY - 0.1
+    assert (Path(best.run_dir) / "outputs" / "digits.keras").stat().st_size > 10_000
+    dry = hpctf_cli(
+        slurm,
+        home,
+        "sweep",
+        "--space",
+        str(EXAMPLES / "sweep" / "sweep.toml"),
+        "--dry-run",
+        str(EXAMPLES / "single" / "train.py"),
+        "--epochs",
+        "5",
+    )
+    assert "#SBATCH --array=0-7%2" in dry and "tpe search for the max of val_accuracy" in dry
