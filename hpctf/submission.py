@@ -83,9 +83,9 @@ def plan(
     target = target or get_target(spec.compute_target)
     spec = apply_target(spec, target)
     executor = executors.get(target.executor)
-    spec = executor.adapt(spec, target)
     if sweep is not None:
         sweep = sweep_for_target(sweep, target, executor)
+    spec = executor.adapt(spec, target, sweep)
     home = Path(home) if home else hpctf_home()
     run = RunPaths.new(home, spec.name)
     manifest = snapshot.scan(Path(spec.source_directory), snapshot_limit_mb)

@@ -66,9 +66,9 @@ class Executor:
         """The command that starts the job script (shown by ``--dry-run``)."""
         return ["bash", str(script)]
 
-    def adapt(self, spec, target):
+    def adapt(self, spec, target, sweep=None):
         """The spec as it runs here: refuse what cannot run (HpctfError), fill in what the
-        place decides (free ports ...)."""
+        place decides (free ports ...); ``sweep``: the checked SweepConfig of a sweep."""
         return spec
 
     def start(self, plan) -> str:

@@ -1,7 +1,8 @@
 """Following a local run from any process: state, wait, logs, cancel, exit code.
 
 A local run's state lives in its run folder: the session id of its job script
-(``local.pid``), the exit-status files its trap and tasks write, and a cancel marker.
+(``local.pid``; a sweep's: its array supervisor, :mod:`hpctf.executors.local.array`), the
+exit-status files its trap and tasks write, and a cancel marker.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from submitit.core import core
 from ...exits import ExitCodeResults, job_exit_code
 from ...runfolder import RunFolder
 from ...states import JobState
-from .launch import PID_FILE
+from .launch import CANCELLED_FILE, PID_FILE
 
-CANCELLED_FILE = "local.cancelled"
 STOP_GRACE_S = 10.0
 
 

@@ -7,6 +7,8 @@ For laptops, login-node debugging and trying hpctf without a cluster.  The rende
 sbatch script runs under ``bash`` in its own session, with the environment Slurm would
 give a one-node allocation (``SLURM_JOB_ID``, ``SLURM_NTASKS``, ...) and
 :mod:`hpctf.job.local_srun` on ``PATH`` as ``srun``; ``#SBATCH`` lines are comments to bash.
+A sweep's job array is run by a supervisor in that session (:mod:`hpctf.executors.local.array`),
+which starts the script once per element.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ...errors import HpctfError
 from ...runpaths import log_file
 
 PID_FILE = "local.pid"
+CANCELLED_FILE = "local.cancelled"  # written by LocalRun.cancel before it signals the session
 
 
 def new_job_id() -> str:
@@ -31,12 +34,12 @@ def new_job_id() -> str:
 def free_port_base(count: int, start: int = 20000, stop: int = 60000) -> int:
     """The first base port with ``count`` consecutive free ports on this machine."""
     for base in range(start, stop, max(count, 1)):
-        if all(_port_free(base + i) for i in range(count)):
+        if all(port_free(base + i) for i in range(count)):
             return base
     raise HpctfError(f"no {count} consecutive free ports between {start} and {stop}")
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -90,10 +93,37 @@ def _sh(word: str) -> str:
 
 def start(script: Path, run_dir: Path, log_dir: Path, job_id: str, name: str, ntasks: int) -> int:
     """Start the job script detached, in a session of its own; its process id."""
-    env = job_environment(job_id, name, ntasks, run_dir)
-    with open(log_file(log_dir, job_id, 0, "out"), "ab") as out, open(log_file(log_dir, job_id, 0, "err"), "ab") as err:
+    out, err = log_file(log_dir, job_id, 0, "out"), log_file(log_dir, job_id, 0, "err")
+    return _detach(["bash", str(script)], run_dir, job_environment(job_id, name, ntasks, run_dir), out, err)
+
+
+def start_array(
+    script: Path,
+    run_dir: Path,
+    log_dir: Path,
+    job_id: str,
+    name: str,
+    ntasks: int,
+    *,
+    trials: int,
+    parallel: int | None,
+    ports: int = 0,
+) -> int:
+    """Start a job array's supervisor (:mod:`hpctf.executors.local.array`) detached, in a
+    session of its own, which runs the script once per element; its process id. Its own
+    account of the elements goes to ``<job>_array.log``."""
+    command = [sys.executable, "-m", "hpctf.executors.local.array", str(script), "--job-id", job_id]
+    command += ["--log-dir", str(log_dir), "--trials", str(trials), "--ports", str(ports)]
+    if parallel is not None:
+        command += ["--parallel", str(parallel)]
+    log = Path(log_dir) / f"{job_id}_array.log"
+    return _detach(command, run_dir, job_environment(job_id, name, ntasks, run_dir), log, log)
+
+
+def _detach(command: list[str], run_dir: Path, env: dict[str, str], out_path: Path, err_path: Path) -> int:
+    with open(out_path, "ab") as out, open(err_path, "ab") as err:
         process = subprocess.Popen(
-            ["bash", str(script)],
+            command,
             cwd=run_dir,
             env=env,
             stdin=subprocess.DEVNULL,
