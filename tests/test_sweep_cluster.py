@@ -141,6 +141,8 @@ def test_a_grid_runs_each_combination_once(slurm, home):
     for trial in trials:  # 'two words' reached the script as one word
         assert trial["value"] == pytest.approx(score(0.3, trial["params"]["y"], trial["params"]["opt"]))
     assert trials[0]["params"] in ({"y": 0.6, "opt": "adam"}, {"y": 0.6, "opt": "two words"})
+    table = hpctf(slurm, home, "sweep", "status", sweep["job_id"])  # strings in the table as they are
+    assert re.search(r"_\d+\s+COMPLETE\s+0\.6\s+two words\s+1\s", table), table
 
 
 def test_a_tpe_sweep_learns_from_the_trials_before(slurm, home):

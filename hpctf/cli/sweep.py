@@ -59,7 +59,12 @@ SWEEP_OPTIONS = [
     click.option("--metric", default=None, help="the metric the entry script logs (hpctf.log_metric or TensorBoard)"),
     click.option("--goal", type=click.Choice(["min", "max"]), default=None, help="[default: min]"),
     click.option("--trials", type=int, default=None, help="trials to run [default: a grid's size]"),
-    click.option("--parallel", type=int, default=None, help="trials at once (--array=...%%N) [default: no limit]"),
+    click.option(
+        "--parallel",
+        type=int,
+        default=None,
+        help="trials at once (--array=...%%N) [default: Slurm: no limit; the local target: 1]",
+    ),
     click.option("--sampler", type=click.Choice(["grid", "random", "tpe"]), default=None, help="[default: random]"),
     click.option(
         "--early-stop",
@@ -142,8 +147,11 @@ def _sweep_run(job_id: str):
         fail(str(err))
 
 
-def _value(value: float | None) -> str:
-    return "" if value is None else f"{value:.6g}"
+def _value(value) -> str:
+    """A cell: numbers to 6 significant digits, a choice's string as it is."""
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 @sweep.command()
