@@ -19,8 +19,11 @@ def private_home(tmp_path: Path, monkeypatch) -> Path:
     return home
 
 
-def record_run(home: Path, job_id: str, name: str = "train", target: str = "local", spec: str = "{}") -> RunPaths:
-    """A finished run ``job_id`` in ``home``'s history; its (empty) folders made."""
+def record_run(
+    home: Path, job_id: str, name: str = "train", target: str = "local", spec: str = "{}", sweep: str | None = None
+) -> RunPaths:
+    """A finished run ``job_id`` in ``home``'s history; its (empty) folders made. ``sweep``:
+    a sweep's settings as JSON, which makes it a recorded sweep."""
     run = RunPaths.new(home, name)
     run.logs.mkdir(parents=True)
     for folder in kept_dirs(run.run_dir).values():
@@ -41,6 +44,7 @@ def record_run(home: Path, job_id: str, name: str = "train", target: str = "loca
                 state="COMPLETED",
                 exit_code=0,
                 spec=spec,
+                sweep=sweep,
             )
         )
     finally:

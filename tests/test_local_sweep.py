@@ -24,6 +24,8 @@ from hpctf.executors.local.array import DEFAULT_PARALLEL, element_fields, read_e
 from hpctf.executors.local.handle import session_members
 from hpctf.executors.local.launch import PID_FILE
 
+from .recorded import private_home
+
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 HPCTF = str(Path(sys.executable).with_name("hpctf"))
 SWEEP_S = 180  # the longest a sweep below may take
@@ -31,9 +33,7 @@ SWEEP_S = 180  # the longest a sweep below may take
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setenv("HPCTF_HOME", str(home))
-    return home
+    return private_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import matplotlib.image
@@ -17,14 +16,13 @@ from click.testing import CliRunner
 
 from hpctf.cli import cli
 from hpctf.errors import HpctfError
-from hpctf.registry import Registry, RunRecord
-from hpctf.runpaths import RunPaths
+from hpctf.registry import Registry
 from hpctf.sweep import plots
 from hpctf.sweep.config import SweepConfig
 from hpctf.sweep.handle import SweepRun
 from hpctf.sweep.plots import HISTORY_PNG, IMPORTANCE_PNG, importances, write_plots
 
-from .recorded import private_home
+from .recorded import private_home, record_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The optimizer does not matter (a thousandth); the learning rate does, best at 10^-2.5.
@@ -153,28 +151,9 @@ def test_the_study_the_elements_tell_through_the_trial_module(tmp_path):
 def recorded_sweep(tmp_path, monkeypatch) -> str:
     """Sweep 7001 in a private hpctf home's history, its folder holding 8 complete trials."""
     home = private_home(tmp_path, monkeypatch)
-    run = RunPaths.new(home, "sweep")
+    config = SweepConfig.read(make_sweep(tmp_path / "made", complete=8))
+    run = record_run(home, "7001", name="sweep", sweep=json.dumps(config.to_dict()))
     make_sweep(run.run_dir, complete=8)
-    registry = Registry(run.registry)
-    try:
-        registry.add(
-            RunRecord(
-                job_id="7001",
-                target="local",
-                name="sweep",
-                backend="single",
-                shape="1x1",
-                run_dir=str(run.run_dir),
-                log_dir=str(run.logs),
-                command="",
-                submitted=time.time(),
-                state="COMPLETED",
-                exit_code=0,
-                sweep=json.dumps(SweepConfig.read(run.run_dir).to_dict()),
-            )
-        )
-    finally:
-        registry.close()
     return str(run.run_dir)
 
 
