@@ -5,8 +5,9 @@ A group is a module with ``NUMBER`` (its place in the report), ``NAME`` (for
 one, write the module (see ``nodelist.py`` for a short example) and list it here.
 """
 
-from . import bootstrap, coldstart, environments, growth, metrics, nodelist, submit, tracking, training
+from . import bootstrap, coldstart, environments, growth, metrics, nodelist, submit, sweep, tracking, training
 
 GROUPS = sorted(
-    [submit, coldstart, bootstrap, tracking, nodelist, training, environments, growth, metrics], key=lambda m: m.NUMBER
+    [submit, coldstart, bootstrap, tracking, nodelist, training, environments, growth, metrics, sweep],
+    key=lambda m: m.NUMBER,
 )

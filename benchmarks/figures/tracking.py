@@ -77,13 +77,14 @@ def add_runs(home: Path, job_ids: list[str], state: str = "PENDING", run_dirs: l
     return registry.path
 
 
-def counting_env(ctx: Context, home: Path) -> tuple[dict[str, str], Path]:
-    """An environment whose sacct/squeue log every call to the returned file."""
+def counting_env(ctx: Context, home: Path, names: tuple[str, ...] = ("sacct", "squeue")) -> tuple[dict[str, str], Path]:
+    """An environment whose ``names`` (sacct, squeue) log every call to the returned file,
+    one line each: the command's name, then its arguments."""
     import shutil
 
     shims = ctx.folder("shims")
     env = ctx.env(home=home)
-    for name in ("sacct", "squeue"):
+    for name in names:
         real = shutil.which(name, path=env["PATH"])
         (shims / name).write_text(SHIM.format(name=name, real=real))
         (shims / name).chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
