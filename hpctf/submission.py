@@ -131,9 +131,7 @@ def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
         RunPaths(plan.run_dir).spec_file.write_text(json.dumps(plan.spec.to_dict(), indent=2, default=str) + "\n")
         if plan.sweep is not None:
             plan.sweep.write(plan.run_dir)
-            # Made now, not by the first element: a study that cannot be made (Optuna
-            # missing, a database that refuses) stops the submit, with no job queued.
-            plan.sweep.study(plan.run_dir).optuna_study()
+            prepare_study(plan.sweep, plan.run_dir)
         job_id = plan.executor.start(plan)
     except BaseException:
         shutil.rmtree(plan.run_dir, ignore_errors=True)
@@ -152,6 +150,20 @@ def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
         sweep=None if plan.sweep is None else json.dumps(plan.sweep.to_dict()),
     )
     return (registry or Registry(registry_file(plan.home))).add(record)
+
+
+def prepare_study(sweep: SweepConfig, folder: Path) -> None:
+    """What a sweep's elements will need, checked before its job is queued: Optuna (where
+    it is missing, every element would fail), and a database given by URL, whose study is
+    made now (a URL or password that is wrong stops the submit). A journal file in the
+    sweep folder is made by the first element that asks: importing Optuna here would double
+    the submit's time for nothing it can check."""
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise HpctfError("sweeps need Optuna, which this Python lacks: pip install 'hpctf[sweep]'")
+    if sweep.storage is not None:
+        sweep.study(folder).optuna_study()
 
 
 def shape_of(spec: TensorFlow) -> str:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from hpctf.registry import Registry
+
 PROGRAM = str(Path(__file__).resolve().parent / "programs" / "sweep_objective.py")
 
 
@@ -87,3 +89,31 @@ def test_the_python_api_checks_at_once(tmp_path):
         hpctf.Sweep(estimator, {"lr": "loguniform(0, 1)"}, metric="loss", trials=3)
     sweep = hpctf.Sweep(estimator, {"lr": "loguniform(1e-4, 1e-1)", "batch": [32, 64]}, metric="loss", trials=3)
     assert sweep.config.params == ("lr=loguniform(0.0001, 0.1)", "batch=choice(32, 64)")
+
+
+def test_a_study_that_cannot_be_made_stops_the_submit(tmp_path, monkeypatch):
+    """Checked before the job is queued: Optuna missing on the login node, and a database
+    URL that cannot be used; nothing is left behind either way."""
+    import importlib.util
+
+    import hpctf
+    from hpctf import executors
+
+    monkeypatch.setenv("HPCTF_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(executors, "default_name", lambda: "local")
+    started = []
+    monkeypatch.setattr(executors.get("local"), "start", lambda plan: started.append(plan) or "L1")
+    (tmp_path / "train.py").write_text("")
+    estimator = hpctf.TensorFlow(source_directory=tmp_path, entry_script="train.py", compute_target="local")
+    bad_url = hpctf.Sweep(
+        estimator, ["x=uniform(0, 1)"], metric="loss", trials=2, storage="sqlite:////no/such/dir/s.db"
+    )
+    with pytest.raises(hpctf.HpctfError, match=r"storage='sqlite:////no/such/dir/s.db'"):
+        bad_url.submit()
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "optuna" else find_spec(name))
+    with pytest.raises(hpctf.HpctfError, match=r"sweeps need Optuna, which this Python lacks: pip install"):
+        hpctf.Sweep(estimator, ["x=uniform(0, 1)"], metric="loss", trials=2).submit()
+    assert started == [] and list((tmp_path / "home" / "runs").iterdir()) == []
+    registry_file = tmp_path / "home" / "registry.sqlite"
+    assert not registry_file.exists() or Registry(registry_file).count() == 0
