@@ -183,6 +183,37 @@ def test_hyperband_sends_the_checkpoint_signal_first_then_term(tmp_path, handles
     assert trials(folder)[6].state.name == "PRUNED"
 
 
+def test_with_a_checkpoint_signal_to_the_batch_shell_the_script_s_term_ends_the_grace(tmp_path):
+    """A requeue job's watcher signals the batch shell (``--pid "$$" --signal USR1``), which
+    outlives the training and sends the watcher SIGTERM once it has ended: the watcher
+    ends then, without waiting out the grace nor sending the shell SIGTERM (which would end
+    the pruned element as failed, 143)."""
+    folder = make_sweep(tmp_path, "median")
+    complete(folder, tmp_path, 4)
+    element.ask(folder, 4)
+    run, usr1, term = tmp_path / "run4", tmp_path / "usr1", tmp_path / "term"
+    code = (
+        "import pathlib, signal, sys, time; "
+        f"signal.signal(signal.SIGUSR1, lambda *_: pathlib.Path({str(usr1)!r}).touch()); "
+        f"signal.signal(signal.SIGTERM, lambda *_: pathlib.Path({str(term)!r}).touch()); "
+        "print(flush=True); time.sleep(60)"
+    )
+    shell = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    shell.stdout.readline()  # its handlers are set
+    watcher = start_watch(folder, 4, run, shell.pid, "--signal", "USR1", "--grace", "30")
+    try:
+        log(run, point(0, BAD), point(1, BAD))
+        until(usr1.exists)  # pruned: the shell has the checkpoint signal; the training stops
+        time.sleep(0.5)
+        watcher.send_signal(signal.SIGTERM)  # the training has ended: the script stops its watcher
+        assert watcher.wait(timeout=5) == 0
+    finally:
+        shell.kill()
+        watcher.kill()
+    assert not term.exists()
+    assert read_marker(folder, 4)["step"] == 1
+
+
 def test_a_pruned_trial_s_next_attempt_is_stopped_at_once(tmp_path):
     folder = make_sweep(tmp_path, "median")
     element.ask(folder, 0)

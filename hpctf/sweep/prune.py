@@ -267,9 +267,19 @@ class Watcher:
         """Report what was logged since the last round; where the trial is to stop, (step, value)."""
         return report_all(self.trial, self.tail.new_points(), self.reported)
 
-    def stop(self, step: int, value: float, say: Callable[[str], None], mark: bool = True) -> None:
+    def stop(
+        self,
+        step: int,
+        value: float,
+        say: Callable[[str], None],
+        mark: bool = True,
+        told: Callable[[], bool] = lambda: False,
+    ) -> None:
         """Mark the trial pruned, say why, and stop PID: the signal, then TERM after the grace.
-        No marker, no signal: stopped unmarked, the trial would be told failed."""
+        No marker, no signal: stopped unmarked, the trial would be told failed. ``told``:
+        whether the job script has said the training ended (its SIGTERM), which ends the
+        grace: with a checkpoint signal PID is the batch shell itself (``$$``), alive until
+        this watcher ends, so its being alive says nothing about the training."""
         if mark:
             write_marker(self.folder, self.index, step, value)
         try:
@@ -282,7 +292,7 @@ class Watcher:
         if self.signum in (signal.SIGTERM, signal.SIGKILL):
             return
         deadline = time.monotonic() + self.grace
-        while alive(self.pid):
+        while alive(self.pid) and not told():
             if time.monotonic() >= deadline:
                 late = f"{self.pid} still runs {self.grace:g}s after {self.signum.name}"
                 say(f"hpctf: trial {self.index}: {late}: sending SIGTERM")
@@ -338,7 +348,7 @@ def watch(
             pruned = None
         if pruned is not None:
             try:
-                watcher.stop(*pruned, say_once)
+                watcher.stop(*pruned, say_once, told=lambda: told.stop)
             except Exception as err:  # noqa: BLE001
                 say_once(f"hpctf: trial {index}: could not stop {pid}: {_text(err)}")
             return "pruned"
