@@ -89,3 +89,22 @@ def test_the_arrays_own_line_stands_for_the_elements_not_listed_yet(monkeypatch,
     assert [watcher.get_info(f"9_{i}", mode="cache")["State"] for i in range(3)] == ["CANCELLED by 0"] * 3
     assert watcher.get_info("9_0", mode="cache")["NodeList"] == "node1"  # its own line, not the array's
     assert watcher.get_info("9", mode="cache")["State"] == "CANCELLED"
+
+
+def test_without_accounting_an_element_squeue_forgot_and_no_file_knows_has_ended(monkeypatch, tmp_path):
+    """No sacct: squeue no longer lists the array (MinJobAge); elements 0 and 1 left their
+    exit-status files, element 2 was cancelled while waiting and never ran. The array has
+    ended; it does not wait for element 2 for ever."""
+    import types
+
+    (tmp_path / "9_0_exitcode").write_text("0\n")
+    (tmp_path / "9_1_exitcode").write_text("143\n")
+    forgotten = types.SimpleNamespace(stdout="", stderr="Invalid job id specified", returncode=1, failure=False)
+    monkeypatch.setattr("hpctf.executors.slurm.watch.call", lambda command, timeout: forgotten)
+    watcher = ClusterWatcher()
+    watcher.accounting = False
+    watcher.watch("9", tmp_path, array_size=3)
+    watcher.update()
+    states = [watcher.get_info(f"9_{i}", mode="cache")["State"] for i in range(3)]
+    assert states == ["COMPLETED", "FAILED", "LOST"]
+    assert watcher.is_done("9", mode="cache")

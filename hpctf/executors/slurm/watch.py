@@ -137,11 +137,17 @@ class ClusterWatcher(SlurmInfoWatcher):
         if out.returncode != 0 and not seen and "Invalid job id" not in out.stderr:
             return None  # squeue itself failed (controller down): keep what we knew
         for array_id in [job_id for job_id in ids if job_id in self.arrays]:
-            # Elements the controller no longer lists have ended: their exit-status files say how.
+            # Elements the controller no longer lists have ended: their exit-status files say
+            # how. With none (cancelled while waiting, so never run; killed before the trap
+            # ran), the element is gone for good, as a job is below: not waiting for ever.
             for index in range(self.arrays[array_id]):
                 element = f"{array_id}_{index}"
-                code = None if element in seen else self._exit_status(element, array_id)
-                if code is not None:
+                if element in seen:
+                    continue
+                code = self._exit_status(element, array_id)
+                if code is None:
+                    seen[element] = {"JobID": element, "State": "LOST", "NodeList": ""}
+                else:
                     seen[element] = {"JobID": element, "State": "COMPLETED" if code == 0 else "FAILED"}
                     seen[element]["ExitCode"] = f"{code}:0"
         for job_id in [job_id for job_id in ids if job_id not in self.arrays]:
