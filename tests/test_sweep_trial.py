@@ -78,3 +78,19 @@ def test_script_arguments_keep_given_dashes():
         "-o",
         "adam",
     ]
+
+
+def test_an_attempt_after_one_told_failed_gets_a_new_trial_with_the_same_parameters(sweep, tmp_path):
+    """Slurm's own requeue (scontrol requeue, preemption) ends an attempt with SIGTERM: its
+    EXIT trap tells the trial failed. The next attempt runs the same parameters again, as
+    a trial that can still be told."""
+    first = trial("ask", str(sweep), "0").stdout
+    said = trial("tell", str(sweep), "0", "--run-dir", str(tmp_path), "--exit-code", "143").stderr.decode()
+    assert said.strip() == "trial 0: failed (exit code 143)"
+    assert trial("ask", str(sweep), "0").stdout == first  # the same words
+    good = run_folder(tmp_path, "good", [{"name": "val_loss", "step": 0, "value": 0.3}])
+    said = trial("tell", str(sweep), "0", "--run-dir", str(good), "--exit-code", "0").stderr.decode()
+    assert said.strip() == "trial 0: val_loss=0.3"
+    trials = SweepConfig.read(sweep).study(sweep).trials()
+    assert [(t.state.name, t.value) for t in trials] == [("FAIL", None), ("COMPLETE", 0.3)]
+    assert trials[0].params == trials[1].params

@@ -175,7 +175,33 @@ class Study:
         kept = self.folder / TRIALS_DIR / f"{index}.json"
         if kept.exists():
             return json.loads(kept.read_text())
+        return self._new_trial(index, kept)
+
+    def resume(self, index: int) -> dict[str, Any]:
+        """:meth:`ask` at the start of an attempt: where an earlier attempt of the element was
+        told failed, a new trial with the same parameters. Slurm's own requeue (``scontrol
+        requeue``, preemption with PreemptMode=REQUEUE, a node failure) ends the attempt
+        with SIGTERM, so its EXIT trap told the study FAIL, and Optuna never reopens a
+        finished trial: the next attempt's end could not be told."""
+        answer = self.ask(index)
         study = self.optuna_study(index)
+        with self._database_errors():
+            found = study._storage.get_trial(
+                study._storage.get_trial_id_from_study_id_trial_number(study._study_id, answer["number"])
+            )
+        if found.state.name != "FAIL":
+            return answer
+        return self._new_trial(index, self.folder / TRIALS_DIR / f"{index}.json", found.params)
+
+    def _new_trial(self, index: int, kept: Path, held: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A new trial for element ``index`` (with ``held``: these parameters), kept in ``kept``."""
+        import optuna
+
+        study = self.optuna_study(index)
+        if held is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.sampler = optuna.samplers.PartialFixedSampler(held, study.sampler)
         trial = study.ask({p.name: distribution(p) for p in self.space})
         answer = {
             "number": trial.number,

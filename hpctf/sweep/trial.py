@@ -43,7 +43,7 @@ def script_arguments(params: dict) -> list[str]:
 def ask(folder: Path, index: int) -> list[str]:
     """Element ``index``'s arguments for the entry script."""
     config = SweepConfig.read(folder)
-    answer = config.study(folder).ask(index)
+    answer = config.study(folder).resume(index)
     return script_arguments(answer["params"])
 
 
