@@ -82,6 +82,10 @@ class RunRecord:
         if with_spec:
             out["spec"] = json.loads(self.spec)
         out["sweep"] = json.loads(self.sweep) if self.sweep else None
+        if out["sweep"] and out["sweep"].get("storage"):  # a database URL's password is not shown
+            from .sweep.study import masked
+
+            out["sweep"]["storage"] = masked(out["sweep"]["storage"])
         out["duration"] = self.duration
         return out
 

@@ -61,7 +61,7 @@ class SubmitPlan:
             },
             "command": shlex.join(self.command),
             "script": self.script,
-            **({"sweep": self.sweep.to_dict()} if self.sweep else {}),
+            **({"sweep": self.sweep.to_dict(masked=True)} if self.sweep else {}),
         }
 
 

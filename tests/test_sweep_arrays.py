@@ -108,3 +108,22 @@ def test_without_accounting_an_element_squeue_forgot_and_no_file_knows_has_ended
     states = [watcher.get_info(f"9_{i}", mode="cache")["State"] for i in range(3)]
     assert states == ["COMPLETED", "FAILED", "LOST"]
     assert watcher.is_done("9", mode="cache")
+
+
+def test_an_elements_own_line_wins_over_the_range_that_still_lists_it(monkeypatch, tmp_path):
+    """For a moment after element 2 starts, sacct lists it twice: its own line and the range
+    of waiting elements that still includes it. It runs."""
+    out = (
+        "JobID|State|ExitCode|NodeList|Start|End\n"
+        "5_0|COMPLETED|0:0|node1|2026-12-03T10:00:00|2026-12-03T10:01:00\n"
+        "5_2|RUNNING|0:0|node2|2026-12-03T10:01:00|Unknown\n"
+        "5_[2-3%1]|PENDING|0:0|None assigned|Unknown|Unknown\n"
+        "5_1|COMPLETED|0:0|node1|2026-12-03T10:00:00|2026-12-03T10:01:00\n"
+    )
+    monkeypatch.setattr("hpctf.executors.slurm.watch._answer", lambda command: out)
+    watcher = ClusterWatcher()
+    watcher.watch("5", tmp_path, array_size=4)
+    watcher.update()
+    states = [watcher.get_info(f"5_{i}", mode="cache")["State"] for i in range(4)]
+    assert states == ["COMPLETED", "COMPLETED", "RUNNING", "PENDING"]
+    assert watcher.get_info("5", mode="cache")["State"] == "RUNNING"

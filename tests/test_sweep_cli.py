@@ -117,3 +117,24 @@ def test_a_study_that_cannot_be_made_stops_the_submit(tmp_path, monkeypatch):
     assert started == [] and list((tmp_path / "home" / "runs").iterdir()) == []
     registry_file = tmp_path / "home" / "registry.sqlite"
     assert not registry_file.exists() or Registry(registry_file).count() == 0
+
+
+def test_a_database_password_is_kept_from_other_eyes(tmp_path):
+    """sweep.json holds the URL the elements need, readable by the user only; what hpctf
+    prints (a run's record, a dry run) shows the password as ***."""
+    import json
+    import stat
+
+    from hpctf.registry import RunRecord
+    from hpctf.sweep.config import SweepConfig
+
+    config = SweepConfig(("x=uniform(0, 1)",), "loss", trials=2, storage="mysql+pymysql://me:s3cret@db/sweeps")
+    config.write(tmp_path)
+    assert stat.S_IMODE((tmp_path / "sweep.json").stat().st_mode) == 0o600
+    assert SweepConfig.read(tmp_path).storage == "mysql+pymysql://me:s3cret@db/sweeps"
+    record = RunRecord(
+        "7", "slurm", "n", "single", "1x1", "/r", "/r/logs", "c", 0.0, sweep=json.dumps(config.to_dict())
+    )
+    shown = json.dumps(record.to_dict())
+    assert "s3cret" not in shown and "mysql+pymysql://me:***@db/sweeps" in shown
+    assert config.to_dict(masked=True)["storage"] == "mysql+pymysql://me:***@db/sweeps"

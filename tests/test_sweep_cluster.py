@@ -320,3 +320,26 @@ def test_a_sweep_of_parameter_server_trials(slurm, home):
         assert trial["value"] == pytest.approx((trial["params"]["lr"] - 0.01) ** 2 * 1e4 + 1)
     ran = elements_sacct(slurm, sweep["job_id"])
     assert {state for state, _, _ in ran.values()} == {"COMPLETED"}
+
+
+def test_a_pruned_requeue_trial_checkpoints_and_is_not_requeued(slurm, home):
+    """With --requeue the watcher stops a pruned trial by the checkpoint signal: the
+    training saves and stops, the element ends COMPLETED without a requeue, and the trial
+    is recorded pruned."""
+    sweep = start_sweep(
+        slurm,
+        home,
+        *("--param", "x=choice(0.3, 0.31, 0.32, 0.9)", "--sampler", "grid", "--metric", "score", "--goal", "max"),
+        *("--early-stop", "median", "--parallel", "1", "--requeue", "--signal-grace", "60"),
+        *(OBJECTIVE, "--steps", "8", "--sleep", "1"),
+        HPCTF_WATCH_EVERY_S="1",
+    )
+    found = wait_for_sweep(slurm, home, sweep["job_id"], timeout=300)
+    states = {t["params"]["x"]: t["state"] for t in found["trials"]}
+    assert states == {0.3: "COMPLETE", 0.31: "COMPLETE", 0.32: "COMPLETE", 0.9: "PRUNED"}, found
+    element = f"{sweep['job_id']}_3"
+    assert elements_sacct(slurm, sweep["job_id"])[element][0] == "COMPLETED"
+    out = (Path(sweep["log_dir"]) / f"{element}_0_log.out").read_text()
+    err = (Path(sweep["log_dir"]) / f"{element}_0_log.err").read_text()
+    assert "SAVED step=" in out and "RESUMED" not in out  # checkpointed, never resumed
+    assert "sending SIGUSR1" in err and "was pruned: stopped early" in err and "requeueing" not in err

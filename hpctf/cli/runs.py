@@ -12,7 +12,7 @@ from ..errors import HpctfError
 from .options import fail
 
 
-def _lookup(job_id: str, element_ok: bool = False):
+def _lookup(job_id: str, element_ok: bool | str = False):
     """(the run history, the run ``job_id``); exit 2 where there is no such run. With
     ``element_ok``, ``237_4`` is element 4 of sweep 237: its logs, its own cancel."""
     from ..registry import Registry
@@ -28,6 +28,10 @@ def _lookup(job_id: str, element_ok: bool = False):
             except HpctfError:
                 sweep = None
             if sweep is not None and sweep.sweep and int(index) < (sweep.array_size or 0):
+                from .. import executors
+
+                if element_ok == "cancel" and not executors.for_record(sweep).cancels_elements:
+                    fail(f"{job_id}: the {sweep.target} executor cancels a sweep whole: hpctf cancel {array}")
                 return registry, dataclasses.replace(sweep, job_id=job_id, sweep=None)
         fail(str(err))
 
@@ -77,7 +81,7 @@ def cancel(job_id: str, as_json: bool) -> None:
     """Cancel a run (every task of it)."""
     from ..runs import cancel as cancel_run
 
-    registry, record = _lookup(job_id, element_ok=True)
+    registry, record = _lookup(job_id, element_ok="cancel")
     try:
         cancel_run(record)
     except HpctfError as err:

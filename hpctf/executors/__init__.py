@@ -60,6 +60,7 @@ class Executor:
     polls_queue: bool = False  # pending() asks a queue why a job waits
     can_requeue: bool = False  # the place restarts a job that asks for requeue
     runs_arrays: bool = False  # the place runs job arrays (sweeps)
+    cancels_elements: bool = False  # one element of an array can be cancelled alone (its own id)
 
     # -- submitting --------------------------------------------------------------------
     def command(self, script: Path) -> list[str]:

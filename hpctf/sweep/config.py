@@ -99,14 +99,23 @@ class SweepConfig:
         last = (self.trials or 1) - 1
         return f"0-{last}" + (f"%{self.parallel}" if self.parallel else "")
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "params": list(self.params)}
+    def to_dict(self, masked: bool = False) -> dict:
+        """The settings as JSON data; ``masked``: a database URL's password as ``***``."""
+        out = {**asdict(self), "params": list(self.params)}
+        if masked and self.storage:
+            from .study import masked as hide
+
+            out["storage"] = hide(self.storage)
+        return out
 
     def write(self, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{CONFIG_FILE}.{os.getpid()}"
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        # Readable by the user only: a database URL may hold a password, and sweep folders
+        # live on file systems others can read.
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(json.dumps(self.to_dict(), indent=2) + "\n")
         os.replace(tmp, folder / CONFIG_FILE)
 
     @classmethod

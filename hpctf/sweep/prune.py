@@ -328,18 +328,18 @@ def watch(
             said.add(line)
             (say or _stderr)(line)
 
+    told = _StopOnTerm()  # first: a SIGTERM while the study opens waits for the open to end
     try:
         watcher = Watcher(folder, index, run_dir, pid, signal.Signals(signum), grace)
         if not watcher.running:
             return "off"
         marker = read_marker(folder, index)
         if marker is not None:  # pruned by an earlier attempt (requeued since): stays pruned
-            watcher.stop(marker["step"], marker["value"], say_once, mark=False)
+            watcher.stop(marker["step"], marker["value"], say_once, mark=False, told=lambda: told.stop)
             return "pruned"
     except Exception as err:  # noqa: BLE001 - no error of ours may fail the training
         say_once(f"hpctf: trial {index}: early stopping is off for this trial: {_text(err)}")
         return "broken"
-    told = _StopOnTerm()
     while alive(pid) and not told.stop:
         try:
             pruned = watcher.round()

@@ -16,7 +16,7 @@ from typing import Any
 from ..exits import slurm_time
 from ..states import JobState
 from .config import SweepConfig
-from .script import TRIALS_DIR
+from .study import TRIALS_DIR
 
 ORDER = ("COMPLETE", "RUNNING", "PRUNED", "PENDING", "FAILED")  # best-first table: these groups, in order
 

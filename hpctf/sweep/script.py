@@ -15,10 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SweepConfig
-
-TRIALS_DIR = "trials"  # trials/<index>.json (the study's answer) and trials/<index>/ (the run's files)
-# The shell variables an element's script sets; every variable below is exported to the tasks.
-ELEMENT_JOB_ID = "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"  # Slurm's %A_%a: the element's name
+from .study import TRIALS_DIR
 
 
 def sweep_context(config: SweepConfig, folder: Path, python: str | None = None) -> dict[str, Any]:

@@ -40,9 +40,8 @@ from .space import Param, grid_size
 
 STUDY_FILE = "study.journal"
 JOURNAL_STUDY = "sweep"  # the study's name in its own journal file
-TRIALS_DIR = "trials"
-SAMPLERS = ("grid", "random", "tpe")
-GOALS = {"min": "minimize", "max": "maximize"}
+TRIALS_DIR = "trials"  # trials/<index>.json (the element's trial) and trials/<index>/ (its run's files)
+DIRECTIONS = {"min": "minimize", "max": "maximize"}  # a goal (config.GOALS) in Optuna's words
 _EDGE = 1e-6  # normal's quantile stays inside (0, 1)
 CONNECT_TIMEOUT = 30  # seconds an element waits for a database that does not answer
 # The drivers whose connect() takes connect_timeout (seconds): PyMySQL, mysqlclient,
@@ -104,8 +103,10 @@ class Study:
         storage: str | None = None,
         name: str | None = None,
     ):
-        if goal not in GOALS:
+        if goal not in DIRECTIONS:
             raise HpctfError(f"goal={goal!r}: must be 'min' or 'max'")
+        from .config import SAMPLERS  # config imports this module
+
         if sampler not in SAMPLERS:
             raise HpctfError(f"sampler={sampler!r}: must be one of {', '.join(SAMPLERS)}")
         self.folder, self.space, self.goal, self.sampler, self.seed = Path(folder), space, goal, sampler, seed
@@ -125,7 +126,7 @@ class Study:
             return optuna.create_study(
                 study_name=self.name,
                 storage=self._storage(),
-                direction=GOALS[self.goal],
+                direction=DIRECTIONS[self.goal],
                 sampler=self._sampler(index),
                 pruner=pruner,
                 load_if_exists=True,
@@ -221,10 +222,16 @@ class Study:
         states["pruned"] = optuna.trial.TrialState.PRUNED
         if state not in states:
             raise HpctfError(f"state={state!r}: must be one of {', '.join(states)}")
-        number = self.ask(index)["number"]
+        kept = self.folder / TRIALS_DIR / f"{index}.json"
+        if not kept.exists():  # its ask failed or never ran: no trial to tell, none to make
+            raise HpctfError(f"trial {index} was never asked: nothing to tell")
+        number = json.loads(kept.read_text())["number"]
         study = self.optuna_study(index)
         with self._database_errors():
-            study.tell(number, value if state == "complete" else None, state=states[state])
+            try:
+                study.tell(number, value if state == "complete" else None, state=states[state])
+            except ValueError as err:  # "Cannot tell a COMPLETE trial.": told already
+                raise HpctfError(f"trial {index} (study trial {number}) was told already: {err}") from None
 
     def optuna_trial(self, index: int, pruner=None):
         """Element ``index``'s trial as an Optuna ``Trial``, to ``report`` intermediate values

@@ -70,6 +70,7 @@ class SlurmExecutor(Executor):
     polls_queue = True
     can_requeue = True
     runs_arrays = True
+    cancels_elements = True  # scancel 237_4
 
     def command(self, script: Path) -> list[str]:
         return ["sbatch", "--parsable", str(script)]

@@ -2,9 +2,11 @@
 
 ``sacct -j 1234`` answers for an array with one line per element that has started
 (``1234_0``, ``1234_1`` ...) and one line for the elements still waiting, as a range
-(``1234_[5-39%4]``, which submitit's reader expands), but none for ``1234`` itself. So
-one scheduler call per refresh still tells every element's state, whatever the size of
-the array, and the array's own state is made from them here.
+(``1234_[5-39%4]``, which submitit's reader expands). Only for a moment (right after the
+submit, or a cancel of waiting elements) is there a line for ``1234`` itself, which
+stands for the elements not split off yet (:class:`~.watch.ClusterWatcher`). So one
+scheduler call per refresh still tells every element's state, whatever the size of the
+array, and the array's own state is made from them here.
 """
 
 from __future__ import annotations

@@ -75,7 +75,11 @@ class ClusterWatcher(SlurmInfoWatcher):
             if info is None:
                 self.accounting = False  # the cluster has no accounting: stop asking
             else:
-                unlisted = [job_id for job_id in ids if job_id not in info and not elements(info, job_id)]
+                unlisted = [
+                    job_id
+                    for job_id in ids
+                    if job_id not in info and not elements(info, job_id) and not self._in_watched_array(job_id)
+                ]
                 if unlisted:  # just submitted (PENDING), or forgotten by both (LOST)
                     info.update(self._from_squeue(unlisted) or {})
         if info is None:
@@ -88,6 +92,12 @@ class ClusterWatcher(SlurmInfoWatcher):
         for job_id in ids:
             if self.is_done(job_id, mode="cache"):
                 self._finished.add(job_id)
+
+    def _in_watched_array(self, job_id: str) -> bool:
+        """``237_4`` while array 237 is watched: its line is the array's to give (its own, a
+        range, or the array's own id), not squeue's."""
+        array, _, index = job_id.partition("_")
+        return index.isdigit() and array in self.arrays
 
     def _arrays_as_jobs(self, ids: list[str], masters: dict[str, dict[str, str]]) -> None:
         """Each watched array's own entry, made from its elements'. sacct lists elements;
@@ -113,7 +123,7 @@ class ClusterWatcher(SlurmInfoWatcher):
         if out is None:
             return None
         self.accounting = True
-        info = self.read_info(out)
+        info = self.read_info(_ranges_first(out, header=True))
         for job_id, attempts in count_attempts(out).items():
             if job_id in info:
                 info[job_id] = {**info[job_id], "Restarts": str(attempts - 1)}
@@ -130,7 +140,7 @@ class ClusterWatcher(SlurmInfoWatcher):
         if out.failure:
             return None
         seen: dict[str, dict[str, str]] = {}
-        for line in out.stdout.splitlines():
+        for line in _ranges_first(out.stdout).splitlines():
             job_id, state, nodes = (line.split("|") + ["", ""])[:3]
             for one in expand_array_ids(job_id.strip()):  # an array's waiting elements: 7_[3-9%2]
                 seen[one] = {"JobID": one, "State": state.strip(), "NodeList": nodes.strip()}
@@ -238,6 +248,17 @@ def queue_info(job_ids: list[str]) -> dict[str, QueueInfo] | None:
             JobState.from_slurm(state.strip()), None if reason in ("", "None", "(null)") else reason, expected
         )
     return info
+
+
+def _ranges_first(output: str, header: bool = False) -> str:
+    """sacct/squeue output with an array's ranges of waiting elements (``7_[3-9%2]``)
+    before the lines of single elements: for a moment after an element starts, both list
+    it (``7_3 RUNNING`` and ``7_[3-9%2] PENDING``), and read in this order its own line wins.
+    Lines keep their order otherwise (sacct --duplicates lists attempts oldest first)."""
+    lines = output.splitlines()
+    head, body = (lines[:1], lines[1:]) if header else ([], lines)
+    ranges = [line for line in body if "[" in line.split("|", 1)[0]]
+    return "\n".join(head + ranges + [line for line in body if "[" not in line.split("|", 1)[0]]) + "\n"
 
 
 def expand_array_ids(job_id: str) -> list[str]:
