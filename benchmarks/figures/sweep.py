@@ -173,8 +173,8 @@ def submit_figures(ctx: Context, env: dict[str, str], calls: Path, trials: int) 
             baseline='`python -c "import submitit, jinja2, optuna"` + the same raw `sbatch --parsable`',
             baseline_samples=floor_optuna,
             ratio_samples=[h / f for h, f in zip(t["sweep"], floor_optuna, strict=True)],
-            note="hpctf makes the study when it submits (so a study that cannot be made queues no job): Optuna's "
-            "import is part of a sweep's submit; `import submitit, jinja2, optuna` alone: "
+            note="a sweep's submit does not import Optuna (it checks it is installed; the first element makes a "
+            "journal study; only a database study is made at submit); `import submitit, jinja2, optuna` alone: "
             f"{median(t['optuna']):.0f} ms",
         ),
         Figure(
