@@ -47,6 +47,7 @@ def task_environment(
     port_base: int | None = None,
     bind_gpu: bool = False,
     keras: str | None = None,
+    het: bool = False,
 ) -> dict[str, str]:
     """The variables hpctf adds to one task's environment (reads ``env``, and with
     ``keras`` looks up whether tf-keras is installed: :mod:`hpctf.job.keras_policy`)."""
@@ -64,7 +65,7 @@ def task_environment(
     if workers is not None:
         from .layout import layout_from_slurm
 
-        layout = layout_from_slurm(env, ps or 0, workers, chief, port_base)
+        layout = layout_from_slurm(env, ps or 0, workers, chief, port_base, het)
         out["TF_CONFIG"] = layout.tf_config_json(rank)
         slot = layout.gpu_slot(rank)
         if slot is None:  # parameter servers never take GPU memory
@@ -76,12 +77,14 @@ def task_environment(
     return out
 
 
-USAGE = """usage: python -m hpctf.runtime [--ps N --workers M [--chief] [--port-base P]]
+USAGE = """usage: python -m hpctf.runtime [--ps N --workers M [--chief] [--het] [--port-base P]]
                               [--bind-gpu] [--keras MODE] [--done-dir DIR]
                               [--task-logs DIR] [--print] -- COMMAND [ARG ...]
 
 Set TF_CONFIG / CUDA_VISIBLE_DEVICES / HPCTF_RANK ... for this Slurm task, then run COMMAND.
   --ps N, --workers M, --chief   the ps/worker/chief cluster: TF_CONFIG from Slurm's node list
+  --het                          a heterogeneous job: parameter servers are the first
+                                 component's tasks, chief and workers the second's
   --port-base P                  first task's port; task i listens on P+i (default: the
                                  job's own range, from SLURM_JOB_ID, within 10000-31999)
   --bind-gpu                     keep one GPU per task (its local rank's)
@@ -100,6 +103,7 @@ OPTIONS = {
     "--task-logs": str,
     "--keras": str,
     "--chief": FLAG,
+    "--het": FLAG,
     "--bind-gpu": FLAG,
     "--print": FLAG,
 }
@@ -109,7 +113,7 @@ DEFAULTS = {"ps": None, "workers": None, "port_base": None, "done_dir": None, "t
 def parse_arguments(argv: Sequence[str]) -> tuple[dict, list[str]]:
     """The bootstrap's options (every one present, defaults filled in) and the command."""
     given, command = parse_command_line(argv, OPTIONS, usage=USAGE)
-    options = {**DEFAULTS, "chief": False, "bind_gpu": False, "print": False, **given}
+    options = {**DEFAULTS, "chief": False, "het": False, "bind_gpu": False, "print": False, **given}
     if options["ps"] is not None and options["workers"] is None:
         options["workers"] = 0
     return options, command
@@ -120,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts, command = parse_arguments(sys.argv[1:] if argv is None else argv)
         extra = task_environment(
             os.environ,
-            **{k: opts[k] for k in ("ps", "workers", "chief", "port_base", "bind_gpu", "keras")},
+            **{k: opts[k] for k in ("ps", "workers", "chief", "port_base", "bind_gpu", "keras", "het")},
         )
         if os.environ.get(CHECKPOINT_SIGNAL_ENV):
             from .checkpoint import start_with_checkpoint_signal_ignored
@@ -156,8 +160,8 @@ def run(opts: dict, command: list[str], rank: int, failure_dir: str | None) -> i
     if opts["done_dir"] and opts["workers"] is not None and (opts["ps"] or 0) > 0:
         from .roles import cluster_roles, driver_ranks
 
-        role = cluster_roles(opts["ps"], opts["workers"], opts["chief"])[rank][0]
-        drivers = driver_ranks(opts["ps"], opts["workers"], opts["chief"])
+        role = cluster_roles(opts["ps"], opts["workers"], opts["chief"], opts["het"])[rank][0]
+        drivers = driver_ranks(opts["ps"], opts["workers"], opts["chief"], opts["het"])
         code = run_supervised(command, rank, role, drivers, opts["done_dir"])
         return report_failure(code, rank, failure_dir)
     return run_task(command, rank, failure_dir)

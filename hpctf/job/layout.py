@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .nodelist import task_hosts
+from .nodelist import expand_nodelist, expand_tasks_per_node, task_hosts
 from .ports import DEFAULT_PORT_BASE, job_port_base
 from .roles import cluster_roles
 from .taskenv import RuntimeSetupError, first, task_rank
@@ -67,16 +67,17 @@ def _plain(text: str) -> bool:
 
 
 def layout_from_slurm(
-    env: Mapping[str, str], ps: int, workers: int, chief: bool, port_base: int | None = None
+    env: Mapping[str, str], ps: int, workers: int, chief: bool, port_base: int | None = None, het: bool = False
 ) -> TaskLayout:
     """The layout of the current job step, from the variables ``srun`` sets per task.
 
     ``port_base`` None: the job's own range, from ``SLURM_JOB_ID`` (:mod:`hpctf.job.ports`).
+    ``het``: a step over a heterogeneous job's components (``srun --het-group=0,1``).
     """
     nodelist = first(env, "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
     per_node = first(env, "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE")
-    roles = cluster_roles(ps, workers, chief)
-    hosts = task_hosts(nodelist, per_node)
+    roles = cluster_roles(ps, workers, chief, het)
+    hosts = het_task_hosts(env, nodelist, per_node) if het else task_hosts(nodelist, per_node)
     if len(hosts) != len(roles):
         raise RuntimeSetupError(
             f"the step has {len(hosts)} tasks but the cluster needs {len(roles)} "
@@ -86,6 +87,32 @@ def layout_from_slurm(
     if port_base is None:
         port_base = job_port_base(env.get("SLURM_JOB_ID"), len(roles))
     return TaskLayout(roles=roles, hosts=hosts, port_base=port_base)
+
+
+def het_task_hosts(env: Mapping[str, str], nodelist: str, per_node: str) -> list[str]:
+    """Host of every task of a step over every component of a heterogeneous job.
+
+    Slurm numbers such a step's tasks component by component (component 0's first), each
+    component's block by block over its own nodes; but SLURM_STEP_NODELIST and
+    SLURM_STEP_TASKS_PER_NODE list the step's nodes sorted by name (checked on Slurm
+    22.05: 2 tasks on node3, then 3 on node[1-2], give node[1-3] and 2,1,2, while tasks 0-1
+    run on node3, 2-3 on node1 and 4 on node2). So the step's values say how many tasks
+    each node runs, and each
+    component's own node list (SLURM_JOB_NODELIST_HET_GROUP_<N>, N < SLURM_HET_SIZE) says
+    in which order they are numbered."""
+    try:
+        size = int(env.get("SLURM_HET_SIZE", ""))
+    except ValueError:
+        raise RuntimeSetupError(
+            "SLURM_HET_SIZE is not set: the job is not heterogeneous (hpctf.runtime --het needs "
+            "#SBATCH hetjob components and srun --het-group=0,1)"
+        ) from None
+    tasks_on = dict(zip(expand_nodelist(nodelist), expand_tasks_per_node(per_node)))
+    hosts: list[str] = []
+    for group in range(size):
+        for node in expand_nodelist(first(env, f"SLURM_JOB_NODELIST_HET_GROUP_{group}")):
+            hosts += [node] * tasks_on.pop(node, 0)  # a node in two components: its tasks counted once
+    return hosts
 
 
 def tf_config_for_task(

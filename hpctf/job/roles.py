@@ -7,12 +7,15 @@ the bootstrap to give each task its ``TF_CONFIG``; so both agree on which task i
 # TF's SlurmClusterResolver assigns roles to blocks of ranks in sorted(job names) order;
 # using the same order means a job placed by hpctf looks the same as one placed by TF.
 ROLE_ORDER = ("chief", "ps", "worker")
+# A heterogeneous job (parameter servers on their own nodes) numbers its first component's
+# tasks first: the parameter servers, then the chief and workers of the second.
+HET_ROLE_ORDER = ("ps", "chief", "worker")
 
 
-def cluster_roles(ps: int, workers: int, chief: bool = False) -> list[tuple[str, int]]:
-    """(type, index) of every task, by task id."""
+def cluster_roles(ps: int, workers: int, chief: bool = False, het: bool = False) -> list[tuple[str, int]]:
+    """(type, index) of every task, by task id (``het``: a heterogeneous job's order)."""
     sizes = {"chief": int(chief), "ps": ps, "worker": workers}
-    return [(role, index) for role in ROLE_ORDER for index in range(sizes[role])]
+    return [(role, index) for role in (HET_ROLE_ORDER if het else ROLE_ORDER) for index in range(sizes[role])]
 
 
 def driver_roles(ps: int, chief: bool) -> set[str]:
@@ -28,7 +31,7 @@ def driver_roles(ps: int, chief: bool) -> set[str]:
     return {"chief"} if chief else {"worker"}
 
 
-def driver_ranks(ps: int, workers: int, chief: bool) -> list[int]:
+def driver_ranks(ps: int, workers: int, chief: bool, het: bool = False) -> list[int]:
     """The task ids of the drivers (:func:`driver_roles`)."""
     drivers = driver_roles(ps, chief)
-    return [rank for rank, (role, _) in enumerate(cluster_roles(ps, workers, chief)) if role in drivers]
+    return [rank for rank, (role, _) in enumerate(cluster_roles(ps, workers, chief, het)) if role in drivers]

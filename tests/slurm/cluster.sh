@@ -303,6 +303,13 @@ EOF
 		echo "NodeName=$(nodelist) NodeHostname=$host NodeAddr=127.0.0.1" \
 			"Port=[$(node_port 1)-$(node_port "$NODES")] CPUs=$CPUS RealMemory=$MEM $gres State=UNKNOWN"
 		echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+		# A site's two kinds of nodes, for heterogeneous jobs (parameter servers on CPU nodes,
+		# workers on GPU nodes): node1 stands for the CPU partition (its fake GPUs unused
+		# there), the others for the GPU partition. debug, the default, still has them all.
+		if [ "$NODES" -ge 3 ]; then
+			echo "PartitionName=cpu Nodes=node1 MaxTime=INFINITE State=UP"
+			echo "PartitionName=gpu Nodes=node[2-$NODES] MaxTime=INFINITE State=UP"
+		fi
 	} >"$CONF"
 
 	# Each node's private /etc/hosts: nodeN -> 127.0.1.N, so a task resolving its own hostname
@@ -466,7 +473,7 @@ dead_daemon() { # print the first expected daemon that is not running
 wait_ready() {
 	local deadline=$(($(date +%s) + TIMEOUT)) idle dead
 	while :; do
-		idle=$(sq sinfo -h -N -o '%t' 2>/dev/null | grep -c '^idle$' || true)
+		idle=$(sq sinfo -h -N -p debug -o '%t' 2>/dev/null | grep -c '^idle$' || true)
 		if [ "$idle" = "$NODES" ]; then
 			[ "$ACCT" = 1 ] || return 0
 			sq sacctmgr -n -P list cluster format=cluster 2>/dev/null | grep -qx "$CLUSTER" && return 0
@@ -626,7 +633,7 @@ cmd_start() {
 	# Already up with the same settings? Then there is nothing to do.
 	if command -v slurmctld >/dev/null && [ "$(cat "$RUN/settings" 2>/dev/null)" = "$(settings)" ] &&
 		! dead_daemon >/dev/null &&
-		[ "$(sq sinfo -h -N -o '%t' 2>/dev/null | grep -cE '^(idle|mix|alloc|comp)$')" = "$NODES" ]; then
+		[ "$(sq sinfo -h -N -p debug -o '%t' 2>/dev/null | grep -cE '^(idle|mix|alloc|comp)$')" = "$NODES" ]; then
 		say "already running ($NODES nodes, $LAB)"
 		echo "export SLURM_CONF=$CONF"
 		return 0
