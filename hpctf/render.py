@@ -350,7 +350,7 @@ def sbatch_directives(spec: TensorFlow, paths: JobPaths, target: Target, sweep: 
         flags.append(("array", sweep["array"]))  # one element a trial, at most K at once (%K)
     flags.append(("nodes", spec.node_count))
     if spec.distributed_backend == "ps":
-        flags.append(("ntasks", spec.task_count))
+        flags.append(("ntasks", sum(spec.tasks_on_node())))
         if spec.node_count > 1:
             # Without a per-node maximum Slurm packs the tasks onto the first nodes' free
             # CPUs (4 tasks on two 4-CPU nodes: 3 + 1). With --ntasks, --ntasks-per-node is
@@ -372,14 +372,21 @@ def sbatch_directives(spec: TensorFlow, paths: JobPaths, target: Target, sweep: 
     flags += [(k, v) for k, v in optional if v is not None]
     if spec.exclusive:
         flags.append(("exclusive", None))
-    flags += [
+    job_wide = [
         ("output", paths.log_pattern("out", "0")),
         ("error", paths.log_pattern("err", "0")),
         # srun's per-task logs of task 0 go to the same files as the batch step's.
         ("open-mode", "append"),
+        *requeue_directives(spec),
+        *[(k.lstrip("-"), None if v is True else v) for k, v in spec.sbatch_options.items()],
     ]
-    flags += requeue_directives(spec)
-    flags += [(k.lstrip("-"), None if v is True else v) for k, v in spec.sbatch_options.items()]
+    if spec.heterogeneous:
+        from .hetjob import HETJOB, het_directives
+
+        name, rest = flags[: 2 if sweep else 1], flags[2 if sweep else 1 :]
+        flags = het_directives(spec, [*name, *job_wide], rest)
+        return [HETJOB if k == HETJOB else f"--{k}" if v is None else f"--{k}={shell_quote(v)}" for k, v in flags]
+    flags += job_wide
     return [f"--{k}" if v is None else f"--{k}={shell_quote(v)}" for k, v in flags]
 
 
@@ -400,6 +407,8 @@ def runtime_arguments(spec: TensorFlow) -> list[str]:
         args += ["--ps", str(spec.parameter_server_count), "--workers", str(spec.worker_count)]
         if spec.chief:
             args.append("--chief")
+        if spec.heterogeneous:
+            args.append("--het")  # parameter servers are component 0's tasks
         if spec.port_base is not None:  # else the runtime picks the job's own range
             args += ["--port-base", str(spec.port_base)]
     if spec.use_gpu and spec.distributed_backend is not None:
@@ -414,6 +423,8 @@ def launch_words(spec: TensorFlow) -> list[str]:
     """The launcher in front of the per-task command (without the log flags)."""
     if spec.distributed_backend == "mpi" and spec.mpi_launcher == "mpirun":
         return ["mpirun", "-np", str(spec.task_count), *MPIRUN_FLAGS]
+    if spec.heterogeneous:  # one step over both components, each its allocation's tasks
+        return ["srun", "--het-group=0,1", "--distribution=block", "--kill-on-bad-exit=1"]
     words = ["srun", f"--ntasks={spec.task_count}", "--distribution=block", "--kill-on-bad-exit=1"]
     if spec.cpus_per_task:
         # Since Slurm 22.05 srun no longer inherits --cpus-per-task from the job.
@@ -463,6 +474,10 @@ def _summary(spec: TensorFlow) -> dict[str, str]:
             ["1 chief"] if spec.chief else []
         )
         shape = f"{' + '.join(parts)} on {spec.node_count} node(s)"
+        if spec.heterogeneous:
+            from .hetjob import het_shape
+
+            shape = het_shape(spec)
     else:
         how = "one process"
         shape = "1 node x 1 process"

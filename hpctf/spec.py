@@ -106,6 +106,14 @@ class TensorFlow:
     # -- 'ps' ----------------------------------------------------------------------------
     chief: bool = False
     port_base: int | None = None  # None: a range of the job's own, from its job id
+    # Parameter servers on nodes of their own (a heterogeneous job: #SBATCH hetjob): their
+    # partition and node count, and what else they need there. node_count, partition,
+    # gpus_per_node ... keep meaning the chief's and workers' part. None: as today.
+    ps_partition: str | None = None
+    ps_node_count: int | None = None  # default with ps_partition: 1
+    ps_cpus_per_task: int | None = None
+    ps_memory: str | None = None  # sbatch --mem of the parameter servers' nodes
+    ps_account: str | None = None
 
     # -- requeue: preemption and time limits ---------------------------------------------
     # Slurm sends SIGUSR1 signal_grace seconds before the time limit (--signal=B:USR1@N);
@@ -132,16 +140,36 @@ class TensorFlow:
         """Processes the job starts, over all nodes."""
         return count_tasks(vars(self))
 
+    @property
+    def heterogeneous(self) -> bool:
+        """The parameter servers run on nodes of their own: a heterogeneous Slurm job whose
+        component 0 is the parameter servers and component 1 the chief and workers."""
+        return self.distributed_backend == "ps" and (self.ps_partition is not None or self.ps_node_count is not None)
+
+    @property
+    def ps_nodes(self) -> int:
+        """Nodes of a heterogeneous job's parameter servers."""
+        return self.ps_node_count or 1
+
     def tasks_on_node(self) -> list[int]:
-        """Tasks per node as Slurm's block distribution places ``task_count`` tasks."""
-        base, extra = divmod(self.task_count, self.node_count)
+        """Tasks per node as Slurm's block distribution places ``task_count`` tasks (of a
+        heterogeneous job: the chief's and workers' over ``node_count`` nodes)."""
+        tasks = self.task_count - (self.parameter_server_count if self.heterogeneous else 0)
+        base, extra = divmod(tasks, self.node_count)
         return [base + (1 if i < extra else 0) for i in range(self.node_count)]
+
+    def ps_on_node(self) -> list[int]:
+        """A heterogeneous job's parameter servers per node of their own."""
+        base, extra = divmod(self.parameter_server_count, self.ps_nodes)
+        return [base + (1 if i < extra else 0) for i in range(self.ps_nodes)]
 
     @property
     def gpu_tasks_per_node(self) -> int:
         """The most GPU-using processes any one node runs (parameter servers use none)."""
         if self.distributed_backend != "ps":
             return self.process_count_per_node
+        if self.heterogeneous:  # the parameter servers are elsewhere
+            return max(self.tasks_on_node())
         from .job.roles import cluster_roles
 
         roles = cluster_roles(self.parameter_server_count, self.worker_count, self.chief is True)

@@ -83,6 +83,18 @@ JOB_OPTIONS = [
         ),
     ),
     click.option(
+        "--ps-partition",
+        default=None,
+        help="ps backend: the parameter servers' partition: a heterogeneous job (#SBATCH hetjob), "
+        "--partition/--nodes/--gpus-per-node then being the chief's and workers'",
+    ),
+    click.option(
+        "--ps-nodes", "ps_node_count", type=int, default=None, help="ps backend: the parameter servers' own nodes"
+    ),
+    click.option("--ps-cpus-per-task", type=int, default=None, help="ps backend: CPUs of each parameter server"),
+    click.option("--ps-mem", "ps_memory", default=None, help="ps backend: memory per parameter-server node"),
+    click.option("--ps-account", default=None, help="ps backend: the parameter servers' account"),
+    click.option(
         "--launcher",
         type=click.Choice(["srun", "mpirun"]),
         default=None,

@@ -30,6 +30,10 @@ def check_shape(c: Checks, spec: TensorFlow) -> None:
         _check_one_process(c, spec)
     if backend == "ps":
         _check_ps_tasks(c, spec, nodes_ok, ppn_ok)
+    else:
+        for name in PS_FIELDS:
+            if getattr(spec, name) is not None:
+                c.add(name, getattr(spec, name), "is for parameter servers: needs distributed_backend='ps'")
     if spec.use_gpu is True and backend is not None and nodes_ok and ppn_ok and gpus_ok:
         if not _check_gpus_enough(c, spec):
             return
@@ -82,7 +86,9 @@ def _check_ps_tasks(c: Checks, spec: TensorFlow, nodes_ok: bool, ppn_ok: bool) -
             "must be 1 with distributed_backend='ps': the tasks are "
             "parameter_server_count + worker_count (+ chief), spread over node_count nodes",
         )
-    if workers_ok and ps_ok and nodes_ok and spec.task_count < spec.node_count:
+    if workers_ok and ps_ok:
+        _check_ps_placement(c, spec)
+    if workers_ok and ps_ok and nodes_ok and sum(spec.tasks_on_node()) < spec.node_count:
         c.add(
             "node_count",
             spec.node_count,
@@ -90,6 +96,31 @@ def _check_ps_tasks(c: Checks, spec: TensorFlow, nodes_ok: bool, ppn_ok: bool) -
             f"nodes (every node needs a task): use node_count <= {spec.task_count} "
             "or add workers",
         )
+
+
+PS_FIELDS = ("ps_partition", "ps_node_count", "ps_cpus_per_task", "ps_memory", "ps_account")
+
+
+def _check_ps_placement(c: Checks, spec: TensorFlow) -> None:
+    """Parameter servers on nodes of their own (a heterogeneous job)."""
+    given = [name for name in PS_FIELDS if getattr(spec, name) is not None]
+    if not given:
+        return
+    if spec.parameter_server_count == 0:
+        for name in given:
+            c.add(name, getattr(spec, name), "needs parameter servers (parameter_server_count >= 1)")
+        return
+    if not spec.heterogeneous:
+        for name in given:
+            c.add(name, getattr(spec, name), "needs ps_partition or ps_node_count: where the parameter servers run")
+        return
+    if c.count("ps_node_count", spec.ps_node_count, optional=True) and spec.ps_nodes > spec.parameter_server_count:
+        c.add(
+            "ps_node_count",
+            spec.ps_node_count,
+            f"must be <= parameter_server_count ({spec.parameter_server_count}): every node needs a parameter server",
+        )
+    c.count("ps_cpus_per_task", spec.ps_cpus_per_task, optional=True)
 
 
 def _check_gpus_enough(c: Checks, spec: TensorFlow) -> bool:

@@ -26,6 +26,7 @@ def check_slurm(c: Checks, spec: TensorFlow) -> None:
         c.no_backslash("job_name", spec.job_name)
     _check_names(c, spec)
     c.pattern("memory", spec.memory, _MEMORY, "must be a size such as '16G', '4000M' or '4000' (MB)")
+    c.pattern("ps_memory", spec.ps_memory, _MEMORY, "must be a size such as '16G', '4000M' or '4000' (MB)")
     c.pattern("compute_target", spec.compute_target, _NAME, "must be a target name (letters, digits, '_', '-', '.')")
     if spec.time is not None and not valid_time(spec.time):
         c.add(
@@ -50,8 +51,15 @@ def _check_names(c: Checks, spec: TensorFlow) -> None:
         "must be a partition name (letters, digits, '_', '-', '.'; several separated by ',')",
     )
     c.pattern("account", spec.account, _NAME, "must be an account name (letters, digits, '_', '-', '.')")
+    c.pattern(
+        "ps_partition",
+        spec.ps_partition,
+        _NAME_LIST,
+        "must be a partition name (letters, digits, '_', '-', '.'; several separated by ',')",
+    )
+    c.pattern("ps_account", spec.ps_account, _NAME, "must be an account name (letters, digits, '_', '-', '.')")
     c.pattern("qos", spec.qos, _NAME, "must be a QOS name (letters, digits, '_', '-', '.')")
     c.pattern("gpu_type", spec.gpu_type, _NAME, "must be a GPU type as in gres.conf, such as 'a100' or 'v100_32gb'")
     c.pattern("constraint", spec.constraint, _CONSTRAINT, "must be a Slurm constraint expression such as 'ib&v100'")
-    for name in ("partition", "account", "qos", "constraint"):
+    for name in ("partition", "account", "qos", "constraint", "ps_partition", "ps_account"):
         c.slurm_length(name, getattr(spec, name))
