@@ -13,6 +13,7 @@ their own in TOML, in two files read in this order, later ones winning key by ke
 
     [targets.a100]
     partition = "gpu"
+    ps_partition = "cpu"            # parameter servers of ps jobs on CPU nodes (a heterogeneous job)
     account = "ml-team"
     gpu_type = "a100"               # --gres=gpu:a100:N
     gpus_per_node = 4               # what each node has: checked, and bounds requests
@@ -78,6 +79,7 @@ class Target:
     executor: str = "slurm"  # the name of an executor in hpctf.executors: slurm (sbatch), local (this machine)
     # Scheduling defaults, used where the estimator leaves the field unset.
     partition: str | None = None
+    ps_partition: str | None = None  # parameter servers' partition (ps jobs): a heterogeneous job
     account: str | None = None
     qos: str | None = None
     time: str | None = None
@@ -127,6 +129,7 @@ _TABLE = (lambda v: isinstance(v, dict), "a table (key = value pairs)")
 _KEYS: dict[str, tuple] = {
     "executor": (lambda v: v in executors.names(), lambda: " or ".join(map(repr, executors.names()))),
     "partition": _STR,
+    "ps_partition": _STR,
     "account": _STR,
     "qos": _STR,
     "python": _STR,
@@ -322,6 +325,9 @@ def apply_target(spec, target: Target):
     for name in _DEFAULTED:
         if getattr(spec, name) is None and getattr(target, name) is not None:
             changes[name] = getattr(target, name)
+    if spec.distributed_backend == "ps" and spec.parameter_server_count and spec.ps_partition is None:
+        if target.ps_partition is not None:  # the site's CPU nodes for parameter servers
+            changes["ps_partition"] = target.ps_partition
     if "gpu_type" in changes and not spec.use_gpu:
         del changes["gpu_type"]  # a profile's GPU type only matters to jobs that use GPUs
     for name in ("modules", "container_mounts"):

@@ -92,9 +92,9 @@ def _check_ps_tasks(c: Checks, spec: TensorFlow, nodes_ok: bool, ppn_ok: bool) -
         c.add(
             "node_count",
             spec.node_count,
-            f"cannot place {spec.task_count} ps/worker/chief tasks on {spec.node_count} "
-            f"nodes (every node needs a task): use node_count <= {spec.task_count} "
-            "or add workers",
+            f"cannot place {sum(spec.tasks_on_node())} {'chief/worker' if spec.heterogeneous else 'ps/worker/chief'} "
+            f"tasks on {spec.node_count} nodes (every node needs a task): use node_count <= "
+            f"{sum(spec.tasks_on_node())} or add workers",
         )
 
 

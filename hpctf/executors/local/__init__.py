@@ -22,6 +22,13 @@ class LocalExecutor(Executor):
                 f"compute_target={target.name!r} runs jobs on this machine, where there is no Pyxis "
                 "(srun --container-image): use container_runtime='apptainer'"
             )
+        if spec.heterogeneous:
+            # One machine has no partitions to put the parameter servers in; running them
+            # beside the workers would not be what the job asks for.
+            raise HpctfError(
+                f"compute_target={target.name!r} runs jobs on this machine, which has no partitions for "
+                "parameter servers of their own: remove ps_partition/ps_node_count (--ps-partition, --ps-nodes)"
+            )
         if spec.distributed_backend == "ps" and sweep is not None:
             # Each element takes a free range of its own when it starts (hpctf.executors.local.array).
             if spec.port_base is not None and (sweep.parallel or 1) > 1:
