@@ -21,6 +21,7 @@ from ...runfolder import RunFolder
 from ...schedcall import answer, call
 from ...states import JobState
 from .arrays import array_fields, elements
+from .hetjobs import components, het_job_id, join_components, with_early_line
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
 
@@ -32,6 +33,7 @@ class ClusterWatcher(SlurmInfoWatcher):
         super().__init__(delay_s=delay_s)
         self._folders: dict[str, Path] = {}
         self.arrays: dict[str, int] = {}  # job arrays (sweeps) -> their number of elements
+        self.hets: set[str] = set()  # heterogeneous jobs: sacct and squeue list ID+0, ID+1 ...
         self.accounting: bool | None = None  # None: not known yet
 
     def watch(self, job_id: str, folder: Path, array_size: int | None = None) -> None:
@@ -75,6 +77,7 @@ class ClusterWatcher(SlurmInfoWatcher):
             if info is None:
                 self.accounting = False  # the cluster has no accounting: stop asking
             else:
+                early = {j: info.pop(j) for j in ids if self._early_end(info, j)}
                 unlisted = [
                     job_id
                     for job_id in ids
@@ -82,6 +85,8 @@ class ClusterWatcher(SlurmInfoWatcher):
                 ]
                 if unlisted:  # just submitted (PENDING), or forgotten by both (LOST)
                     info.update(self._from_squeue(unlisted) or {})
+                for job_id, line in early.items():
+                    info[job_id] = with_early_line(info.get(job_id), line)
         if info is None:
             info = self._from_squeue(ids)
         if info is not None:
@@ -92,6 +97,17 @@ class ClusterWatcher(SlurmInfoWatcher):
         for job_id in ids:
             if self.is_done(job_id, mode="cache"):
                 self._finished.add(job_id)
+
+    def _early_end(self, info: dict[str, dict[str, str]], job_id: str) -> bool:
+        """sacct ends a het job on a line of its own id, component 0's record from before
+        the components were recorded: squeue's lines of all of them are asked for, once."""
+        line = info.get(job_id)
+        return (
+            job_id in self.hets
+            and line is not None
+            and not components(info, job_id)
+            and JobState.from_slurm(line.get("State")).finished
+        )
 
     def _in_watched_array(self, job_id: str) -> bool:
         """``237_4`` while array 237 is watched: its line is the array's to give (its own, a
@@ -124,6 +140,7 @@ class ClusterWatcher(SlurmInfoWatcher):
             return None
         self.accounting = True
         info = self.read_info(_ranges_first(out, header=True))
+        self.hets.update(join_components(info, ids))  # heterogeneous jobs: sacct lists ID+0, ID+1 ...
         for job_id, attempts in count_attempts(out).items():
             if job_id in info:
                 info[job_id] = {**info[job_id], "Restarts": str(attempts - 1)}
@@ -144,6 +161,7 @@ class ClusterWatcher(SlurmInfoWatcher):
             job_id, state, nodes = (line.split("|") + ["", ""])[:3]
             for one in expand_array_ids(job_id.strip()):  # an array's waiting elements: 7_[3-9%2]
                 seen[one] = {"JobID": one, "State": state.strip(), "NodeList": nodes.strip()}
+        self.hets.update(join_components(seen, [job_id for job_id in ids if job_id not in self.arrays]))
         if out.returncode != 0 and not seen and "Invalid job id" not in out.stderr:
             return None  # squeue itself failed (controller down): keep what we knew
         for array_id in [job_id for job_id in ids if job_id in self.arrays]:
@@ -247,6 +265,10 @@ def queue_info(job_ids: list[str]) -> dict[str, QueueInfo] | None:
         info[job_id.strip()] = QueueInfo(
             JobState.from_slurm(state.strip()), None if reason in ("", "None", "(null)") else reason, expected
         )
+    for job_id in job_ids:  # a het job waits as one: squeue lists ID+0, ID+1 ...
+        parts = components(info, job_id)
+        if job_id not in info and parts:
+            info[job_id] = parts[min(parts)]
     return info
 
 
@@ -280,6 +302,8 @@ def count_attempts(sacct_output: str) -> dict[str, int]:
 
     ``--duplicates`` also lists older jobs that had the same id (a rebuilt cluster starts
     its ids again); those ended some other way than REQUEUED, so they end the count.
+    A heterogeneous job's components (``ID+0``, ``ID+1``) are counted each, and the job's
+    own id has the most of theirs.
     """
     records: dict[str, list[str]] = {}
     for line in sacct_output.splitlines()[1:]:
@@ -291,6 +315,10 @@ def count_attempts(sacct_output: str) -> dict[str, int]:
         earlier = states[-2::-1]  # newest first, the latest record left out
         requeued = next((i for i, state in enumerate(earlier) if state != "REQUEUED"), len(earlier))
         counts[job_id] = requeued + 1
+    for job_id, attempts in list(counts.items()):
+        het = het_job_id(job_id)
+        if het is not None:
+            counts[het] = max(counts.get(het, 0), attempts)
     return counts
 
 
