@@ -162,5 +162,5 @@ def test_cancelling_ends_both_components(slurm, home):
     while slurm.run("squeue", "-h", "-j", job_id, check=False).stdout.strip():
         assert time.monotonic() < deadline, slurm.run("squeue", "-j", job_id, check=False).stdout
         time.sleep(1)
-    states = slurm.run("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,State").stdout.split()
+    states = slurm.run("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,State").stdout.splitlines()
     assert [s.split("|")[1].split()[0] for s in states] == ["CANCELLED", "CANCELLED"], states
