@@ -82,20 +82,30 @@ def test_multi_worker_mirrored_strategy_with_model_fit(slurm, home):
         assert re.search(rf"worker {worker} of 2: final accuracy", out), out
 
 
-def test_parameter_server_strategy_with_model_fit(slurm, home):
-    job_id, status = run_users_script(slurm, home, "parameter_server_fit.py", *PARAMETER_SERVER_SHAPE)
-    chief = logs_of(slurm, home, job_id)  # task 0: roles in blocks chief, ps, ps, worker x 3
+# The same cluster as a heterogeneous job (issue 19): the parameter servers on the `cpu`
+# partition, the chief and workers on `gpu`; tasks numbered ps, ps, chief, worker x 3.
+HETEROGENEOUS_SHAPE = (*PARAMETER_SERVER_SHAPE[:-1], "2", "--ps-partition", "cpu", "--partition", "gpu")
+PS_SHAPES = {"one-partition": (PARAMETER_SERVER_SHAPE, 0), "heterogeneous": (HETEROGENEOUS_SHAPE, 2)}
+
+
+@pytest.mark.parametrize("shape", sorted(PS_SHAPES))
+def test_parameter_server_strategy_with_model_fit(slurm, home, shape):
+    options, chief_task = PS_SHAPES[shape]
+    job_id, status = run_users_script(slurm, home, "parameter_server_fit.py", *options)
+    chief = logs_of(slurm, home, job_id, chief_task)  # roles in blocks chief, ps, ps, worker x 3 (het: ps first)
     assert "Epoch 5/5" in chief, chief
     [(first, last)] = re.findall(r"chief: loss ([0-9.]+) -> ([0-9.]+)", chief)
     assert float(last) < float(first)
-    for task in range(1, 6):  # the servers never return: hpctf stops them after the chief
+    for task in set(range(6)) - {chief_task}:  # the servers never return: hpctf stops them after the chief
         assert "stopped: training finished" in logs_of(slurm, home, job_id, task, err=True)
     assert (Path(status["run_dir"]) / "code" / "ps_fit_work" / "ckpt").exists()
 
 
-def test_parameter_server_strategy_with_cluster_coordinator_loop(slurm, home):
-    job_id, _ = run_users_script(slurm, home, "parameter_server_loop.py", *PARAMETER_SERVER_SHAPE)
-    chief = logs_of(slurm, home, job_id)
+@pytest.mark.parametrize("shape", sorted(PS_SHAPES))
+def test_parameter_server_strategy_with_cluster_coordinator_loop(slurm, home, shape):
+    options, chief_task = PS_SHAPES[shape]
+    job_id, _ = run_users_script(slurm, home, "parameter_server_loop.py", *options)
+    chief = logs_of(slurm, home, job_id, chief_task)
     assert "embedding in 2 shard(s) on" in chief and "/job:ps/replica:0/task:1" in chief, chief
     assert "Finished epoch 3, accuracy is" in chief and "Final loss is" in chief, chief
 
