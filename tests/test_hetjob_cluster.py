@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from hpctf.states import JobState
+
 from .training import HPCTF, all_logs, hpctf_env, submit_cli, task_log
 
 pytestmark = pytest.mark.slurm
@@ -108,7 +110,7 @@ def until_finished(slurm, home: Path, job_id: str, timeout: float = 120) -> dict
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = hpctf_json(slurm, home, "status", "--json", job_id)
-        if status["state"] not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "UNKNOWN"):
+        if JobState.from_slurm(status["state"]).finished:
             return status
         time.sleep(1)
     raise AssertionError(f"job {job_id} still {status['state']} after {timeout}s")
@@ -164,3 +166,37 @@ def test_cancelling_ends_both_components(slurm, home):
         time.sleep(1)
     states = slurm.run("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,State").stdout.splitlines()
     assert [s.split("|")[1].split()[0] for s in states] == ["CANCELLED", "CANCELLED"], states
+
+
+def test_a_requeued_heterogeneous_job_is_one_job_run_twice(slurm, home):
+    """`scontrol requeue` (as preemption does) sends both components back to the queue:
+    hpctf follows one job, with one restart, to its end."""
+    from .test_requeue import requeue_and_release
+
+    record = hpctf_json(
+        slurm,
+        home,
+        "submit",
+        "--json",
+        *HET,
+        "--ps",
+        "1",
+        "--workers",
+        "2",
+        "--nodes",
+        "2",
+        str(PROGRAMS / "ticker.py"),
+        "8",
+        "1",
+    )
+    job_id = record["job_id"]
+    deadline = time.monotonic() + 60
+    while hpctf_json(slurm, home, "status", "--json", job_id)["state"] != "RUNNING":
+        assert time.monotonic() < deadline, "the job never ran"
+        time.sleep(1)
+    time.sleep(2)
+    slurm.run("scontrol", "requeue", job_id)
+    requeue_and_release(slurm, job_id, Path(record["log_dir"]))
+    status = until_finished(slurm, home, job_id, timeout=180)
+    assert (status["state"], status["exit_code"], status["restarts"]) == ("COMPLETED", 0, 1), status
+    assert task_log(Path(record["log_dir"]), job_id, 1).count("ticker done") == 1
