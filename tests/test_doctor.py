@@ -318,6 +318,44 @@ def test_doctor_takes_submit_shape_options_but_no_entry_script():
     assert bad.returncode == 2 and "node_count=0" in bad.stderr
 
 
+@pytest.mark.slurm
+@pytest.mark.tensorflow
+def test_heterogeneous_ps_doctor_checks_partitions_and_reach_across_them(slurm, home):
+    """--ps-partition: the probe runs as the heterogeneous job (ps on cpu, the rest on gpu)."""
+    done = run_doctor(
+        slurm,
+        home,
+        "--json",
+        "--backend",
+        "ps",
+        "--ps",
+        "2",
+        "--workers",
+        "2",
+        "--chief",
+        "--nodes",
+        "2",
+        "--ps-partition",
+        "cpu",
+        "--partition",
+        "gpu",
+        "--gpus-per-node",
+        "2",
+    )
+    report = json_report(done)
+    assert done.returncode == 0 and report["ok"], json.dumps(report, indent=1)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert all(checks[n]["status"] == PASS for n in ("ranks start", "partitions", "ps across partitions"))
+    assert checks["GPU visibility"]["status"] == PASS
+    assert checks["partitions"]["summary"].startswith("parameter servers on node1 (cpu); chief and workers on ")
+    assert "in gpu reach all 2 parameter server(s) in cpu (6 connections)" in checks["ps across partitions"]["summary"]
+    assert report["shape"]["het_partitions"] == ["cpu", "gpu"] and "heterogeneous" in report["shape"]["description"]
+    rows = report["ranks"]
+    assert [r["role"] for r in rows] == ["ps/0", "ps/1", "chief/0", "worker/0", "worker/1"]
+    assert [r["host"] for r in rows[:2]] == ["node1", "node1"] and {r["host"] for r in rows[2:]} == {"node2", "node3"}
+    assert [r["cuda_visible_devices"] for r in rows[:2]] == ["", ""]  # parameter servers see no GPU
+
+
 # ---------------------------------------------------------------------------------------
 # The judgement alone (no cluster)
 # ---------------------------------------------------------------------------------------
@@ -512,3 +550,117 @@ def test_report_of_ps_ports_and_gpu_roles():
     assert ports.status == FAIL and "worker/1 (rank 2) on node2 cannot reach x:3000" in ports.summary
     assert "firewall" in ports.advice and "3000-3002" in ports.advice
     assert checks["Python environment"].status == PASS
+
+
+def _het_reports(broken: dict[int, str] | None = None) -> tuple[Shape, dict[int, dict]]:
+    """2 ps on node1 (cpu) + chief and 2 workers on node2, node3 (gpu), as a het job reports."""
+    roles = [("ps", 0), ("ps", 1), ("chief", 0), ("worker", 0), ("worker", 1)]
+    hosts = ["node1", "node1", "node2", "node2", "node3"]
+    shape = _shape(
+        backend="ps",
+        tasks=5,
+        nodes=3,
+        tasks_per_node=[2, 2, 1],
+        gpus=2,
+        roles=roles,
+        port_base=3000,
+        het_partitions=["cpu", "gpu"],
+    )
+    groups = [
+        {"partition": "cpu", "nodelist": "node1", "nodes": ["node1"]},
+        {"partition": "gpu", "nodelist": "node[2-3]", "nodes": ["node2", "node3"]},
+    ]
+    addresses = [f"{h}:{3000 + r}" for r, h in enumerate(hosts)]
+    cluster = {"ps": addresses[:2], "chief": addresses[2:3], "worker": addresses[3:]}
+    reports = {}
+    for rank, (role, host) in enumerate(zip(roles, hosts)):
+        rep = _rank(
+            rank,
+            world_size=5,
+            host=host,
+            mpi=None,
+            local_rank=0 if rank in (0, 2, 4) else 1,
+            cuda_visible_devices="" if role[0] == "ps" else str(rank % 2),
+            het_groups=groups,
+            tf_config={"cluster": cluster, "task": {"type": role[0], "index": role[1]}},
+        )
+        rep["ports"] = {
+            "address": addresses[rank],
+            "listen_error": None,
+            "reached": {
+                a: (broken or {}).get(rank) if a in cluster["ps"] else None for a in addresses if a != addresses[rank]
+            },
+        }
+        rep["env"] = {"tensorflow": "2.18.1"}
+        rep["resolve"] = {n: {"addresses": [f"10.0.0.{n[-1]}"]} for n in ("node1", "node2", "node3")}
+        reports[rank] = rep
+    return shape, reports
+
+
+def test_report_of_a_heterogeneous_job_checks_partitions_and_reach_across_them():
+    shape, reports = _het_reports()
+    checks = _judge(shape, reports)
+    assert checks["partitions"].status == PASS, checks["partitions"]
+    assert checks["partitions"].summary == (
+        "parameter servers on node1 (cpu); chief and workers on node2, node3 (gpu): "
+        "each task on a node of its own partition"
+    )
+    reach = checks["ps across partitions"]
+    assert (
+        reach.status == PASS and "3 chief/worker task(s) in gpu reach all 2 parameter server(s) in cpu" in reach.summary
+    )
+    assert checks["ranks start"].status == PASS and checks["GPU visibility"].status == PASS
+    names = list(checks)
+    assert names.index("partitions") < names.index("GPU visibility") < names.index("ps across partitions")
+
+
+def test_a_worker_that_cannot_reach_a_ps_across_partitions_fails_with_advice():
+    shape, reports = _het_reports(broken={3: "timed out"})
+    checks = _judge(shape, reports)
+    reach = checks["ps across partitions"]
+    assert reach.status == FAIL
+    assert (
+        reach.summary
+        == "worker/0 (rank 3) on node2 (gpu) cannot reach parameter server node1:3000 (cpu): timed out (+1 more)"
+    )
+    assert len(reach.details) == 2  # both parameter servers
+    assert "nodes of gpu cannot connect to the parameter servers' nodes in cpu on ports 3000-3004" in reach.advice
+    assert "--port-base" in reach.advice and "--ps-partition" in reach.advice
+    assert checks["partitions"].status == PASS and checks["TF_CONFIG ports"].status == FAIL
+
+
+def test_a_task_off_its_components_nodes_or_partition_fails_the_partitions_check():
+    shape, reports = _het_reports()
+    reports[4]["host"] = "node1"  # a worker on the parameter servers' node
+    check = _judge(shape, reports)["partitions"]
+    assert check.status == FAIL and "worker/1 (rank 4) on node1 is not on a node of its component 1" in check.summary
+    assert "srun --het-group=0,1" in check.advice
+    shape, reports = _het_reports()
+    for rep in reports.values():
+        rep["het_groups"] = [dict(rep["het_groups"][0], partition="debug"), rep["het_groups"][1]]
+    check = _judge(shape, reports)["partitions"]
+    assert check.status == FAIL and "is in partition debug, expected cpu" in check.summary
+    assert "--ps-partition" in check.advice
+    shape, reports = _het_reports()
+    for rep in reports.values():
+        rep["het_groups"] = None
+    check = _judge(shape, reports)["partitions"]
+    assert check.status == FAIL and "not in a heterogeneous job step" in check.summary
+
+
+def test_heterogeneous_shape_from_the_spec(make_spec):
+    spec = make_spec(
+        distributed_backend="ps",
+        parameter_server_count=2,
+        worker_count=2,
+        chief=True,
+        node_count=2,
+        ps_partition="cpu",
+        partition="gpu",
+    )
+    shape = Shape.from_spec(spec, "python3")
+    assert shape.roles == [("ps", 0), ("ps", 1), ("chief", 0), ("worker", 0), ("worker", 1)]
+    assert (shape.nodes, shape.tasks_per_node, shape.het_partitions) == (3, [2, 2, 1], ["cpu", "gpu"])
+    assert shape.component(0) == 0 and shape.component(2) == 1
+    plain = Shape.from_spec(spec.with_changes(ps_partition=None), "python3")
+    assert plain.het_partitions is None and plain.component(0) is None and plain.nodes == 2

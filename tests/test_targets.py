@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from hpctf.errors import HpctfError
+from hpctf.executors import MISMATCH, OK, SKIPPED
+from hpctf.executors.slurm import check as slurm_check
 from hpctf.executors.slurm.check import gres_entries, minutes, mpi_plugins
 from hpctf.render import render_script
 from hpctf.targets import Target, apply_target, get_target, load_config
@@ -235,6 +237,50 @@ def test_check_parsers():
     assert mpi_plugins("srun: MPI types are...\nsrun: none\nsrun: pmi2\n") == {"none", "pmi2"}
 
 
+PARTITIONS = (
+    "PartitionName=debug Default=YES MaxTime=UNLIMITED Nodes=node[1-3] State=UP\n"
+    "PartitionName=cpu MaxTime=UNLIMITED Nodes=node1 State=UP\n"
+    "PartitionName=gpu MaxTime=UNLIMITED Nodes=node[2-3] State=DOWN\n"
+)
+
+
+def fake_slurm(monkeypatch, scheduler: str) -> None:
+    """scontrol answering for a cluster with SchedulerType=``scheduler``; the rest bland."""
+    config = f"Configuration data as of ...\nSchedulerType           = {scheduler}\nSelectType = select/cons_tres\n"
+    answers = {("scontrol", "show", "partition", "-o"): PARTITIONS, ("scontrol", "show", "config"): config}
+    monkeypatch.setattr(slurm_check, "_run", lambda *command: (0, answers.get(command, "")))
+    monkeypatch.setattr("hpctf.executors.slurm.version.detect", lambda: (23, 11, 4))
+
+
+def test_targets_check_says_when_the_scheduler_cannot_start_heterogeneous_jobs(monkeypatch):
+    fake_slurm(monkeypatch, "sched/builtin")
+    findings = {f.check: f for f in slurm_check.check_slurm(Target(name="t", partition="debug", ps_partition="cpu"))}
+    assert findings["hetjob"].status == MISMATCH
+    assert findings["hetjob"].detail.startswith(
+        "SchedulerType=sched/builtin: Slurm starts heterogeneous jobs only from the backfill scheduler"
+    )
+    assert "would stay pending" in findings["hetjob"].detail and "sched/backfill" in findings["hetjob"].detail
+    assert findings["ps_partition"].status == OK and findings["ps_partition"].detail.startswith("cpu (state UP")
+    # No ps_partition in the profile: said, but not a mismatch (plain jobs start anyway).
+    plain = {f.check: f for f in slurm_check.check_slurm(Target(name="t", partition="debug"))}
+    assert plain["hetjob"].status == SKIPPED and "sched/builtin" in plain["hetjob"].detail
+    assert "ps_partition" not in plain
+
+
+def test_targets_check_finds_a_missing_or_down_ps_partition(monkeypatch):
+    fake_slurm(monkeypatch, "sched/backfill")
+    findings = {f.check: f for f in slurm_check.check_slurm(Target(name="t", ps_partition="cpus"))}
+    assert findings["hetjob"] == slurm_check.Finding(
+        "hetjob", OK, "SchedulerType=sched/backfill: Slurm starts heterogeneous jobs"
+    )
+    assert findings["ps_partition"].status == MISMATCH
+    assert findings["ps_partition"].detail == (
+        "no partition 'cpus' for the parameter servers; the cluster has cpu, debug, gpu"
+    )
+    down = {f.check: f for f in slurm_check.check_slurm(Target(name="t", ps_partition="gpu"))}
+    assert down["ps_partition"].status == MISMATCH and "state DOWN" in down["ps_partition"].detail
+
+
 # ---------------------------------------------------------------------------------------
 # `hpctf targets check` against the real test cluster
 # ---------------------------------------------------------------------------------------
@@ -247,9 +293,10 @@ gpus_per_node = 2
 time = "30"
 pmi = "pmix"
 qos = "normal"
+ps_partition = "cpu"
 
 [targets.wrong]
-partition = "gpu"
+partition = "gpus"
 gpu_type = "a100"
 pmi = "pmi_bogus"
 
@@ -279,10 +326,12 @@ def test_targets_check_against_the_cluster_reports_every_mismatch(slurm, tmp_pat
     code, good = check("lab")
     assert code == 0 and all(status != "MISMATCH" for status, _ in good.values()), good
     assert good["gpus"][0] == good["partition"][0] == good["pmi"][0] == "ok"
+    assert good["hetjob"] == ("ok", "SchedulerType=sched/backfill: Slurm starts heterogeneous jobs")
+    assert good["ps_partition"][0] == "ok" and good["ps_partition"][1].startswith("cpu (state UP")
 
     code, wrong = check("wrong")
     assert code == 1
-    assert wrong["partition"] == ("MISMATCH", "no partition 'gpu'; the cluster has debug")
+    assert wrong["partition"] == ("MISMATCH", "no partition 'gpus'; the cluster has cpu, debug, gpu")
     assert wrong["gpus"][0] == "MISMATCH" and "gpu:a100:1" in wrong["gpus"][1] and "gpu:tesla:2" in wrong["gpus"][1]
     assert wrong["pmi"][0] == "MISMATCH" and "pmix" in wrong["pmi"][1]
 

@@ -12,7 +12,9 @@ rank starts, on the expected nodes; an MPI allreduce across all ranks (``mpi`` b
 with the job's launcher, and also with the other one, whose failure only warns); GPU
 visibility per rank (``CUDA_VISIBLE_DEVICES``); every node name resolves from every rank;
 ``ps`` backend: every task listens on its ``TF_CONFIG`` port and reaches every other
-task's; TensorFlow (and Horovod for ``mpi``) import on every node, same versions.
+task's (a heterogeneous job, ``--ps-partition``/``--ps-nodes``: each task on a node of its
+own component's partition, and every chief and worker reaches every parameter server
+across the partitions); TensorFlow (and Horovod for ``mpi``) import on every node, same versions.
 
 This process never imports TensorFlow, Horovod or mpi4py: the probe does, on the nodes.
 
@@ -24,7 +26,16 @@ functions (:mod:`.checks`, :mod:`.mpi`, :mod:`.environment`, sharing :mod:`.hint
 
 from __future__ import annotations
 
-from .checks import evaluate, gpu_check, hostname_check, job_check, ports_check, ranks_check
+from .checks import (
+    cross_partition_check,
+    evaluate,
+    gpu_check,
+    hostname_check,
+    job_check,
+    partitions_check,
+    ports_check,
+    ranks_check,
+)
 from .environment import environment_check, keras_check
 from .hints import first_of, log_hints
 from .jobs import probe_arguments, probe_folder, read_logs, read_reports, run, sbatch_test_only, wait_for
@@ -58,6 +69,7 @@ __all__ = [
     "DoctorRun",
     "JobResult",
     "Shape",
+    "cross_partition_check",
     "environment_check",
     "evaluate",
     "first_of",
@@ -69,6 +81,7 @@ __all__ = [
     "log_hints",
     "missing_modules",
     "mpi_check",
+    "partitions_check",
     "ports_check",
     "probe_arguments",
     "probe_folder",

@@ -15,15 +15,21 @@ def evaluate(
     """Every check, in the report's order."""
     if primary.job_id is None and test_only.status == FAIL:
         names = ["doctor job", "ranks start", "GPU visibility", "hostnames", "Python environment", "Keras"]
+        if shape.het_partitions is not None:
+            names[3:3] = ["partitions", "ps across partitions"]
         return [test_only] + [Check(n, SKIP, "not run: sbatch --test-only refused the script") for n in names]
     checks = [test_only, job_check(shape, primary), ranks_check(shape, primary)]
     if shape.backend == "mpi":
         checks.append(mpi_check(shape, primary, other, mpi_list))
         if other is not None:
             checks.append(mpi_check(shape, other, primary, mpi_list, secondary=True))
+    if shape.het_partitions is not None:
+        checks.append(partitions_check(shape, primary))
     checks += [gpu_check(shape, primary), hostname_check(shape, primary)]
     if shape.backend == "ps":
         checks.append(ports_check(shape, primary))
+    if shape.het_partitions is not None:
+        checks.append(cross_partition_check(shape, primary))
     checks += [environment_check(shape, primary), keras_check(shape, primary)]
     return checks
 
@@ -269,8 +275,7 @@ def ports_check(shape: Shape, result: JobResult) -> Check:
     if missing:
         problems.append(f"tasks {', '.join(map(str, missing))} did not report (see 'ranks start')")
     if problems:
-        first = shape.port_base if shape.port_base is not None else _first_port(reports)
-        span = f"{first}-{first + shape.tasks - 1}"
+        span = _port_span(shape, reports)
         advice = (
             (f"another process holds a port on that node: choose another --port-base (the job uses {span})")
             if listen_failed
@@ -289,3 +294,117 @@ def _first_port(reports: dict[int, dict]) -> int:
     """Task 0's port, from what the tasks reported (port_base None: chosen at run time)."""
     rank, rep = min(reports.items())
     return int(str(rep["ports"]["address"]).rsplit(":", 1)[1]) - rank
+
+
+def _port_span(shape: Shape, reports: dict[int, dict]) -> str:
+    first = shape.port_base if shape.port_base is not None else _first_port(reports)
+    return f"{first}-{first + shape.tasks - 1}"
+
+
+def _who(shape: Shape, rank: int, host: str) -> str:
+    role = "/".join(map(str, shape.roles[rank])) if rank < len(shape.roles) else str(rank)
+    return f"{role} (rank {rank}) on {host}"
+
+
+def _partition_name(shape: Shape, component: int) -> str:
+    return (shape.het_partitions or [None, None])[component] or "the default partition"
+
+
+def partitions_check(shape: Shape, result: JobResult) -> Check:
+    """A heterogeneous job: every task runs on a node of its own component, in that
+    component's partition (parameter servers: component 0; chief and workers: 1), as the
+    job's environment (``SLURM_JOB_PARTITION_HET_GROUP_N``, ``..._NODELIST_HET_GROUP_N``) says."""
+    name = "partitions"
+    if not result.reports:
+        return Check(name, SKIP, NOT_STARTED)
+    problems: list[str] = []
+    placed: dict[int, set[str]] = {0: set(), 1: set()}
+    wrong_place = False
+    for rank, rep in sorted(result.reports.items()):
+        component = shape.component(rank)
+        groups = rep.get("het_groups")
+        who = _who(shape, rank, rep["host"])
+        if component is None:
+            continue
+        if not groups or len(groups) <= component:
+            problems.append(f"{who}: not in a heterogeneous job step (SLURM_HET_SIZE is unset or too small)")
+            wrong_place = True
+            continue
+        group = groups[component]
+        expected = shape.het_partitions[component] if shape.het_partitions else None
+        if expected is not None and group.get("partition") != expected:
+            problems.append(
+                f"component {component} of {who} is in partition {group.get('partition')}, expected {expected}"
+            )
+        if rep["host"] not in group.get("nodes", []):
+            wrong_place = True
+            problems.append(
+                f"{who} is not on a node of its component {component} "
+                f"({group.get('partition')}: {group.get('nodelist') or 'no nodes'})"
+            )
+        else:
+            placed[component].add(rep["host"])
+    if problems:
+        advice = (
+            "the tasks are not started per component: the script must launch them with `srun --het-group=0,1` "
+            "and `python -m hpctf.runtime --het` (a site srun wrapper or an SLURM_HET_* setting may interfere)"
+            if wrong_place
+            else "Slurm placed a component in another partition: check --ps-partition/--partition (and the "
+            "target's ps_partition) against `sinfo -s`"
+        )
+        return Check(name, FAIL, first_of(problems), advice=advice, details=problems)
+    where = [
+        f"{label} on {', '.join(sorted(placed[c])) or '?'} ({_partition_name(shape, c)})"
+        for c, label in (
+            (0, "parameter servers"),
+            (1, "chief and workers" if any(r[0] == "chief" for r in shape.roles) else "workers"),
+        )
+    ]
+    return Check(name, PASS, f"{'; '.join(where)}: each task on a node of its own partition")
+
+
+def cross_partition_check(shape: Shape, result: JobResult) -> Check:
+    """A heterogeneous job: every chief and worker reaches every parameter server, from
+    its partition's nodes to theirs (the probe's connections, ``--ports``)."""
+    name = "ps across partitions"
+    reports = {r: rep for r, rep in result.reports.items() if rep.get("ports")}
+    ps_addresses: set[str] = set()
+    for rep in reports.values():
+        ps_addresses.update(((rep.get("tf_config") or {}).get("cluster") or {}).get("ps", []))
+    clients = {r: rep for r, rep in reports.items() if shape.component(r) == 1}
+    if not clients or not ps_addresses:
+        return Check(name, SKIP, NOT_STARTED)
+    here, there = _partition_name(shape, 1), _partition_name(shape, 0)
+    problems: list[str] = []
+    pairs = 0
+    for rank, rep in sorted(clients.items()):
+        for peer, error in sorted(rep["ports"].get("reached", {}).items()):
+            if peer not in ps_addresses:
+                continue
+            pairs += 1
+            if error:
+                problems.append(
+                    f"{_who(shape, rank, rep['host'])} ({here}) cannot reach parameter server {peer} ({there}): {error}"
+                )
+    missing = [r for r in range(shape.tasks) if shape.component(r) == 1 and r not in clients]
+    if missing:
+        problems.append(f"chief/worker tasks {', '.join(map(str, missing))} did not report (see 'ranks start')")
+    if problems:
+        return Check(
+            name,
+            FAIL,
+            first_of(problems),
+            advice=(
+                f"the nodes of {here} cannot connect to the parameter servers' nodes in {there} on ports "
+                f"{_port_span(shape, reports)}: a firewall or separate networks between the partitions; ask your "
+                "admin which port range is open between them and pass it as --port-base, or choose a "
+                "--ps-partition whose nodes the workers reach"
+            ),
+            details=problems,
+        )
+    return Check(
+        name,
+        PASS,
+        f"{len(clients)} chief/worker task(s) in {here} reach all {len(ps_addresses)} parameter server(s) in "
+        f"{there} ({pairs} connections)",
+    )

@@ -38,20 +38,24 @@ class Shape:
     port_base: int | None = None  # None: the job's own range, from its job id
     description: str = ""
     keras: str = "auto"  # the spec's Keras policy (hpctf.job.keras_policy)
+    # A heterogeneous job (parameter servers on nodes of their own): the components'
+    # partitions, [parameter servers', chief's and workers'] (None: the cluster's default).
+    het_partitions: list[str | None] | None = None
 
     @classmethod
     def from_spec(cls, spec: Any, python: str) -> Shape:
         roles: list[tuple[str, int]] = []
+        het = spec.heterogeneous
         if spec.distributed_backend == "ps":
             from ..job.roles import cluster_roles
 
-            roles = cluster_roles(spec.parameter_server_count, spec.worker_count, spec.chief)
+            roles = cluster_roles(spec.parameter_server_count, spec.worker_count, spec.chief, het)
         launcher = spec.mpi_launcher if spec.distributed_backend == "mpi" else "srun"
         return cls(
             backend=spec.backend,
             tasks=spec.task_count,
-            nodes=spec.node_count,
-            tasks_per_node=spec.tasks_on_node(),
+            nodes=spec.node_count + (spec.ps_nodes if het else 0),
+            tasks_per_node=(spec.ps_on_node() if het else []) + spec.tasks_on_node(),
             gpus=spec.gpus,
             launcher=launcher,
             pmi=spec.pmi_plugin,
@@ -60,7 +64,14 @@ class Shape:
             port_base=spec.port_base,
             description=describe(spec),
             keras=spec.keras,
+            het_partitions=[spec.ps_partition or spec.partition, spec.partition] if het else None,
         )
+
+    def component(self, rank: int) -> int | None:
+        """A heterogeneous job's component of task ``rank`` (0: parameter servers, 1: the rest)."""
+        if self.het_partitions is None or rank >= len(self.roles):
+            return None
+        return 0 if self.roles[rank][0] == "ps" else 1
 
     def launch_name(self, launcher: str | None = None) -> str:
         launcher = launcher or self.launcher
@@ -70,6 +81,14 @@ class Shape:
 def describe(spec: Any) -> str:
     from ..submission import shape_of
 
+    if spec.heterogeneous:
+        gpus = f" {spec.gpus}gpu/node" if spec.gpus else ""
+        rest = "+".join([f"{spec.worker_count}w"] + (["chief"] if spec.chief else []))
+        ps_part = spec.ps_partition or spec.partition or "default"
+        return (
+            f"ps {spec.parameter_server_count}ps on {spec.ps_nodes}n ({ps_part})"
+            f" + {rest} on {spec.node_count}n{gpus} ({spec.partition or 'default'}), heterogeneous"
+        )
     return f"{spec.backend} {shape_of(spec)}"
 
 

@@ -123,13 +123,31 @@ def identity() -> dict:
         "python_version": sys.version.split()[0],
         "pid": os.getpid(),
         "tf_config": json.loads(env["TF_CONFIG"]) if env.get("TF_CONFIG") else None,
+        "het_groups": het_groups(env),
     }
 
 
-def node_names() -> list[str]:
-    nodelist = os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST") or ""
-    if not nodelist:
-        return [socket.gethostname()]
+def het_groups(env) -> list[dict] | None:
+    """A heterogeneous job's components, as every task sees them: partition and nodes of
+    each (``SLURM_JOB_PARTITION`` is only the last component's); None: not heterogeneous."""
+    try:
+        size = int(env.get("SLURM_HET_SIZE", ""))
+    except ValueError:
+        return None
+    groups = []
+    for group in range(size):
+        nodelist = env.get(f"SLURM_JOB_NODELIST_HET_GROUP_{group}", "")
+        groups.append(
+            {
+                "partition": env.get(f"SLURM_JOB_PARTITION_HET_GROUP_{group}"),
+                "nodelist": nodelist,
+                "nodes": expand(nodelist) if nodelist else [],
+            }
+        )
+    return groups
+
+
+def expand(nodelist: str) -> list[str]:
     try:
         from hpctf.job.nodelist import expand_nodelist
 
@@ -137,6 +155,13 @@ def node_names() -> list[str]:
     except Exception:  # noqa: BLE001 - fall back on Slurm's own tool
         done = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True)
         return done.stdout.split()
+
+
+def node_names() -> list[str]:
+    nodelist = os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST") or ""
+    if not nodelist:
+        return [socket.gethostname()]
+    return expand(nodelist)
 
 
 def resolve(names: list[str]) -> dict:

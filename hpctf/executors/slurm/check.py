@@ -99,9 +99,47 @@ def check_slurm(target: Target) -> list[Finding]:
         findings.append(Finding("partition", status, f"{name} (state {state}, nodes {partition.get('Nodes', '?')})"))
         findings.append(_time_limit(target, partition))
     findings.append(_gpus(target, name if partition else None))
+    if target.ps_partition is not None:
+        findings.append(_ps_partition(target.ps_partition, partitions))
+    findings.append(_hetjobs(target))
     findings.extend(_scheduler_details(target))
     findings.extend(_site_paths(target))
     return findings
+
+
+def _ps_partition(name: str, partitions: dict[str, dict[str, str]]) -> Finding:
+    """The profile's partition for parameter servers (a heterogeneous job's component 0)."""
+    partition = partitions.get(name)
+    if partition is None:
+        known = ", ".join(sorted(partitions)) or "none"
+        return Finding(
+            "ps_partition", MISMATCH, f"no partition {name!r} for the parameter servers; the cluster has {known}"
+        )
+    state = partition.get("State", "?")
+    detail = f"{name} (state {state}, nodes {partition.get('Nodes', '?')})"
+    if state != "UP":
+        return Finding("ps_partition", MISMATCH, f"{detail}: not UP, parameter servers there would not start")
+    return Finding("ps_partition", OK, detail)
+
+
+def _hetjobs(target: Target) -> Finding:
+    """Slurm starts heterogeneous jobs (parameter servers on a partition of their own:
+    ``ps_partition``, ``--ps-partition``/``--ps-nodes``) from the backfill scheduler only."""
+    code, out = _run("scontrol", "show", "config")
+    found = re.search(r"^\s*SchedulerType\s*=\s*(\S+)", out or "", re.M) if code == 0 else None
+    if found is None:
+        return Finding("hetjob", SKIPPED, f"cannot read SchedulerType from `scontrol show config`: {out or code}")
+    scheduler = found.group(1)
+    if scheduler == "sched/backfill":
+        return Finding("hetjob", OK, "SchedulerType=sched/backfill: Slurm starts heterogeneous jobs")
+    detail = (
+        f"SchedulerType={scheduler}: Slurm starts heterogeneous jobs only from the backfill scheduler, so "
+        "a ps job with its parameter servers on their own partition (ps_partition, --ps-partition/--ps-nodes) "
+        "would stay pending; ask your admin for SchedulerType=sched/backfill"
+    )
+    if target.ps_partition is None:
+        return Finding("hetjob", SKIPPED, f"the profile names no ps_partition; note: {detail}")
+    return Finding("hetjob", MISMATCH, detail)
 
 
 def _time_limit(target: Target, partition: dict[str, str]) -> Finding:
