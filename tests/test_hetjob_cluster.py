@@ -71,7 +71,14 @@ def test_parameter_servers_on_cpu_nodes_workers_on_gpu_nodes(slurm, home):
     chief = next(p for p in found if p["tf_config"]["task"]["type"] == "chief")
     assert set(chief["connected"]) == set(cluster["ps"]) | set(cluster["worker"])
     assert all(chief["connected"].values())
-    parts = slurm.run("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,Partition,NodeList").stdout.split()
+    # Slurm's accounting records the components a few seconds after the job starts
+    # (before that, sacct has a line of the job's own id): wait for them.
+    deadline = time.monotonic() + 30
+    while True:
+        parts = slurm.run("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,Partition,NodeList").stdout.split()
+        if parts == [f"{job_id}+0|cpu|node1", f"{job_id}+1|gpu|node[2-3]"] or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert parts == [f"{job_id}+0|cpu|node1", f"{job_id}+1|gpu|node[2-3]"]
 
 
@@ -155,7 +162,9 @@ def test_cancelling_ends_both_components(slurm, home):
     )
     job_id = record["job_id"]
     deadline = time.monotonic() + 60
-    while hpctf_json(slurm, home, "status", "--json", job_id)["state"] != "RUNNING":
+    logs = Path(record["log_dir"])
+    # Running for a few seconds: Slurm's accounting has recorded both components by then.
+    while "tick 3" not in task_log(logs, job_id, 0):
         assert time.monotonic() < deadline, "the job never ran"
         time.sleep(1)
     subprocess.run([HPCTF, "cancel", job_id], check=True, env=hpctf_env(slurm, home), timeout=60)
@@ -164,7 +173,12 @@ def test_cancelling_ends_both_components(slurm, home):
     while slurm.run("squeue", "-h", "-j", job_id, check=False).stdout.strip():
         assert time.monotonic() < deadline, slurm.run("squeue", "-j", job_id, check=False).stdout
         time.sleep(1)
-    states = slurm.run("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,State").stdout.splitlines()
+    deadline = time.monotonic() + 30
+    while True:
+        states = slurm.run("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,State").stdout.splitlines()
+        if len(states) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert [s.split("|")[1].split()[0] for s in states] == ["CANCELLED", "CANCELLED"], states
 
 
