@@ -71,14 +71,7 @@ def test_parameter_servers_on_cpu_nodes_workers_on_gpu_nodes(slurm, home):
     chief = next(p for p in found if p["tf_config"]["task"]["type"] == "chief")
     assert set(chief["connected"]) == set(cluster["ps"]) | set(cluster["worker"])
     assert all(chief["connected"].values())
-    # Slurm's accounting records the components a few seconds after the job starts
-    # (before that, sacct has a line of the job's own id): wait for them.
-    deadline = time.monotonic() + 30
-    while True:
-        parts = slurm.run("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,Partition,NodeList").stdout.split()
-        if parts == [f"{job_id}+0|cpu|node1", f"{job_id}+1|gpu|node[2-3]"] or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    parts = components(slurm, job_id, "Partition,NodeList")
     assert parts == [f"{job_id}+0|cpu|node1", f"{job_id}+1|gpu|node[2-3]"]
 
 
@@ -123,6 +116,41 @@ def until_finished(slurm, home: Path, job_id: str, timeout: float = 120) -> dict
     raise AssertionError(f"job {job_id} still {status['state']} after {timeout}s")
 
 
+def running_ticker(slurm, home: Path, *ticks: str) -> dict:
+    """A het ps job (1 ps on cpu, 2 workers on gpu) of tests/programs/ticker.py, submitted
+    and running for a few seconds: Slurm's accounting has recorded both components by then."""
+    record = hpctf_json(
+        slurm,
+        home,
+        "submit",
+        "--json",
+        *HET,
+        "--ps",
+        "1",
+        "--workers",
+        "2",
+        "--nodes",
+        "2",
+        str(PROGRAMS / "ticker.py"),
+        *ticks,
+    )
+    deadline = time.monotonic() + 60
+    while "tick 2" not in task_log(Path(record["log_dir"]), record["job_id"], 0):
+        assert time.monotonic() < deadline, "the job never ran"
+        time.sleep(1)
+    return record
+
+
+def components(slurm, job_id: str, fields: str) -> list[str]:
+    """sacct's lines of the job's two components (waiting for accounting to list both)."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines = slurm.run("sacct", "-X", "-n", "-P", "-j", job_id, "-o", f"JobID,{fields}").stdout.splitlines()
+        if len(lines) == 2 and all("+" in line.split("|")[0] for line in lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(1)
+
+
 def test_a_failing_worker_fails_the_job(slurm, home):
     record = hpctf_json(
         slurm,
@@ -145,40 +173,14 @@ def test_a_failing_worker_fails_the_job(slurm, home):
 
 
 def test_cancelling_ends_both_components(slurm, home):
-    record = hpctf_json(
-        slurm,
-        home,
-        "submit",
-        "--json",
-        *HET,
-        "--ps",
-        "1",
-        "--workers",
-        "2",
-        "--nodes",
-        "2",
-        str(PROGRAMS / "ticker.py"),
-        "600",
-    )
-    job_id = record["job_id"]
-    deadline = time.monotonic() + 60
-    logs = Path(record["log_dir"])
-    # Running for a few seconds: Slurm's accounting has recorded both components by then.
-    while "tick 3" not in task_log(logs, job_id, 0):
-        assert time.monotonic() < deadline, "the job never ran"
-        time.sleep(1)
+    job_id = running_ticker(slurm, home, "600")["job_id"]
     subprocess.run([HPCTF, "cancel", job_id], check=True, env=hpctf_env(slurm, home), timeout=60)
     assert until_finished(slurm, home, job_id)["state"] == "CANCELLED"
     deadline = time.monotonic() + 60
     while slurm.run("squeue", "-h", "-j", job_id, check=False).stdout.strip():
         assert time.monotonic() < deadline, slurm.run("squeue", "-j", job_id, check=False).stdout
         time.sleep(1)
-    deadline = time.monotonic() + 30
-    while True:
-        states = slurm.run("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "JobID,State").stdout.splitlines()
-        if len(states) == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    states = components(slurm, job_id, "State")
     assert [s.split("|")[1].split()[0] for s in states] == ["CANCELLED", "CANCELLED"], states
 
 
@@ -187,28 +189,8 @@ def test_a_requeued_heterogeneous_job_is_one_job_run_twice(slurm, home):
     hpctf follows one job, with one restart, to its end."""
     from .test_requeue import requeue_and_release
 
-    record = hpctf_json(
-        slurm,
-        home,
-        "submit",
-        "--json",
-        *HET,
-        "--ps",
-        "1",
-        "--workers",
-        "2",
-        "--nodes",
-        "2",
-        str(PROGRAMS / "ticker.py"),
-        "8",
-        "1",
-    )
+    record = running_ticker(slurm, home, "8", "1")
     job_id = record["job_id"]
-    deadline = time.monotonic() + 60
-    while hpctf_json(slurm, home, "status", "--json", job_id)["state"] != "RUNNING":
-        assert time.monotonic() < deadline, "the job never ran"
-        time.sleep(1)
-    time.sleep(2)
     slurm.run("scontrol", "requeue", job_id)
     requeue_and_release(slurm, job_id, Path(record["log_dir"]))
     status = until_finished(slurm, home, job_id, timeout=180)
