@@ -116,24 +116,17 @@ def until_finished(slurm, home: Path, job_id: str, timeout: float = 120) -> dict
     raise AssertionError(f"job {job_id} still {status['state']} after {timeout}s")
 
 
+def submit_small(slurm, home: Path, program: str, *args: str) -> dict:
+    """`hpctf submit --json` of tests/programs/PROGRAM as a small het ps job: 1 parameter
+    server on cpu, 2 workers on gpu."""
+    shape = (*HET, "--ps", "1", "--workers", "2", "--nodes", "2")
+    return hpctf_json(slurm, home, "submit", "--json", *shape, str(PROGRAMS / program), *args)
+
+
 def running_ticker(slurm, home: Path, *ticks: str) -> dict:
     """A het ps job (1 ps on cpu, 2 workers on gpu) of tests/programs/ticker.py, submitted
     and running for a few seconds: Slurm's accounting has recorded both components by then."""
-    record = hpctf_json(
-        slurm,
-        home,
-        "submit",
-        "--json",
-        *HET,
-        "--ps",
-        "1",
-        "--workers",
-        "2",
-        "--nodes",
-        "2",
-        str(PROGRAMS / "ticker.py"),
-        *ticks,
-    )
+    record = submit_small(slurm, home, "ticker.py", *ticks)
     deadline = time.monotonic() + 60
     while "tick 2" not in task_log(Path(record["log_dir"]), record["job_id"], 0):
         assert time.monotonic() < deadline, "the job never ran"
@@ -152,20 +145,7 @@ def components(slurm, job_id: str, fields: str) -> list[str]:
 
 
 def test_a_failing_worker_fails_the_job(slurm, home):
-    record = hpctf_json(
-        slurm,
-        home,
-        "submit",
-        "--json",
-        *HET,
-        "--ps",
-        "1",
-        "--workers",
-        "2",
-        "--nodes",
-        "2",
-        str(PROGRAMS / "worker_fails.py"),
-    )
+    record = submit_small(slurm, home, "worker_fails.py")
     status = until_finished(slurm, home, record["job_id"])
     assert status["state"] == "FAILED" and status["exit_code"] != 0, status
     logs = Path(record["log_dir"])
