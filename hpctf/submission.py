@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import executors, snapshot
 from .errors import HpctfError
@@ -22,8 +23,10 @@ from .registry import Registry, RunRecord, hpctf_home
 from .render import JobPaths, render_for_target
 from .runpaths import RunPaths, registry_file
 from .spec import TensorFlow
-from .sweep.config import SweepConfig
 from .targets import Target, apply_target, get_target
+
+if TYPE_CHECKING:  # a plain submit never loads the sweep modules
+    from .sweep.config import SweepConfig
 
 
 @dataclass(frozen=True)
