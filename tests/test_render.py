@@ -17,8 +17,10 @@ from .cases import RENDER_CASES, split_case
 from .conftest import SNAPSHOT_PATHS, bash_n, shellcheck
 
 # Container scripts bind hpctf's own folder into the image: where that is depends on the
-# checkout, so snapshots show it as <hpctf> (and the hostlist module as <hostlist>).
+# checkout, so snapshots show it as <hpctf> (and the hostlist module as <hostlist>). A sweep's
+# script names hpctf's own interpreter, which depends on where the virtual environment is.
 _MACHINE_PATHS = {
+    sys.executable: "<python>",
     str(Path(hpctf.__file__).resolve().parent): "<hpctf>",
     str(Path(__import__("hostlist").__file__).resolve()): "<hostlist>",
 }
