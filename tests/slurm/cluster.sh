@@ -22,6 +22,7 @@
 #   HPCTF_LAB_PORT    [16810]  base port: slurmctld=P, slurmdbd=P+1, mariadb=P+2, nodeN=P+10+N.
 #                              Two labs running at once need different HPCTF_LAB dirs and base
 #                              ports at least 100 apart.
+#   HPCTF_LAB_CLUSTER [hpctf]  Slurm's ClusterName (two labs may share one name or not)
 #   HPCTF_LAB_FIRST_JOB_ID [1] first job id (give a second lab other ids than the first)
 #   HPCTF_LAB_KEEP    [0]      1 = keep jobs, job ids, accounting DB and logs across restarts
 #   HPCTF_LAB_TIMEOUT [60]     seconds to wait for idle nodes (and for apt/dpkg held by others)
@@ -50,7 +51,7 @@ case $LAB in /*) ;; *) LAB=$PWD/$LAB ;; esac
 LAB=${LAB%/}
 CONF=$LAB/etc/slurm.conf
 RUN=$LAB/run
-CLUSTER=hpctf
+CLUSTER=${HPCTF_LAB_CLUSTER:-hpctf}
 CTLD_PORT=$PORT
 DBD_PORT=$((PORT + 1))
 DB_PORT=$((PORT + 2))
@@ -77,7 +78,11 @@ pid_ok() {
 	local pid
 	[ -s "$1" ] || return 1
 	pid=$(cat "$1")
-	running "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
+	running "$pid" || return 1
+	# Slurm 24.11 re-execs its daemons on `scontrol reconfigure` under the same PID, and Debian
+	# 13's binaries are alternatives links to slurmctld-wlm/slurmd-wlm: comm may carry "-wlm".
+	case $(cat "/proc/$pid/comm" 2>/dev/null) in "$2" | "$2-wlm") return 0 ;; esac
+	return 1
 }
 alive() { pid_ok "$RUN/$1.pid" "$2"; } # alive NAME COMM
 
@@ -116,6 +121,7 @@ check_knobs() {
 	[ "$PORT" -ge 1024 ] && [ "$PORT" -le 65400 ] || die "HPCTF_LAB_PORT must be 1024..65400"
 	[[ $SLURMD_TIMEOUT =~ ^[0-9]+$ ]] && [ "$SLURMD_TIMEOUT" -ge 5 ] || die "HPCTF_LAB_SLURMD_TIMEOUT must be a number >= 5"
 	# Slurm config files cannot quote paths; unix sockets (MariaDB, PMIx) have a 108-byte limit.
+	[[ $CLUSTER =~ ^[a-z][a-z0-9_]{0,39}$ ]] || die "HPCTF_LAB_CLUSTER must be lower-case letters, digits and _: '$CLUSTER'"
 	[[ $LAB =~ ^[A-Za-z0-9/._-]+$ ]] || die "HPCTF_LAB may only contain [A-Za-z0-9/._-]: '$LAB'"
 	[ ${#LAB} -le 60 ] || die "HPCTF_LAB is too long (${#LAB} > 60 chars; unix socket paths below it)"
 }
@@ -228,6 +234,11 @@ write_configs() {
 		# A GPU type, so both --gres=gpu:N and --gres=gpu:tesla:N are valid requests.
 		echo "NodeName=$(nodelist) Name=gpu Type=tesla File=$LAB/dev/nvidia[0-$((GPUS - 1))]" >"$LAB/etc/gres.conf"
 	fi
+	# Slurm 23.11+ slurmd initialises its cgroup plugin even with proctrack/linuxproc and
+	# task/none, and dies where no cgroup tree is mounted (a chroot, a container): "Unable to
+	# initialize cgroup plugin". 22.05 does not, and does not know CgroupPlugin=disabled.
+	rm -f "$LAB/etc/cgroup.conf"
+	[ "$vnum" -ge 2311 ] && echo "CgroupPlugin=disabled" >"$LAB/etc/cgroup.conf"
 
 	{
 		cat <<EOF
