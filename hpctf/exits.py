@@ -94,6 +94,23 @@ def job_restarts(log_dir: str | Path, job_id: str) -> int | None:
     return _read_int(Path(log_dir) / f"{job_id}_restarts")
 
 
+# Ends Slurm decided, not the job: the time limit, a dead node, preemption, scancel, the
+# memory limit, a failed boot, a passed deadline. Slurm's ExitCode for them is often 0:0
+# (TIMEOUT on 22.05 and 24.11 when the tasks were killed before the script's trap ran;
+# a job cancelled while queued), which says nothing about the program: hpctf reports no
+# exit code then (None, null in JSON) and says why the job ended instead. A non-zero code
+# is kept (143: the script ended on Slurm's SIGTERM), it is what the script really did.
+SCHEDULER_ENDS = frozenset(
+    {"TIMEOUT", "NODE_FAIL", "PREEMPTED", "CANCELLED", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED", "LOST"}
+)
+
+
+def reported_exit_code(state: str, code: int | None) -> int | None:
+    """``code``, except 0 for a job that ended other than COMPLETED: 0 is reported only
+    for a job that completed (:data:`SCHEDULER_ENDS` says why the others get None)."""
+    return None if code == 0 and str(state) in SCHEDULER_ENDS | {"FAILED"} else code
+
+
 def parse_exit_code(text: str | None) -> int | None:
     """sacct's ``3:0`` (code:signal) -> 3; ``0:15`` (killed by SIGTERM) -> 143."""
     if not text:

@@ -13,7 +13,7 @@ from typing import Any
 from . import executors
 from .errors import HpctfError
 from .executors import Observation
-from .exits import failed_nodes, first_failed_task, slurm_time
+from .exits import failed_nodes, first_failed_task, reported_exit_code, slurm_time
 from .registry import Registry, RunRecord
 from .runpaths import RunPaths, log_file
 from .states import UNFINISHED, JobState
@@ -70,7 +70,7 @@ def _changes(record: RunRecord, seen: Observation, job, now: float) -> dict[str,
     if seen.restarts is not None:
         changes["restarts"] = seen.restarts
     if state.finished:
-        changes["exit_code"] = job.exit_code
+        changes["exit_code"] = reported_exit_code(state.value, job.exit_code)
         changes["ended"] = slurm_time(info.get("End")) or record.ended or now
     return changes
 
@@ -170,15 +170,15 @@ class Watch:
         """A task's log as it grows, until the run ends (``tick()`` every poll)."""
         return follow(log_path(self.record, task, stream), self.finished, poll_s=self.poll_s, tick=tick)
 
-    def end(self) -> tuple[int, bool]:
-        """Wait for the run to end: (the exit code to exit with, whether the run did not
-        complete although its exit code says 0: cancelled while queued, ExitCode 0:0)."""
+    def end(self) -> int:
+        """Wait for the run to end; the exit code to exit with: the run's, or 1 where it
+        has none (Slurm ended it: TIMEOUT, NODE_FAIL, cancelled while queued ...)."""
         while not self.finished():
             time.sleep(self.poll_s)
         code = self.record.exit_code if self.record.exit_code is not None else 1
         if code == 0 and self.record.state != JobState.COMPLETED.value:
-            return 1, True
-        return code, False
+            return 1  # a record written before exit codes of 0 were kept for COMPLETED only
+        return code
 
 
 # ---------------------------------------------------------------------------------------
@@ -197,7 +197,12 @@ def status_dict(record: RunRecord) -> dict[str, Any]:
     failure = node_failure(record)
     found = latest(record.run_dir)
     metrics = {"step": found[0], "values": found[1]} if found else None
-    return {**record.to_dict(), "failed_nodes": failure["nodes"] if failure else None, "metrics": metrics}
+    return {
+        **record.to_dict(),
+        "end_reason": end_reason(record),
+        "failed_nodes": failure["nodes"] if failure else None,
+        "metrics": metrics,
+    }
 
 
 def status_rows(record: RunRecord) -> list[tuple[str, object]]:
@@ -216,6 +221,9 @@ def status_rows(record: RunRecord) -> list[tuple[str, object]]:
         rows.insert(3, ("restarts", restarts))
     if record.sweep:
         rows.insert(3, ("sweep", f"{record.array_size} trials: hpctf sweep status {record.job_id}"))
+    why = end_reason(record)
+    if why:
+        rows.insert(3, ("ended", why))
     rows += [("submitted", when(record.submitted)), ("duration", duration(record.duration))]
     from .metrics.latest import latest_text
 
@@ -244,6 +252,54 @@ def restarts_text(record: RunRecord) -> str | None:
         limit = spec.get("max_restarts")
         text += f"; requeues itself at most {DEFAULT_MAX_RESTARTS if limit is None else limit} time(s)"
     return text + ")"
+
+
+def end_reason(record: RunRecord) -> str | None:
+    """Why Slurm ended a run that did not complete ('time limit 00:01:00 reached', 'node
+    node2 failed' ...); None for runs that are not over, COMPLETED or FAILED (their exit
+    code says it)."""
+    state = record.state
+    if state == "TIMEOUT":
+        limit = _time_limit(record)
+        return f"time limit {limit} reached" if limit else "its time limit was reached"
+    if state == "NODE_FAIL":
+        failure = node_failure(record)
+        nodes = [node for node, _ in failure["nodes"]] if failure else []
+        return f"node {', '.join(nodes)} failed" if nodes else "a node of the job failed"
+    return _END_REASONS.get(state)
+
+
+_END_REASONS = {
+    "CANCELLED": "stopped by scancel or hpctf cancel",
+    "PREEMPTED": "preempted by a job of higher priority",
+    "OUT_OF_MEMORY": "out of memory: a task went over the job's memory limit",
+    "BOOT_FAIL": "its nodes failed to boot",
+    "DEADLINE": "its --deadline passed before it could end",
+    "REVOKED": "revoked (it ran on another cluster of the federation)",
+    "LOST": "neither Slurm nor an exit-status file knows how it ended",
+}
+
+
+def _time_limit(record: RunRecord) -> str | None:
+    """The run's --time as Slurm writes it (00:01:00, 1-00:00:00); None when not given
+    (the partition's default applied)."""
+    from .slurmtime import time_limit_seconds
+
+    value = json.loads(record.spec or "{}").get("time")
+    seconds = time_limit_seconds(value) if isinstance(value, str) else None
+    if seconds is None:
+        return None
+    days, rest = divmod(seconds, 86400)
+    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{clock}" if days else clock
+
+
+def end_text(record: RunRecord) -> str:
+    """'(exit code 3)', '(time limit 00:01:00 reached)', '(stopped by ...; exit code 143)'."""
+    parts = [end_reason(record)] if end_reason(record) else []
+    if record.exit_code is not None or not parts:
+        parts.append(f"exit code {record.exit_code}")
+    return f"({'; '.join(parts)})"
 
 
 def node_failure(record: RunRecord) -> dict | None:

@@ -243,7 +243,7 @@ def test_pending_job_says_pending_and_why(slurm, home, project):
     rest = "".join(lines.get() for _ in range(lines.qsize()))
     assert (
         waiting.returncode == 1
-        and f"job {job_id} CANCELLED (exit code 0; hpctf exits 1: the job did not complete)" in rest
+        and f"job {job_id} CANCELLED (stopped by scancel or hpctf cancel; hpctf exits 1)" in rest
     ), rest
 
 

@@ -145,11 +145,15 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
     if not quiet:
         for chunk in watch.log(tick=metrics.tick):
             click.echo(chunk, nl=False)
-    code, not_completed = watch.end()
+    code = watch.end()
     if not quiet:
         metrics.tick(final=True)
-    note = f"; hpctf exits {code}: the job did not complete" if not_completed else ""
-    console.print(f"job {record.job_id} {record.state} (exit code {record.exit_code}{note})")
+    from ..runs import end_text
+
+    text = end_text(record)
+    if record.exit_code is None:  # no exit code of its own: Slurm ended it
+        text = f"{text[:-1]}; hpctf exits {code})"
+    console.print(f"job {record.job_id} {record.state} {text}", highlight=False)
     return code
 
 

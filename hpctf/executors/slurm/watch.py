@@ -16,7 +16,7 @@ from typing import NamedTuple
 import submitit
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from ...exits import ExitCodeResults, job_exit_code, job_restarts, parse_exit_code, slurm_time
+from ...exits import ExitCodeResults, job_exit_code, job_restarts, parse_exit_code, reported_exit_code, slurm_time
 from ...runfolder import RunFolder
 from ...schedcall import answer, call
 from ...states import JobState
@@ -363,13 +363,14 @@ class SlurmRun(submitit.SlurmJob, ExitCodeResults, RunFolder):
 
     @property
     def exit_code(self) -> int | None:
-        """The batch script's exit status once it ended, else ``None``."""
+        """The batch script's exit status once it ended, else ``None``; also None for a
+        job Slurm ended with a meaningless 0 (TIMEOUT, NODE_FAIL ...: see
+        :func:`~hpctf.exits.reported_exit_code`)."""
+        state = JobState.from_slurm(self.info.get("State"))
         code = job_exit_code(self.paths.folder, self.job_id)
-        if code is not None:
-            return code
-        if not JobState.from_slurm(self.info.get("State")).finished:
-            return None
-        return parse_exit_code(self.info.get("ExitCode"))
+        if code is None and state.finished:
+            code = parse_exit_code(self.info.get("ExitCode"))
+        return reported_exit_code(state.value, code)
 
     def __repr__(self) -> str:
         return f"SlurmRun<job_id={self.job_id}, folder={self.paths.folder}>"
