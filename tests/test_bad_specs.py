@@ -110,7 +110,7 @@ CASES = [
         ["--env", "SLURM_X=1"],
         "environment_variables['SLURM_X']",
         "'1'",
-        "set by Slurm or hpctf",
+        "cannot be overridden",
     ),
     (
         "env-tf-config",
@@ -118,7 +118,7 @@ CASES = [
         ["--env", "TF_CONFIG={}"],
         "environment_variables['TF_CONFIG']",
         "'{}'",
-        "set by Slurm or hpctf",
+        "cannot be overridden",
     ),
     ("env-nul", dict(environment_variables={"A": "x\x00y"}), None, "environment_variables['A']", "'x\\x00y'", "NUL"),
     (

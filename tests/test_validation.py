@@ -47,11 +47,11 @@ INVALID = [
     (dict(job_name="two\nlines"), "job_name", "line breaks"),
     (dict(job_name="x" * 201), "job_name", "200"),
     (dict(environment_variables={"1BAD": "x"}), "environment_variables", "shell variable names"),
-    (dict(environment_variables={"TF_CONFIG": "{}"}), "environment_variables['TF_CONFIG']", "set by Slurm or hpctf"),
+    (dict(environment_variables={"TF_CONFIG": "{}"}), "environment_variables['TF_CONFIG']", "cannot be overridden"),
     (
         dict(environment_variables={"SLURM_JOB_ID": "1"}),
         "environment_variables['SLURM_JOB_ID']",
-        "set by Slurm or hpctf",
+        "cannot be overridden",
     ),
     (dict(sbatch_options={"nodes": 4}), "sbatch_options['nodes']", "node_count"),
     (dict(sbatch_options={"mail type": "END"}), "sbatch_options", "flag names"),

@@ -13,8 +13,77 @@ if TYPE_CHECKING:
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODULE = re.compile(r"^[A-Za-z0-9_.+\-/@:]+$")
-_RESERVED_ENV_PREFIXES = ("SLURM_", "HPCTF_", "OMPI_", "PMIX_")
-_RESERVED_ENV = {"TF_CONFIG", "CUDA_VISIBLE_DEVICES"}
+
+# Variables something sets for each task, which a value from --env would break: checked
+# by exact name, then by prefix. Everything else may be set, in particular the tuning
+# parameters users set per job: Open MPI's OMPI_MCA_*, PMIx's PMIX_MCA_*, PRTE_MCA_*,
+# UCX_*, NCCL_*. The Open MPI and PMIx names are what a rank saw under `srun --mpi=pmix`
+# and `mpirun` (Open MPI 4.1, PMIx 4) on the test cluster.
+_BY_OPEN_MPI = "is set for each rank by Open MPI's launcher (mpirun, or srun through PMIx)"
+_BY_PMIX = "is set for each rank by the PMIx server of srun --mpi=pmix or mpirun"
+_RESERVED_ENV = {
+    "TF_CONFIG": "is written by hpctf for each task (the ps backend's cluster and task)",
+    "CUDA_VISIBLE_DEVICES": "is set for each task from the GPUs Slurm gives it (ask with --gpus-per-node)",
+    **dict.fromkeys(
+        (
+            "OMPI_UNIVERSE_SIZE",
+            "OMPI_FIRST_RANKS",
+            "OMPI_NUM_APP_CTX",
+            "OMPI_APP_CTX_NUM_PROCS",
+            "OMPI_ARGV",
+            "OMPI_COMMAND",
+            "OMPI_FILE_LOCATION",
+            "OMPI_MCA_ess",
+            "OMPI_MCA_ess_base_jobid",
+            "OMPI_MCA_ess_base_vpid",
+            "OMPI_MCA_ess_base_num_procs",
+            "OMPI_MCA_pmix",
+            "OMPI_MCA_initial_wdir",
+            "OMPI_MCA_orte_app_num",
+            "OMPI_MCA_orte_ess_node_rank",
+            "OMPI_MCA_orte_ess_num_procs",
+            "OMPI_MCA_orte_hnp_uri",
+            "OMPI_MCA_orte_local_daemon_uri",
+            "OMPI_MCA_orte_jobfam_session_dir",
+            "OMPI_MCA_orte_top_session_dir",
+            "OMPI_MCA_orte_node_regex",
+            "OMPI_MCA_orte_num_nodes",
+            "OMPI_MCA_orte_launch",
+            "OMPI_MCA_orte_bound_at_launch",
+            "OMPI_MCA_orte_precondition_transports",
+        ),
+        _BY_OPEN_MPI,
+    ),
+    **dict.fromkeys(
+        (
+            "PMIX_RANK",
+            "PMIX_NAMESPACE",
+            "PMIX_ID",
+            "PMIX_HOSTNAME",
+            "PMIX_VERSION",
+            "PMIX_SYSTEM_TMPDIR",
+            "PMIX_SECURITY_MODE",
+            "PMIX_GDS_MODULE",
+            "PMIX_BFROP_BUFFER_TYPE",
+            "PMIX_PTL_MODULE",
+        ),
+        _BY_PMIX,
+    ),
+}
+_RESERVED_ENV_PREFIXES = {
+    "SLURM_": "is set by Slurm for the job and each task (SLURM_*)",
+    "HPCTF_": "is set by hpctf's job script (HPCTF_*)",
+    "OMPI_COMM_WORLD_": _BY_OPEN_MPI,
+    "PMIX_SERVER_": _BY_PMIX,
+    "PMIX_DSTORE_": _BY_PMIX,
+}
+
+
+def reserved_variable(name: str) -> str | None:
+    """Why ``name`` cannot be set with --env (who sets it per task); None if it can."""
+    if name in _RESERVED_ENV:
+        return _RESERVED_ENV[name]
+    return next((why for prefix, why in _RESERVED_ENV_PREFIXES.items() if name.startswith(prefix)), None)
 
 
 def check_environment(c: Checks, spec: TensorFlow) -> None:
@@ -61,11 +130,12 @@ def _check_variable(c: Checks, key: Any, value: Any) -> None:
             key,
             "names must be shell variable names: letters, digits, '_', not starting with a digit",
         )
-    elif key in _RESERVED_ENV or key.startswith(_RESERVED_ENV_PREFIXES):
+    elif reserved_variable(key):
         c.add(
             f"environment_variables[{key!r}]",
             value,
-            "is set by Slurm or hpctf per task and cannot be overridden",
+            f"{reserved_variable(key)} and cannot be overridden; tuning parameters such as "
+            "OMPI_MCA_*, PMIX_MCA_*, UCX_* and NCCL_* can be set",
         )
     elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
         c.add(f"environment_variables[{key!r}]", value, "must be a string or a number")
