@@ -8,7 +8,9 @@ Slurm and local runs.
 - ``<job>_restarts``: with requeue=True, the attempt's ``SLURM_RESTART_COUNT`` (0 first);
 - ``<job>_node_failure``: the nodes Slurm declared dead (``NODE_FAIL``), with Slurm's
   reason, written by the first refresh that sees the failure (the node may come back,
-  and its reason with it, before anyone asks).
+  and its reason with it, before anyone asks);
+- ``<job>_requeues``: one JSON line per requeue after a node failure (the attempt it
+  started, the dead nodes with Slurm's reason), written the same way.
 
 :class:`ExitCodeResults` gives the run handles submitit's result API on top of these.
 """
@@ -157,3 +159,39 @@ def failed_nodes(log_dir: str | Path, job_id: str) -> dict | None:
         return json.loads(node_failure_file(log_dir, job_id).read_text())
     except (OSError, ValueError):
         return None
+
+
+def requeues_file(log_dir: str | Path, job_id: str) -> Path:
+    return Path(log_dir) / f"{job_id}_requeues"
+
+
+def requeues(log_dir: str | Path, job_id: str) -> dict[int, dict]:
+    """``{attempt: {"attempt": 2, "after": "NODE_FAIL", "nodes": [[node, reason]],
+    "unknown": why none is named, or None}}``: the requeues recorded for a job."""
+    found = {}
+    try:
+        lines = requeues_file(log_dir, job_id).read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            found[int(entry["attempt"])] = entry
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short
+    return found
+
+
+def record_requeue(log_dir: str | Path, job_id: str, attempt: int, nodes: list[tuple[str, str]] | None) -> None:
+    """Keep that Slurm requeued the job after a node failure, starting ``attempt``, and
+    the dead nodes (``None``: ``sinfo`` did not answer)."""
+    if nodes is None:
+        unknown: str | None = "sinfo did not answer when the requeue was seen"
+    else:
+        unknown = None if nodes else "the nodes were back in service before hpctf asked"
+    entry = {"attempt": attempt, "after": "NODE_FAIL", "nodes": nodes or [], "unknown": unknown}
+    try:
+        with open(requeues_file(log_dir, job_id), "a") as f:
+            f.write(json.dumps(entry) + "\n")
+    except OSError:
+        pass  # a log folder that is gone or read-only: nothing to keep it in

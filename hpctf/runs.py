@@ -13,7 +13,7 @@ from typing import Any
 from . import executors
 from .errors import HpctfError
 from .executors import Observation
-from .exits import failed_nodes, first_failed_task, reported_exit_code, slurm_time
+from .exits import failed_nodes, first_failed_task, reported_exit_code, requeues, slurm_time
 from .registry import Registry, RunRecord
 from .runpaths import RunPaths, log_file
 from .states import UNFINISHED, JobState
@@ -197,8 +197,11 @@ def status_dict(record: RunRecord) -> dict[str, Any]:
     failure = node_failure(record)
     found = latest(record.run_dir)
     metrics = {"step": found[0], "values": found[1]} if found else None
+    requeue = last_requeue(record)
     return {
         **record.to_dict(),
+        "state_detail": state_detail(record),
+        "requeued": requeue,
         "end_reason": end_reason(record),
         "failed_nodes": failure["nodes"] if failure else None,
         "metrics": metrics,
@@ -208,6 +211,9 @@ def status_dict(record: RunRecord) -> dict[str, Any]:
 def status_rows(record: RunRecord) -> list[tuple[str, object]]:
     """(field, value) rows of one run, with the failed task, lost nodes and restarts."""
     rows: list[tuple[str, object]] = [(key, getattr(record, key)) for key in STATUS_FIELDS]
+    detail = state_detail(record)
+    if detail:
+        rows[STATUS_FIELDS.index("state")] = ("state", f"{record.state} ({detail})")
     failed = failed_task(record)
     if failed:
         hint = f"hpctf logs {record.job_id} --task {failed[0]} --err"
@@ -246,12 +252,38 @@ def restarts_text(record: RunRecord) -> str | None:
     if not restarts and not spec.get("requeue"):
         return None
     text = f"{restarts} ({restarts + 1} attempt{'s' if restarts else ''}"
+    after = requeues(record.log_dir, record.job_id) if restarts else {}
+    if after:
+        text += "; " + ", ".join(requeue_text(after[n]).replace("; attempt", " before attempt") for n in sorted(after))
     if spec.get("requeue") and executors.for_record(record).can_requeue:
         from .requeue import DEFAULT_MAX_RESTARTS
 
         limit = spec.get("max_restarts")
         text += f"; requeues itself at most {DEFAULT_MAX_RESTARTS if limit is None else limit} time(s)"
     return text + ")"
+
+
+def last_requeue(record: RunRecord) -> dict | None:
+    """The recorded requeue after a node failure that started the run's latest attempt:
+    ``{"attempt": 2, "after": "NODE_FAIL", "nodes": [[node, reason]], "unknown": ...}``."""
+    if not record.restarts:
+        return None
+    return requeues(record.log_dir, record.job_id).get(record.restarts + 1)
+
+
+def requeue_text(entry: dict) -> str:
+    """'requeued after node node2 failed; attempt 2'."""
+    nodes = [node for node, _ in entry["nodes"]]
+    what = f"node {', '.join(nodes)} failed" if nodes else "a node failed"
+    return f"requeued after {what}; attempt {entry['attempt']}"
+
+
+def state_detail(record: RunRecord) -> str | None:
+    """What goes beside an unfinished run's state: its requeue after a node failure."""
+    if JobState.from_slurm(record.state).finished:
+        return None
+    entry = last_requeue(record)
+    return requeue_text(entry) if entry else None
 
 
 def end_reason(record: RunRecord) -> str | None:

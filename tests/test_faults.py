@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hpctf.executors.local.launch import free_port_base
+from hpctf.states import JobState
 
 from .slurmlab import fault, start_cluster, stop_cluster
 
@@ -130,24 +131,22 @@ def test_a_slurmctld_restart_under_a_running_job(lab, tmp_path, project):
     FAULTS["slurmctld restart"] = True
 
 
-def test_a_node_dying_under_a_two_node_job(lab, tmp_path, project):
+@pytest.mark.parametrize("requeue", [True, False], ids=["requeued", "no-requeue"])
+def test_a_node_dying_under_a_two_node_job(lab, tmp_path, project, requeue):
+    """Slurm requeues a batch job whose node fails (JobRequeue=1, its default; also on
+    22.05): hpctf says so, with the node, Slurm's reason and the attempt, in status, status
+    --json and the --wait watcher. Submitted --no-requeue, the job ends NODE_FAIL."""
     home = tmp_path / "home"
-    # Slurm requeues a batch job whose node fails (JobRequeue=1, its default) and the job
-    # waits again for two nodes, of which one is gone: NODE_FAIL would show only for the
-    # moments between. --no-requeue keeps the failure, which is what this test is about.
-    job = submit(
-        lab,
-        home,
-        "--sbatch",
-        "no-requeue",
-        "--backend",
-        "mpi",
-        "--nodes",
-        "2",
-        str(project / "ticker.py"),
-        "120",
-        "0.5",
+    options = [] if requeue else ["--sbatch", "no-requeue"]
+    waiting = subprocess.Popen(
+        [HPCTF, "submit", "--json", "--wait", "--time", "5", *options, "--backend", "mpi", "--nodes", "2"]
+        + [str(project / "ticker.py"), "120", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**lab.env, "HPCTF_HOME": str(home)},
     )
+    job = json.loads(waiting.stdout.readline())["job_id"]
     running = wait_for(lab, home, job, {"RUNNING"})
     assert running["nodes"] == "node[1-2]"
     deadline = time.monotonic() + 60
@@ -159,16 +158,43 @@ def test_a_node_dying_under_a_two_node_job(lab, tmp_path, project):
     fault(lab, "kill-node", "node2")
     try:
         # slurmctld declares node2 dead after SlurmdTimeout (10 s) without an answer.
-        ended = wait_for(lab, home, job, {"NODE_FAIL", "FAILED", "CANCELLED", "COMPLETED"}, timeout=120)
-        assert ended["state"] == "NODE_FAIL", ended
-        [[node, reason]] = ended["failed_nodes"]
-        assert node == "node2" and "Not responding" in reason, ended  # Slurm's own reason
-        human = hpctf_cli(lab, home, "status", job).stdout
-        assert f"failed nodes  node2 ({reason})" in human, human
+        if requeue:
+            deadline = time.monotonic() + 120
+            seen = status(lab, home, job)
+            while seen["requeued"] is None:
+                assert time.monotonic() < deadline and not JobState(seen["state"]).finished, seen
+                time.sleep(0.5)
+                seen = status(lab, home, job)
+            [[node, reason]] = seen["requeued"]["nodes"]
+            assert node == "node2" and "Not responding" in reason, seen  # Slurm's own reason
+            assert (seen["state"], seen["restarts"], seen["requeued"]["attempt"]) == ("PENDING", 1, 2), seen
+            assert seen["state_detail"] == "requeued after node node2 failed; attempt 2", seen
+            scontrol = lab.run("scontrol", "show", "job", job, check=False).stdout
+            assert "Restarts=1" in scontrol, scontrol  # Slurm's own count agrees
+            human = hpctf_cli(lab, home, "status", job).stdout
+            assert "PENDING (requeued after node node2 failed; attempt 2)" in human, human
+            assert hpctf_cli(lab, home, "cancel", job).returncode == 0
+            _, err = waiting.communicate(timeout=120)
+            assert f"job {job} PENDING (requeued after node node2 failed; attempt 2)" in err, err
+            assert f"job {job} CANCELLED" in err and waiting.returncode != 0, err
+        else:
+            ended = wait_for(lab, home, job, {"NODE_FAIL", "FAILED", "CANCELLED", "COMPLETED"}, timeout=120)
+            assert ended["state"] == "NODE_FAIL" and ended["exit_code"] is None, ended
+            [[node, reason]] = ended["failed_nodes"]
+            assert node == "node2" and "Not responding" in reason, ended  # Slurm's own reason
+            assert ended["end_reason"] == "node node2 failed" and ended["requeued"] is None, ended
+            human = hpctf_cli(lab, home, "status", job).stdout
+            assert f"failed nodes  node2 ({reason})" in human, human
+            _, err = waiting.communicate(timeout=120)
+            assert f"job {job} NODE_FAIL (node node2 failed; hpctf exits 1)" in err, err
+            assert waiting.returncode == 1, err
         logs = hpctf_cli(lab, home, "logs", job)  # the logs are kept
         assert logs.returncode == 0 and "tick 0" in logs.stdout
     finally:
         fault(lab, "revive-node", "node2")
+        if waiting.poll() is None:
+            hpctf_cli(lab, home, "cancel", job)
+            waiting.kill()
     # node2 comes back to service by itself (ReturnToService=2) once its slurmd registers.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -177,4 +203,4 @@ def test_a_node_dying_under_a_two_node_job(lab, tmp_path, project):
             break
         time.sleep(0.5)
     assert "node2 idle" in states, states
-    FAULTS["node death"] = True
+    FAULTS["node death" + ("" if requeue else ", no requeue")] = True

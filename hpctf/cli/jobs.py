@@ -159,18 +159,21 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
 
 class _MetricsLine:
     """Rank 0's latest metrics while the job runs, on stderr beside its log: a line when
-    they change, at most one every :attr:`EVERY_S` (and the last values once it ends)."""
+    they change, at most one every :attr:`EVERY_S` (and the last values once it ends);
+    and a line when Slurm requeues the job after a node failure."""
 
     EVERY_S = 10.0
 
     def __init__(self, record, console):
         self.record, self.console = record, console
         self.shown: str | None = None
+        self.requeue_shown: str | None = None
         self.at = -self.EVERY_S
 
     def tick(self, final: bool = False) -> None:
         from ..metrics.latest import latest_text
 
+        self._requeue()  # reads a file only once Slurm has requeued the job
         if not final and time.monotonic() - self.at < self.EVERY_S:
             return
         text = latest_text(self.record.run_dir)
@@ -179,6 +182,16 @@ class _MetricsLine:
         if text and text != self.shown:
             self.console.print(f"job {self.record.job_id}: {text}", highlight=False, markup=False)
             self.shown = text
+
+    def _requeue(self) -> None:
+        """A line once per requeue after a node failure: 'job 7 PENDING (requeued after
+        node node2 failed; attempt 2)'."""
+        from ..runs import state_detail
+
+        detail = state_detail(self.record)
+        if detail and detail != self.requeue_shown:
+            self.console.print(f"job {self.record.job_id} {self.record.state} ({detail})", highlight=False)
+            self.requeue_shown = detail
 
 
 def _pending_text(job_id: str, state: str, reason: str | None, expected_start: float | None) -> str:

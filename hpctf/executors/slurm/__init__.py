@@ -43,6 +43,37 @@ def scancel(job_id: str) -> None:
         raise HpctfError(f"scancel {job_id} failed: {reply.stderr.strip()}")
 
 
+def record_requeues(records: list, info: dict[str, dict[str, str]]) -> None:
+    """Note, once per attempt, that Slurm requeued a job after a node of it failed, and
+    which nodes Slurm holds dead: one ``sinfo`` for all the jobs where it is new."""
+    from ...exits import record_requeue, requeues
+    from ...job.nodelist import expand_nodelist
+    from ...job.taskenv import RuntimeSetupError
+    from .watch import dead_nodes
+
+    new = []
+    for record in records:
+        seen = info.get(record.job_id, {})
+        attempt = (record.restarts or 0) + 1
+        if (
+            seen.get("RequeuedAfter") == "NODE_FAIL"
+            and attempt > 1
+            and attempt not in requeues(record.log_dir, record.job_id)
+        ):
+            new.append((record, attempt, seen.get("RequeuedNodes", "")))
+    if not new:
+        return
+    answer = dead_nodes(",".join(nodes for _, _, nodes in new if nodes))
+    dead = dict(answer or [])
+    for record, attempt, nodelist in new:
+        try:
+            nodes = expand_nodelist(nodelist)
+        except RuntimeSetupError:
+            nodes = []
+        found = None if answer is None else [(n, dead[n]) for n in nodes if n in dead]
+        record_requeue(record.log_dir, record.job_id, attempt, found)
+
+
 def record_node_failures(records: list) -> None:
     """Note which nodes Slurm declared dead, for runs that just ended NODE_FAIL: one
     ``sinfo`` for all of them, now, while the nodes' state and reason still say it."""
@@ -108,8 +139,10 @@ class SlurmExecutor(Executor):
 
     def settled(self, records: list) -> None:
         from ...states import JobState
+        from .watch import SlurmRun
 
         record_node_failures([r for r in records if r.state == JobState.NODE_FAIL.value])
+        record_requeues([r for r in records if r.restarts], SlurmRun.watcher._info_dict)
 
     def cancel(self, record) -> None:
         scancel(record.job_id)

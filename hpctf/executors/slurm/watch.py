@@ -144,6 +144,9 @@ class ClusterWatcher(SlurmInfoWatcher):
         for job_id, attempts in count_attempts(out).items():
             if job_id in info:
                 info[job_id] = {**info[job_id], "Restarts": str(attempts - 1)}
+        for job_id, (state, nodes) in last_requeues(out).items():
+            if job_id in info:
+                info[job_id] = {**info[job_id], "RequeuedAfter": state, "RequeuedNodes": nodes}
         return info
 
     def _from_squeue(self, ids: list[str]) -> dict[str, dict[str, str]] | None:
@@ -296,30 +299,55 @@ def expand_array_ids(job_id: str) -> list[str]:
     return ids
 
 
-def count_attempts(sacct_output: str) -> dict[str, int]:
-    """Attempts per job in ``sacct --duplicates --parsable2`` output: the latest record
-    and the REQUEUED ones right before it (steps not counted).
+# An attempt that ended so and has a later record of the same job id was requeued:
+# REQUEUED (scontrol requeue, hpctf's own requeue at the time limit or on preemption) or
+# NODE_FAIL (a node of the job died; Slurm requeues a batch job then, JobRequeue=1 being
+# its default, unless it was submitted --no-requeue: sacct lists the NODE_FAIL attempt,
+# then the PENDING one; slurmctld logs "requeue job ... due to failure of node node2").
+REQUEUED_ATTEMPTS = ("REQUEUED", "NODE_FAIL")
 
-    ``--duplicates`` also lists older jobs that had the same id (a rebuilt cluster starts
-    its ids again); those ended some other way than REQUEUED, so they end the count.
-    A heterogeneous job's components (``ID+0``, ``ID+1``) are counted each, and the job's
-    own id has the most of theirs.
-    """
-    records: dict[str, list[str]] = {}
+
+def _records(sacct_output: str) -> dict[str, list[tuple[str, str]]]:
+    """(state, node list) of each record of each job, oldest first (steps left out)."""
+    records: dict[str, list[tuple[str, str]]] = {}
     for line in sacct_output.splitlines()[1:]:
         job_id, _, rest = line.partition("|")
         if job_id.strip() and "." not in job_id:
-            records.setdefault(job_id.strip(), []).append(rest.split("|", 1)[0])
+            fields = rest.split("|")
+            records.setdefault(job_id.strip(), []).append((fields[0], fields[2] if len(fields) > 2 else ""))
+    return records
+
+
+def count_attempts(sacct_output: str) -> dict[str, int]:
+    """Attempts per job in ``sacct --duplicates --parsable2`` output: the latest record
+    and the requeued ones (:data:`REQUEUED_ATTEMPTS`) right before it (steps not counted).
+
+    ``--duplicates`` also lists older jobs that had the same id (a rebuilt cluster starts
+    its ids again); those that ended otherwise end the count (one that ended NODE_FAIL
+    would be counted: an id reused right after such a failure, on a rebuilt cluster only).
+    A heterogeneous job's components (``ID+0``, ``ID+1``) are counted each, and the job's
+    own id has the most of theirs.
+    """
     counts: dict[str, int] = {}
-    for job_id, states in records.items():
-        earlier = states[-2::-1]  # newest first, the latest record left out
-        requeued = next((i for i, state in enumerate(earlier) if state != "REQUEUED"), len(earlier))
+    for job_id, records in _records(sacct_output).items():
+        earlier = [state for state, _ in records[-2::-1]]  # newest first, the latest left out
+        requeued = next((i for i, state in enumerate(earlier) if state not in REQUEUED_ATTEMPTS), len(earlier))
         counts[job_id] = requeued + 1
     for job_id, attempts in list(counts.items()):
         het = het_job_id(job_id)
         if het is not None:
             counts[het] = max(counts.get(het, 0), attempts)
     return counts
+
+
+def last_requeues(sacct_output: str) -> dict[str, tuple[str, str]]:
+    """For each job whose latest attempt follows a requeued one: how that one ended
+    (REQUEUED or NODE_FAIL) and its node list."""
+    found = {}
+    for job_id, records in _records(sacct_output).items():
+        if len(records) > 1 and records[-2][0] in REQUEUED_ATTEMPTS:
+            found[job_id] = records[-2]
+    return found
 
 
 class SlurmRun(submitit.SlurmJob, ExitCodeResults, RunFolder):

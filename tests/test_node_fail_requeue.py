@@ -1,0 +1,110 @@
+"""A job Slurm requeued after one of its nodes died is reported as such (which node, why,
+which attempt): sacct's records, the note kept in the log folder, status and --json.
+The real node death is in tests/test_faults.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from hpctf.executors.slurm import record_requeues
+from hpctf.executors.slurm.watch import count_attempts, last_requeues
+from hpctf.exits import requeues
+from hpctf.registry import RunRecord
+from hpctf.runs import restarts_text, state_detail, status_dict, status_rows
+
+# As sacct --duplicates printed it on the test cluster after `cluster.sh kill-node node2`.
+NODE_FAIL_THEN_PENDING = (
+    "JobID|State|ExitCode|NodeList|Start|End\n"
+    "700002|NODE_FAIL|0:0|node[1-2]|2026-12-03T23:01:00|2026-12-03T23:01:40\n"
+    "700002.batch|CANCELLED|0:15|node1|2026-12-03T23:01:00|2026-12-03T23:01:41\n"
+    "700002|PENDING|0:0|None assigned|Unknown|Unknown\n"
+    "700003|NODE_FAIL|0:0|node[1-2]|2026-12-03T23:05:00|2026-12-03T23:05:40\n"
+)
+
+
+def test_a_node_fail_record_followed_by_another_is_a_requeue():
+    assert count_attempts(NODE_FAIL_THEN_PENDING) == {"700002": 2, "700003": 1}
+    assert last_requeues(NODE_FAIL_THEN_PENDING) == {"700002": ("NODE_FAIL", "node[1-2]")}
+    twice = NODE_FAIL_THEN_PENDING.replace(
+        "700002|PENDING|0:0|None assigned|Unknown|Unknown\n",
+        "700002|REQUEUED|0:0|node[1-2]|2026-12-03T23:03:00|2026-12-03T23:03:30\n"
+        "700002|RUNNING|0:0|node[2-3]|2026-12-03T23:04:00|Unknown\n",
+    )
+    assert count_attempts(twice)["700002"] == 3
+    assert last_requeues(twice) == {"700002": ("REQUEUED", "node[1-2]")}  # the latest requeue: scontrol's
+
+
+def _sinfo(tmp_path, monkeypatch, body: str) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "sinfo.calls"
+    (bin_dir / "sinfo").write_text(f'#!/bin/bash\necho "$@" >>{calls}\n{body}\n')
+    (bin_dir / "sinfo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return calls
+
+
+def _run(tmp_path, job_id="700002", state="PENDING", restarts=1, requeue=False) -> RunRecord:
+    logs = tmp_path / f"logs{job_id}"
+    logs.mkdir(exist_ok=True)
+    return RunRecord(
+        job_id=job_id,
+        target="slurm",
+        name="t",
+        backend="mpi",
+        shape="2x1",
+        run_dir=str(tmp_path),
+        log_dir=str(logs),
+        command="",
+        submitted=time.time(),
+        state=state,
+        nodes="node[1-2]",
+        restarts=restarts,
+        spec=json.dumps({"requeue": requeue}),
+    )
+
+
+def test_a_requeue_after_a_node_failure_is_kept_once_and_shown(tmp_path, monkeypatch):
+    calls = _sinfo(tmp_path, monkeypatch, "printf '%s\\n' 'node1|idle|none' 'node2|down*|Not responding'")
+    run = _run(tmp_path)
+    info = {"700002": {"State": "PENDING", "RequeuedAfter": "NODE_FAIL", "RequeuedNodes": "node[1-2]"}}
+    record_requeues([run], info)
+    record_requeues([run], info)  # the next refresh: already kept, sinfo not asked again
+    assert len(calls.read_text().splitlines()) == 1
+    entry = {"attempt": 2, "after": "NODE_FAIL", "nodes": [["node2", "down*: Not responding"]], "unknown": None}
+    assert requeues(run.log_dir, run.job_id) == {2: entry}
+    assert state_detail(run) == "requeued after node node2 failed; attempt 2"
+    assert dict(status_rows(run))["state"] == "PENDING (requeued after node node2 failed; attempt 2)"
+    shown = status_dict(run)
+    assert (shown["state"], shown["requeued"], shown["state_detail"]) == (
+        "PENDING",
+        entry,
+        "requeued after node node2 failed; attempt 2",
+    )
+    # Once it runs to its end, the restarts row keeps why.
+    run.state = "COMPLETED"
+    assert state_detail(run) is None
+    assert restarts_text(run) == "1 (2 attempts; requeued after node node2 failed before attempt 2)"
+
+
+def test_no_note_for_a_requeue_by_scontrol_or_a_first_attempt(tmp_path, monkeypatch):
+    calls = _sinfo(tmp_path, monkeypatch, "exit 0")
+    scontrol = _run(tmp_path, job_id="5")
+    first = _run(tmp_path, job_id="6", restarts=0)
+    record_requeues(
+        [scontrol, first],
+        {"5": {"RequeuedAfter": "REQUEUED", "RequeuedNodes": "node1"}, "6": {"State": "RUNNING"}},
+    )
+    assert not calls.exists()
+    assert state_detail(scontrol) is None and status_dict(first)["requeued"] is None
+
+
+def test_the_nodes_are_unknown_when_sinfo_fails(tmp_path, monkeypatch):
+    _sinfo(tmp_path, monkeypatch, "echo 'Unable to contact slurm controller' >&2; exit 1")
+    run = _run(tmp_path)
+    record_requeues([run], {"700002": {"RequeuedAfter": "NODE_FAIL", "RequeuedNodes": "node[1-2]"}})
+    assert requeues(run.log_dir, run.job_id)[2]["unknown"] == "sinfo did not answer when the requeue was seen"
+    assert state_detail(run) == "requeued after a node failed; attempt 2"
