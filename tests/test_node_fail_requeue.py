@@ -108,3 +108,50 @@ def test_the_nodes_are_unknown_when_sinfo_fails(tmp_path, monkeypatch):
     record_requeues([run], {"700002": {"RequeuedAfter": "NODE_FAIL", "RequeuedNodes": "node[1-2]"}})
     assert requeues(run.log_dir, run.job_id)[2]["unknown"] == "sinfo did not answer when the requeue was seen"
     assert state_detail(run) == "requeued after a node failed; attempt 2"
+
+
+def _standins(tmp_path, monkeypatch, squeue: str) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sacct = NODE_FAIL_THEN_PENDING.splitlines()[:2]  # the header and the NODE_FAIL record only
+    (bin_dir / "sacct").write_text("#!/bin/sh\ncat <<'EOF'\n" + "\n".join(sacct) + "\nEOF\n")
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\n{squeue}\n")
+    for name in ("sacct", "squeue"):
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def _watch(tmp_path):
+    from hpctf.executors.slurm.watch import ClusterWatcher
+
+    watcher = ClusterWatcher()
+    watcher.watch("700002", tmp_path)
+    watcher.update()
+    return watcher
+
+
+def test_node_fail_before_accounting_has_the_requeue_asks_squeue(tmp_path, monkeypatch):
+    """sacct has the NODE_FAIL record, not yet the PENDING one; the controller has queued
+    the job again: it is PENDING, in its second attempt, not over."""
+    _standins(tmp_path, monkeypatch, "echo '700002|PENDING'")
+    watcher = _watch(tmp_path)
+    info = watcher._info_dict["700002"]
+    assert (info["State"], info["Restarts"], info["RequeuedAfter"], info["RequeuedNodes"]) == (
+        "PENDING",
+        "1",
+        "NODE_FAIL",
+        "node[1-2]",
+    )
+    assert "700002" not in watcher._finished
+
+
+def test_node_fail_that_squeue_confirms_or_forgot_is_the_end(tmp_path, monkeypatch):
+    _standins(tmp_path, monkeypatch, "echo '700002|NODE_FAIL'")
+    watcher = _watch(tmp_path)
+    assert watcher._info_dict["700002"]["State"] == "NODE_FAIL" and "700002" in watcher._finished
+
+
+def test_node_fail_is_not_taken_as_the_end_while_squeue_does_not_answer(tmp_path, monkeypatch):
+    _standins(tmp_path, monkeypatch, "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1")
+    watcher = _watch(tmp_path)
+    assert "700002" not in watcher._info_dict and "700002" not in watcher._finished

@@ -87,6 +87,7 @@ class ClusterWatcher(SlurmInfoWatcher):
                     info.update(self._from_squeue(unlisted) or {})
                 for job_id, line in early.items():
                     info[job_id] = with_early_line(info.get(job_id), line)
+                self._requeued_after_node_failure(info, [j for j in ids if j not in self.arrays and j not in self.hets])
         if info is None:
             info = self._from_squeue(ids)
         if info is not None:
@@ -97,6 +98,34 @@ class ClusterWatcher(SlurmInfoWatcher):
         for job_id in ids:
             if self.is_done(job_id, mode="cache"):
                 self._finished.add(job_id)
+
+    def _requeued_after_node_failure(self, info: dict[str, dict[str, str]], ids: list[str]) -> None:
+        """sacct ends a job NODE_FAIL before Slurm has recorded its requeue (the PENDING
+        record comes a moment later): for jobs sacct says ended so, squeue (one call) says
+        whether the controller has queued them again. If it has, that is their state, one
+        attempt more; if squeue does not answer, the refresh leaves them as they were."""
+        failed = [j for j in ids if j in info and JobState.from_slurm(info[j].get("State")) is JobState.NODE_FAIL]
+        if not failed:
+            return
+        out = _answer(["squeue", "--noheader", "--states=all", "--format=%i|%T", "--jobs", ",".join(failed)])
+        if out is None:
+            for job_id in failed:
+                info.pop(job_id)  # not known to be over yet: asked again next time
+            return
+        queued = dict((line.split("|") + [""])[:2] for line in out.splitlines() if "|" in line)
+        for job_id in failed:
+            state = JobState.from_slurm(queued.get(job_id, "").strip())
+            if state is not JobState.UNKNOWN and not state.finished:
+                restarts = int(info[job_id].get("Restarts") or 0) + 1
+                info[job_id] = {
+                    **info[job_id],
+                    "State": state.value,
+                    "ExitCode": "",
+                    "End": "",
+                    "Restarts": str(restarts),
+                    "RequeuedAfter": "NODE_FAIL",
+                    "RequeuedNodes": info[job_id].get("NodeList", ""),
+                }
 
     def _early_end(self, info: dict[str, dict[str, str]], job_id: str) -> bool:
         """sacct ends a het job on a line of its own id, component 0's record from before
