@@ -29,6 +29,10 @@ class LocalExecutor(Executor):
                 f"compute_target={target.name!r} runs jobs on this machine, which has no partitions for "
                 "parameter servers of their own: remove ps_partition/ps_node_count (--ps-partition, --ps-nodes)"
             )
+        if spec.gpus:
+            from .gpus import bind_gpus
+
+            bind_gpus(spec.gpus, target.name)  # refused here, before anything is written
         if spec.distributed_backend == "ps" and sweep is not None:
             # Each element takes a free range of its own when it starts (hpctf.executors.local.array).
             if spec.port_base is not None and (sweep.parallel or 1) > 1:
@@ -44,11 +48,13 @@ class LocalExecutor(Executor):
 
     def start(self, plan) -> str:
         from . import launch
+        from .gpus import bind_gpus
 
         job_id = launch.new_job_id()
         spec = plan.spec
+        gpus = bind_gpus(spec.gpus, self.name)  # the same GPUs for every element of a sweep
         if plan.sweep is None:
-            launch.start(plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, spec.name, spec.task_count)
+            launch.start(plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, spec.name, spec.task_count, gpus)
             return job_id
         ports = spec.task_count if spec.distributed_backend == "ps" and spec.port_base is None else 0
         launch.start_array(
@@ -61,6 +67,7 @@ class LocalExecutor(Executor):
             trials=plan.sweep.trials,
             parallel=plan.sweep.parallel,
             ports=ports,
+            gpus=gpus,
         )
         return job_id
 

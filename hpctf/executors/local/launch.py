@@ -48,8 +48,11 @@ def port_free(port: int) -> bool:
             return False
 
 
-def job_environment(job_id: str, name: str, ntasks: int, run_dir: Path) -> dict[str, str]:
-    """What Slurm's batch step would see in a one-node allocation, plus the srun stand-in."""
+def job_environment(
+    job_id: str, name: str, ntasks: int, run_dir: Path, gpus: list[str] | None = None
+) -> dict[str, str]:
+    """What Slurm's batch step would see in a one-node allocation, plus the srun stand-in;
+    ``gpus``: the devices the run was given (:mod:`.gpus`), as Slurm sets them."""
     from . import LocalExecutor
 
     shim_dir = run_dir / ".bin"
@@ -80,6 +83,10 @@ def job_environment(job_id: str, name: str, ntasks: int, run_dir: Path) -> dict[
         "PRTE_MCA_ras": "^slurm",
         "PRTE_MCA_plm": "^slurm",
     }
+    if gpus:
+        env.update(
+            CUDA_VISIBLE_DEVICES=",".join(gpus), SLURM_JOB_GPUS=",".join(gpus), SLURM_GPUS_ON_NODE=str(len(gpus))
+        )
     if os.geteuid() == 0:  # Open MPI refuses root unless told twice
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     return env
@@ -91,10 +98,13 @@ def _sh(word: str) -> str:
     return shlex.quote(word)
 
 
-def start(script: Path, run_dir: Path, log_dir: Path, job_id: str, name: str, ntasks: int) -> int:
+def start(
+    script: Path, run_dir: Path, log_dir: Path, job_id: str, name: str, ntasks: int, gpus: list[str] | None = None
+) -> int:
     """Start the job script detached, in a session of its own; its process id."""
     out, err = log_file(log_dir, job_id, 0, "out"), log_file(log_dir, job_id, 0, "err")
-    return _detach(["bash", str(script)], run_dir, job_environment(job_id, name, ntasks, run_dir), out, err)
+    env = job_environment(job_id, name, ntasks, run_dir, gpus)
+    return _detach(["bash", str(script)], run_dir, env, out, err)
 
 
 def start_array(
@@ -108,6 +118,7 @@ def start_array(
     trials: int,
     parallel: int | None,
     ports: int = 0,
+    gpus: list[str] | None = None,
 ) -> int:
     """Start a job array's supervisor (:mod:`hpctf.executors.local.array`) detached, in a
     session of its own, which runs the script once per element; its process id. Its own
@@ -117,7 +128,7 @@ def start_array(
     if parallel is not None:
         command += ["--parallel", str(parallel)]
     log = Path(log_dir) / f"{job_id}_array.log"
-    return _detach(command, run_dir, job_environment(job_id, name, ntasks, run_dir), log, log)
+    return _detach(command, run_dir, job_environment(job_id, name, ntasks, run_dir, gpus), log, log)
 
 
 def _detach(command: list[str], run_dir: Path, env: dict[str, str], out_path: Path, err_path: Path) -> int:
