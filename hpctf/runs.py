@@ -170,10 +170,13 @@ class Watch:
         """A task's log as it grows, until the run ends (``tick()`` every poll)."""
         return follow(log_path(self.record, task, stream), self.finished, poll_s=self.poll_s, tick=tick)
 
-    def end(self) -> int:
-        """Wait for the run to end; the exit code to exit with: the run's, or 1 where it
-        has none (Slurm ended it: TIMEOUT, NODE_FAIL, cancelled while queued ...)."""
+    def end(self, tick: Callable[[], None] | None = None) -> int:
+        """Wait for the run to end (``tick()`` every poll); the exit code to exit with: the
+        run's, or 1 where it has none (Slurm ended it: TIMEOUT, NODE_FAIL, cancelled while
+        queued ...)."""
         while not self.finished():
+            if tick is not None:
+                tick()
             time.sleep(self.poll_s)
         code = self.record.exit_code if self.record.exit_code is not None else 1
         if code == 0 and self.record.state != JobState.COMPLETED.value:

@@ -145,7 +145,7 @@ def _wait_and_stream(record, quiet: bool = False) -> int:
     if not quiet:
         for chunk in watch.log(tick=metrics.tick):
             click.echo(chunk, nl=False)
-    code = watch.end()
+    code = watch.end(tick=metrics.requeue if quiet else None)  # --json: no log, still a requeue's line
     if not quiet:
         metrics.tick(final=True)
     from ..runs import end_text
@@ -173,7 +173,7 @@ class _MetricsLine:
     def tick(self, final: bool = False) -> None:
         from ..metrics.latest import latest_text
 
-        self._requeue()  # reads a file only once Slurm has requeued the job
+        self.requeue()  # reads a file only once Slurm has requeued the job
         if not final and time.monotonic() - self.at < self.EVERY_S:
             return
         text = latest_text(self.record.run_dir)
@@ -183,7 +183,7 @@ class _MetricsLine:
             self.console.print(f"job {self.record.job_id}: {text}", highlight=False, markup=False)
             self.shown = text
 
-    def _requeue(self) -> None:
+    def requeue(self) -> None:
         """A line once per requeue after a node failure: 'job 7 PENDING (requeued after
         node node2 failed; attempt 2)'."""
         from ..runs import state_detail
