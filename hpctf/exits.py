@@ -84,8 +84,9 @@ class ExitCodeResults:
         failed = first_failed_task(folder, self.job_id)
         task = failed[0] if failed else 0
         detail = f"; task {task} failed first, with exit code {failed[1]}" if failed else ""
+        how = f"with exit code {code}" if code is not None else "without an exit code of its own"
         return FailedJobError(
-            f"job {self.job_id} ended {state} with exit code {code}{detail}; its log: "
+            f"job {self.job_id} ended {state} {how}{detail}; its log: "
             f"{folder / f'{self.job_id}_{task}_log.err'} (job.task({task}).stderr())"
         )
 
