@@ -101,20 +101,26 @@ def test_no_end_reason_where_the_exit_code_says_it(tmp_path, state):
 
 @pytest.mark.slurm
 def test_a_timed_out_job_reports_its_time_limit_not_exit_code_0(slurm, tmp_path):
-    """`--time 1` and a program that runs longer, for one process and for mpirun over two
-    nodes (where the issue saw `TIMEOUT (exit code 0)`): both wait side by side."""
+    """`--time 1` and a program that runs longer: one process, mpirun and srun over two
+    nodes, and a program that ignores SIGTERM (the issue's `TIMEOUT (exit code 0)`), side
+    by side."""
     src = tmp_path / "project"
     src.mkdir()
     shutil.copy(PROGRAMS / "ticker.py", src / "ticker.py")
+    shutil.copy(PROGRAMS / "stubborn.py", src / "stubborn.py")
     env = {**slurm.env, "HPCTF_HOME": str(tmp_path / "home")}
+    ticker = [str(src / "ticker.py"), "600", "1"]
     shapes = {
-        "single": [],
-        "mpirun": ["--backend", "mpi", "--launcher", "mpirun", "--nodes", "2"],
-        "srun": ["--backend", "mpi", "--nodes", "2"],
+        "single": ticker,
+        "mpirun": ["--backend", "mpi", "--launcher", "mpirun", "--nodes", "2", *ticker],
+        "srun": ["--backend", "mpi", "--nodes", "2", *ticker],
+        # Ignores SIGTERM: SIGKILL after KillWait ends the script before its trap writes a
+        # code, and sacct says TIMEOUT 0:0, the issue's `TIMEOUT (exit code 0)`.
+        "stubborn": [str(src / "stubborn.py")],
     }
     waiting = {
         name: subprocess.Popen(
-            [HPCTF, "submit", "--wait", "--time", "1", *options, str(src / "ticker.py"), "600", "1"],
+            [HPCTF, "submit", "--wait", "--time", "1", *options],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -126,12 +132,24 @@ def test_a_timed_out_job_reports_its_time_limit_not_exit_code_0(slurm, tmp_path)
         out, err = proc.communicate(timeout=300)
         job_id = out.split("Submitted job ", 1)[1].split()[0]
         last = err.strip().splitlines()[-1]
+        print(f"{name}: {last}")
+        if name == "stubborn":
+            sacct = slurm.run("sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State,ExitCode").stdout.strip()
+            assert sacct == "TIMEOUT|0:0", sacct  # Slurm's own record: no code to report
+            assert last == f"job {job_id} TIMEOUT (time limit 00:01:00 reached; hpctf exits 1)", err[-2000:]
         assert last == f"job {job_id} TIMEOUT (time limit 00:01:00 reached; hpctf exits 1)" or (
             last.startswith(f"job {job_id} TIMEOUT (time limit 00:01:00 reached; exit code ")
             and "exit code 0" not in last
         ), (name, err[-2000:])
         assert proc.returncode != 0, (name, proc.returncode, last)
         assert "tick 30" in out, (name, out[-500:])  # it did run for its minute
+        if name == "stubborn":
+            assert (
+                json.loads(
+                    subprocess.run([HPCTF, "status", "--json", job_id], capture_output=True, text=True, env=env).stdout
+                )["exit_code"]
+                is None
+            )
         done = subprocess.run([HPCTF, "status", "--json", job_id], capture_output=True, text=True, env=env)
         info = json.loads(done.stdout)
         assert info["state"] == "TIMEOUT" and info["exit_code"] != 0, (name, info)
