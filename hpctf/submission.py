@@ -51,6 +51,8 @@ class SubmitPlan:
 
     @property
     def command(self) -> list[str]:
+        if self.cluster is None:  # an executor of its own may take the script alone
+            return self.executor.command(self.script_path)
         return self.executor.command(self.script_path, self.cluster)
 
     def describe(self) -> dict:

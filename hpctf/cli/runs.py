@@ -29,6 +29,8 @@ def _lookup(job_id: str, element_ok: bool | str = False, cluster: str | None = N
         if element_ok and index.isdigit():
             try:
                 sweep = registry.get(array, cluster=cluster)
+            except OtherCluster as other:
+                fail(str(other))
             except HpctfError:
                 sweep = None
             if sweep is not None and sweep.sweep and int(index) < (sweep.array_size or 0):
