@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -328,3 +330,124 @@ def test_scancel_of_another_clusters_job_names_it(monkeypatch):
     slurm.cancel(record("57", "beta"))
     slurm.cancel(record("57", "alpha"))
     assert called == [("57", ["--clusters", "beta"]), ("57", [])]
+
+
+# ---------------------------------------------------------------------------------------
+# Two real clusters under one home
+# ---------------------------------------------------------------------------------------
+
+# Says which cluster ran it, then waits to be cancelled.
+SIDE_PROGRAM = """import os, sys, time
+env = os.environ
+print("side", sys.argv[1], "cluster", env.get("SLURM_CLUSTER_NAME"), "job", env.get("SLURM_JOB_ID"), flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+FIRST_JOB_ID = "900000"
+
+
+@pytest.fixture(scope="module")
+def two_clusters(slurm):
+    """Two one-node clusters with accounting, ClusterName alpha and beta, numbering their
+    jobs from the same id; stopped at the end of the module."""
+    from hpctf.executors.local.launch import free_port_base
+
+    from .slurmlab import start_cluster, stop_cluster
+
+    started = {}
+    try:
+        for name in ("alpha", "beta"):
+            # Its daemons listen on P, P+1, P+2 and P+11: a base whose next 20 ports are free.
+            port = str(free_port_base(20, start=18000))
+            lab = f"/tmp/hpctf-lab-{name}"
+            started[name] = start_cluster(
+                LAB=lab, CLUSTER=name, ACCT="1", NODES="1", PORT=port, FIRST_JOB_ID=FIRST_JOB_ID
+            )
+    except Exception as err:  # noqa: BLE001 - a failure, never a skip
+        for cluster in started.values():
+            stop_cluster(cluster)
+        pytest.fail(str(err))
+    yield started
+    for cluster in started.values():
+        stop_cluster(cluster)
+
+
+def aligned(clusters) -> None:
+    """Plain jobs on whichever cluster is behind, until both gave their last job the same id."""
+
+    def plain(name: str) -> int:
+        done = clusters[name].run("sbatch", "--parsable", "--output=/dev/null", "--wrap=true")
+        return int(done.stdout.strip().split(";")[0])
+
+    last = {name: plain(name) for name in clusters}
+    for _ in range(200):
+        if last["alpha"] == last["beta"]:
+            return
+        behind = min(last, key=last.get)
+        last[behind] = plain(behind)
+    raise AssertionError(f"job ids did not meet: {last}")
+
+
+@pytest.mark.slurm
+def test_two_clusters_under_one_home_each_act_on_their_own_job_of_the_shared_id(two_clusters, tmp_path):
+    src = tmp_path / "project"
+    src.mkdir()
+    (src / "side.py").write_text(SIDE_PROGRAM)
+    home, cache = tmp_path / "home", tmp_path / "cache"
+
+    def hpctf(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**two_clusters[name].env, "HPCTF_HOME": str(home), "XDG_CACHE_HOME": str(cache)}
+        done = subprocess.run(
+            [sys.executable, "-m", "hpctf.cli", *args], capture_output=True, text=True, env=env, cwd=src, timeout=120
+        )
+        assert not check or done.returncode == 0, (name, args, done.stdout, done.stderr)
+        return done
+
+    def status(name: str, job_id: str) -> dict:
+        return json.loads(hpctf(name, "status", job_id, "--json").stdout)
+
+    def until(name: str, job_id: str, states: set[str], timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen = status(name, job_id)
+            if seen["state"] in states:
+                return seen
+            time.sleep(1)
+        raise AssertionError(f"{name}'s job {job_id} still {seen['state']}, not {states}")
+
+    aligned(two_clusters)
+    ids = {}
+    for name in ("alpha", "beta"):
+        out = hpctf(name, "submit", "--target", "slurm", "side.py", name, "600").stdout
+        ids[name] = out.split()[2]
+    assert ids["alpha"] == ids["beta"], ids
+    shared = ids["alpha"]
+
+    for name in ("alpha", "beta"):  # status and logs: each side's own job of that id
+        seen = until(name, shared, {"RUNNING"})
+        assert (seen["job_id"], seen["cluster"]) == (shared, name)
+        deadline = time.monotonic() + 30
+        while "side" not in (log := hpctf(name, "logs", shared).stdout) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert log.strip() == f"side {name} cluster {name} job {shared}"
+
+    hpctf("alpha", "cancel", shared)  # cancels alpha's job only
+    assert until("alpha", shared, {"CANCELLED"})["cluster"] == "alpha"
+    assert two_clusters["alpha"].wait(shared, timeout=30)[0] == "CANCELLED"
+    assert two_clusters["beta"].job_state(shared)[0] == "RUNNING"
+    assert status("beta", shared)["state"] == "RUNNING"
+    hpctf("beta", "cancel", shared)
+    assert until("beta", shared, {"CANCELLED"})["cluster"] == "beta"
+
+    # A job only beta has is reported as beta's on alpha, not looked up there.
+    only = hpctf("beta", "submit", "--target", "slurm", "side.py", "beta", "0").stdout.split()[2]
+    refused = hpctf("alpha", "status", only, check=False)
+    assert refused.returncode == 2
+    assert f"job {only} was submitted to cluster beta; this login node talks to alpha" in refused.stderr
+    assert hpctf("alpha", "logs", only, check=False).returncode == 2
+
+    # The history holds both: ls shows whose each run is.
+    listing = json.loads(hpctf("alpha", "ls", "--json").stdout)
+    assert [(r["job_id"], r["cluster"]) for r in listing] == [(only, "beta"), (shared, "beta"), (shared, "alpha")]
+    table = hpctf("beta", "ls").stdout.splitlines()
+    assert table[0].split()[:2] == ["JOB", "CLUSTER"]
+    assert [line.split()[:2] for line in table[1:]] == [[only, "beta"], [shared, "beta"], [shared, "alpha"]]
