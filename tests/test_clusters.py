@@ -300,6 +300,11 @@ def test_a_handle_of_another_clusters_job_uses_that_clusters_watcher_and_pickles
     again = pickle.loads(pickle.dumps(job))
     assert again.watcher is watcher_for("beta") and again.task(1).watcher is watcher_for("beta")
     assert SlurmRun(tmp_path, "58").watcher is SlurmRun.watcher
+    called = []
+    monkeypatch.setattr("subprocess.check_call", lambda argv, **kw: called.append(argv))
+    again.cancel()  # the API handle's cancel too
+    SlurmRun(tmp_path, "58").cancel()
+    assert called == [["scancel", "--clusters", "beta", "57"], ["scancel", "58"]]
 
 
 def test_a_profiles_cluster_is_checked_and_goes_to_sbatch(tmp_path, monkeypatch, make_spec):

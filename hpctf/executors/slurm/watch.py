@@ -391,6 +391,17 @@ class SlurmRun(submitit.SlurmJob, ExitCodeResults, RunFolder):
         finally:
             SlurmRun._cluster_of_new = outer
 
+    def cancel(self, check: bool = True) -> None:
+        """submitit's ``scancel JOB``, with ``--clusters`` for another cluster's job."""
+        from .cluster import flag
+
+        clusters = flag(self.__dict__.get("cluster"))
+        if not clusters:
+            return super().cancel(check)
+        import subprocess
+
+        (subprocess.check_call if check else subprocess.call)(["scancel", *clusters, self.job_id])
+
     def _register_in_watcher(self) -> None:
         if not self._tasks[0]:
             self.watcher.watch(self.job_id, self.paths.folder)
