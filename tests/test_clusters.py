@@ -238,12 +238,21 @@ def fake_scontrol(tmp_path, monkeypatch) -> Path:
     return calls
 
 
+def test_slurm_conf_names_the_cluster_without_asking_the_controller(tmp_path, monkeypatch):
+    calls = fake_scontrol(tmp_path, monkeypatch)
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("SlurmctldPort=6817\n  clustername=Prod_2   # the production cluster\nNodeName=n1\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    assert slurm_cluster.here() == "prod_2" and not calls.exists()
+
+
 def test_the_cluster_name_is_asked_once_per_slurm_conf_and_kept_across_processes(tmp_path, monkeypatch):
+    """A slurm.conf without ClusterName (configless, an included file): scontrol says it."""
     calls = fake_scontrol(tmp_path, monkeypatch)
     confs = {}
     for name in ("alpha", "beta"):
         confs[name] = tmp_path / f"{name}.conf"
-        confs[name].write_text(f"ClusterName={name}\n")
+        confs[name].write_text(f"Include /etc/slurm/{name}.conf\n")
     for name in ("alpha", "beta", "alpha", "beta"):
         monkeypatch.setenv("SLURM_CONF", str(confs[name]))
         monkeypatch.setenv("FAKE_CLUSTER", name)
@@ -252,7 +261,7 @@ def test_the_cluster_name_is_asked_once_per_slurm_conf_and_kept_across_processes
     slurm_cluster._detect.cache_clear()  # a new process: the cache file answers
     monkeypatch.setenv("FAKE_CLUSTER", "wrong")
     assert slurm_cluster.here() == "beta" and len(calls.read_text().splitlines()) == 2
-    confs["beta"].write_text("ClusterName=renamed\n# changed\n")  # a changed slurm.conf is asked again
+    confs["beta"].write_text("Include /etc/slurm/renamed.conf\n")  # a changed slurm.conf is asked again
     monkeypatch.setenv("FAKE_CLUSTER", "renamed")
     assert slurm_cluster.here() == "renamed" and len(calls.read_text().splitlines()) == 3
 

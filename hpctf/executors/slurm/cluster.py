@@ -1,12 +1,13 @@
-"""Which Slurm cluster this login node talks to (its ``ClusterName``), asked once and cached.
+"""Which Slurm cluster this login node talks to (its ``ClusterName``), read once and cached.
 
 Many sites mount one home directory on several clusters, whose job ids collide: each run
 records the cluster it was submitted to, and a job id is looked up on its own cluster.
-``scontrol show config`` says the name; the answer is cached per process and across
-processes in a file keyed by the slurm.conf the commands read (``$SLURM_CONF`` or the
-usual path: its path, size and mtime), so switching ``SLURM_CONF`` between clusters, or
-a changed configuration, is noticed without a lookup on every command. A configless
-site (no local slurm.conf) asks once per process.
+The slurm.conf Slurm's commands read (``$SLURM_CONF``, else the usual path) names it
+(``ClusterName=`` is required there), so no controller is asked, and a controller that is
+down costs nothing. Where the file does not have it (a configless site, a name kept in an
+included file) ``scontrol show config`` says it, once per process and across processes
+through a cache file keyed by slurm.conf's path, size and mtime, so switching
+``SLURM_CONF`` between clusters, or a changed configuration, is noticed.
 
 Sites with Slurm's multi-cluster set-up (one slurmdbd for several clusters) reach the
 others with ``--clusters``/``-M``: a site profile's ``cluster`` names one, and
@@ -30,6 +31,7 @@ DEFAULT_CONF = "/etc/slurm/slurm.conf"
 # Slurm's own rule for ClusterName: it lower-cases the name; letters, digits, _ and -.
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _LINE = re.compile(r"^\s*ClusterName\s*=\s*(\S+)\s*$", re.MULTILINE)
+_CONF_LINE = re.compile(r"^\s*ClusterName\s*=\s*([^\s#]+)", re.MULTILINE | re.IGNORECASE)
 
 
 def cache_file() -> Path:
@@ -54,8 +56,21 @@ def _conf_key() -> str | None:
     return f"{os.path.realpath(conf)}:{stat.st_size}:{int(stat.st_mtime)}"
 
 
+def from_conf(text: str) -> str | None:
+    """slurm.conf's ``ClusterName`` (keys are case-insensitive, Slurm lower-cases the name)."""
+    match = _CONF_LINE.search(text)
+    return match.group(1).lower() if match else None
+
+
 @functools.cache  # once per process (per SLURM_CONF); across processes, the cache file
 def _detect(key: str | None) -> str | None:
+    if key is not None:
+        try:
+            named = from_conf(Path(key.rsplit(":", 2)[0]).read_text(errors="replace"))
+        except OSError:
+            named = None
+        if named is not None:
+            return named
     path = cache_file()
     known: dict[str, str] = {}
     try:
@@ -77,7 +92,8 @@ def _detect(key: str | None) -> str | None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({**{k: v for k, v in known.items() if os.path.exists(k.split(":")[0])}, key: name}))
+        kept = {k: v for k, v in known.items() if os.path.exists(k.rsplit(":", 2)[0])}  # conf files still there
+        tmp.write_text(json.dumps({**kept, key: name}))
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home only costs the next lookup
