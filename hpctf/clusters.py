@@ -32,15 +32,22 @@ def choose(records: list, job_id: str, cluster: str | None = None):
         return mine[0]
     reachable = [r for r in records if executors.for_record(r).reachable(r)]
     if not reachable:
-        other = records[0]
-        here = executors.for_record(other).cluster()
-        raise OtherCluster(
-            f"job {job_id} was submitted to cluster {other.cluster}; this login node talks to {here}. "
-            f"Run hpctf on a login node of {other.cluster} (where Slurm's multi-cluster set-up reaches it "
-            f'from here, a site profile\'s cluster = "{other.cluster}" lets hpctf ask with --clusters)'
-        )
+        require_reachable(records[0])
     current = [r for r in reachable if r.cluster == executors.for_record(r).cluster()]
     return (current or reachable)[0]
+
+
+def require_reachable(record) -> None:
+    """Refuse to ask about ``record``'s job where it ran on a cluster this machine does not
+    reach (``--cluster`` may select such a run: what the history holds is still shown)."""
+    place = executors.for_record(record)
+    if place.reachable(record):
+        return
+    raise OtherCluster(
+        f"job {record.job_id} was submitted to cluster {record.cluster}; this login node talks to {place.cluster()}. "
+        f"Run hpctf on a login node of {record.cluster} (where Slurm's multi-cluster set-up reaches it "
+        f'from here, a site profile\'s cluster = "{record.cluster}" lets hpctf ask with --clusters)'
+    )
 
 
 def _names(records: list) -> str:

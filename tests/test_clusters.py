@@ -125,7 +125,11 @@ def test_the_cli_reports_another_clusters_job_and_selects_it_with_cluster(histor
     done = CliRunner().invoke(cli, ["status", "57", "--cluster", "beta", "--json"])
     assert done.exit_code == 0 and json.loads(done.output)["cluster"] == "beta"
     done = CliRunner().invoke(cli, ["status", "57", "--cluster", "beta"])
-    assert "cluster    beta" in done.output
+    assert "cluster    beta" in done.output  # as the history has it: beta is not asked from here
+    for command in (["cancel", "57", "--cluster", "beta"], ["logs", "57", "--cluster", "beta", "--follow"]):
+        done = CliRunner().invoke(cli, command)
+        assert done.exit_code == 2, (command, done.output)
+        assert "job 57 was submitted to cluster beta; this login node talks to alpha" in done.output
 
 
 def test_ls_shows_the_cluster_only_when_the_history_holds_several(tmp_path, monkeypatch):
@@ -458,6 +462,9 @@ def test_two_clusters_under_one_home_each_act_on_their_own_job_of_the_shared_id(
     assert refused.returncode == 2
     assert f"job {only} was submitted to cluster beta; this login node talks to alpha" in refused.stderr
     assert hpctf("alpha", "logs", only, check=False).returncode == 2
+    until("beta", only, {"COMPLETED"})  # its log, in the shared home, is read with --cluster
+    assert hpctf("alpha", "logs", only, "--cluster", "beta").stdout.strip() == f"side beta cluster beta job {only}"
+    assert hpctf("alpha", "cancel", only, "--cluster", "beta", check=False).returncode == 2
 
     # The history holds both: ls shows whose each run is.
     listing = json.loads(hpctf("alpha", "ls", "--json").stdout)

@@ -42,6 +42,16 @@ def _lookup(job_id: str, element_ok: bool | str = False, cluster: str | None = N
         fail(str(err))
 
 
+def _reachable(record) -> None:
+    """Exit 2 where ``record``'s job is on a cluster this login node cannot ask."""
+    from ..clusters import OtherCluster, require_reachable
+
+    try:
+        require_reachable(record)
+    except OtherCluster as err:
+        fail(str(err))
+
+
 CLUSTER_HELP = "the run of this cluster, where one home holds runs of several (`hpctf ls` shows them)"
 
 
@@ -81,6 +91,7 @@ def logs(job_id: str, follow: bool, task: int, err: bool, cluster: str | None) -
         except HpctfError as error:
             fail(str(error))
         return
+    _reachable(record)  # following asks its cluster until the job ends
     for chunk in Watch(record, registry).log(task, stream):
         click.echo(chunk, nl=False)
 
@@ -94,6 +105,7 @@ def cancel(job_id: str, as_json: bool, cluster: str | None) -> None:
     from ..runs import cancel as cancel_run
 
     registry, record = _lookup(job_id, element_ok="cancel", cluster=cluster)
+    _reachable(record)
     try:
         cancel_run(record)
     except HpctfError as err:
