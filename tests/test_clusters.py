@@ -472,3 +472,61 @@ def test_two_clusters_under_one_home_each_act_on_their_own_job_of_the_shared_id(
     table = hpctf("beta", "ls").stdout.splitlines()
     assert table[0].split()[:2] == ["JOB", "CLUSTER"]
     assert [line.split()[:2] for line in table[1:]] == [[only, "beta"], [shared, "beta"], [shared, "alpha"]]
+
+
+@pytest.mark.slurm
+def test_a_profiles_cluster_goes_with_clusters_to_sbatch_sacct_squeue_and_scancel(home, tmp_path, monkeypatch):
+    """The test cluster's own name in a profile, seen from a login node of another cluster
+    (as a multi-cluster site has it): every scheduler command names it with --clusters."""
+    from hpctf import schedcall
+
+    name = slurm_cluster.here()
+    assert name, "the test cluster's slurm.conf names no cluster"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[targets.multi]\ncluster = "{name}"\n')
+    monkeypatch.setenv("HPCTF_CONFIG", str(config))
+    at("elsewhere", monkeypatch)
+    import subprocess as real
+
+    asked: list[list[str]] = []
+
+    class Recording:
+        TimeoutExpired = real.TimeoutExpired
+
+        @staticmethod
+        def run(argv, **kw):
+            asked.append(list(argv))
+            return real.run(argv, **kw)
+
+    monkeypatch.setattr(schedcall, "subprocess", Recording)
+    src = tmp_path / "project"
+    src.mkdir()
+    (src / "side.py").write_text(SIDE_PROGRAM)
+    monkeypatch.chdir(src)
+    done = CliRunner().invoke(cli, ["submit", "--target", "multi", "side.py", "multi", "600"])
+    assert done.exit_code == 0, done.output
+    job_id = done.output.split()[2]
+    try:
+        assert Registry().get(job_id).cluster == name
+
+        def state() -> str:
+            return json.loads(CliRunner().invoke(cli, ["status", job_id, "--json"]).output)["state"]
+
+        deadline = time.monotonic() + 60
+        while state() != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(1)
+        assert state() == "RUNNING"
+        assert CliRunner().invoke(cli, ["cancel", job_id]).exit_code == 0
+        deadline = time.monotonic() + 60
+        while state() != "CANCELLED" and time.monotonic() < deadline:
+            time.sleep(1)
+        assert state() == "CANCELLED"
+    finally:
+        real.run(["scancel", job_id], capture_output=True)
+    by_command = {}
+    for argv in asked:
+        by_command.setdefault(Path(argv[0]).name, []).append(argv)
+    assert f"--clusters={name}" in by_command["sbatch"][0]
+    for command in ("sacct", "scancel"):
+        assert by_command[command] and all(argv[argv.index("--clusters") + 1] == name for argv in by_command[command])
+    assert all(argv[argv.index("--clusters") + 1] == name for argv in by_command.get("squeue", []))

@@ -277,8 +277,8 @@ def queue_info(job_ids: list[str], clusters: list[str] | tuple[str, ...] = ()) -
 
 
 def _without_cluster_lines(output: str) -> str:
-    """squeue's output less the ``CLUSTER: NAME`` line it prints, --noheader or not, when
-    asked with ``--clusters``."""
+    """squeue's output less a ``CLUSTER: NAME`` line: asked with ``--clusters`` it prints
+    one above its header (22.05 leaves it out with --noheader too; not every release may)."""
     return "".join(line for line in output.splitlines(keepends=True) if not line.startswith("CLUSTER: "))
 
 
