@@ -19,9 +19,10 @@ class OtherCluster(HpctfError):
     the cluster asked for)."""
 
 
-def choose(records: list, job_id: str, cluster: str | None = None):
+def choose(records: list, job_id: str, cluster: str | None = None, anywhere: bool = False):
     """The run ``job_id`` means among ``records`` (that id's runs, newest first);
-    ``cluster``: the one of that cluster."""
+    ``cluster``: the one of that cluster; ``anywhere``: another cluster's where this one
+    has none (commands that only read the run's files, which the shared home holds)."""
     if cluster is not None:
         mine = [r for r in records if r.cluster == cluster]
         if not mine:
@@ -31,10 +32,10 @@ def choose(records: list, job_id: str, cluster: str | None = None):
             )
         return mine[0]
     reachable = [r for r in records if executors.for_record(r).reachable(r)]
-    if not reachable:
+    if not reachable and not anywhere:
         require_reachable(records[0])
     current = [r for r in reachable if r.cluster == executors.for_record(r).cluster()]
-    return (current or reachable)[0]
+    return (current or reachable or records)[0]
 
 
 def require_reachable(record) -> None:

@@ -159,10 +159,12 @@ class Registry:
         record.run_id = cur.lastrowid
         return record
 
-    def get(self, job_id: str, target: str | None = None, cluster: str | None = None) -> RunRecord:
+    def get(
+        self, job_id: str, target: str | None = None, cluster: str | None = None, anywhere: bool = False
+    ) -> RunRecord:
         """The latest run with this job id (job ids restart when a cluster is rebuilt) of
         the cluster this machine talks to, or of ``cluster``; clusters that share a home
-        number their jobs each (:func:`hpctf.clusters.choose`)."""
+        number their jobs each (:func:`hpctf.clusters.choose`; ``anywhere``: else another's)."""
         from .clusters import choose
 
         query = "SELECT * FROM runs WHERE job_id = ?" + (" AND target = ?" if target else "")
@@ -170,7 +172,7 @@ class Registry:
         rows = [RunRecord(**dict(row)) for row in self._db.execute(query + " ORDER BY run_id DESC", args)]
         if not rows:
             raise HpctfError(f"no run with job id {job_id!r} in {self.path} (see `hpctf ls`)")
-        return choose(rows, job_id, cluster)
+        return choose(rows, job_id, cluster, anywhere)
 
     def update(self, run_id: int, **values: object) -> None:
         unknown = set(values) - set(_COLUMNS)

@@ -106,6 +106,19 @@ def test_a_cluster_named_by_a_site_profile_is_reachable(history, monkeypatch, tm
     assert history.get("57").cluster == "alpha"  # this cluster's run first
 
 
+def test_commands_that_read_only_files_take_another_clusters_run(history, monkeypatch, tmp_path):
+    """outputs, metrics and tensorboard read the run folder, which the shared home holds."""
+    from hpctf import tensorboard
+
+    at("alpha", monkeypatch)
+    assert history.get("58", anywhere=True).cluster == "beta"
+    assert history.get("57", anywhere=True).cluster == "alpha"  # this cluster's run first
+    assert [r.cluster for r in tensorboard.select(history, ["58", "57"])] == ["beta", "alpha"]
+    for command in (["outputs", "58"], ["metrics", "58"]):
+        done = CliRunner().invoke(cli, command)
+        assert "/nowhere/beta/58" in done.output and "submitted to cluster" not in done.output
+
+
 def test_without_slurm_or_for_runs_of_no_known_cluster_the_latest_run_is_meant(history, monkeypatch):
     at(None, monkeypatch)
     assert history.get("57").cluster == "beta"

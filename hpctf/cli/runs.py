@@ -12,16 +12,17 @@ from ..errors import HpctfError
 from .options import fail
 
 
-def _lookup(job_id: str, element_ok: bool | str = False, cluster: str | None = None):
+def _lookup(job_id: str, element_ok: bool | str = False, cluster: str | None = None, anywhere: bool = False):
     """(the run history, the run ``job_id``); exit 2 where there is no such run. With
     ``element_ok``, ``237_4`` is element 4 of sweep 237: its logs, its own cancel.
-    ``cluster``: the run of that cluster (one home on several clusters)."""
+    ``cluster``: the run of that cluster (one home on several clusters); ``anywhere``: another
+    cluster's run where this one has none (commands that read only the run's files)."""
     from ..clusters import OtherCluster
     from ..registry import Registry
 
     registry = Registry()
     try:
-        return registry, registry.get(job_id, cluster=cluster)
+        return registry, registry.get(job_id, cluster=cluster, anywhere=anywhere)
     except OtherCluster as err:
         fail(str(err))
     except HpctfError as err:
