@@ -31,14 +31,15 @@ def submit(
     return handle(record)
 
 
-def attach(job_id: str | int, *, home: str | Path | None = None):
+def attach(job_id: str | int, *, home: str | Path | None = None, cluster: str | None = None):
     """The handle of a job submitted earlier (by any process), from the run history; for
-    a sweep, its :class:`~hpctf.sweep.handle.SweepRun`."""
+    a sweep, its :class:`~hpctf.sweep.handle.SweepRun`. ``cluster``: the job of that
+    cluster, where one home holds runs of several (job ids collide between clusters)."""
     from .runs import handle
 
     registry = Registry(registry_file(home) if home else None)
     try:
-        record = registry.get(str(job_id))
+        record = registry.get(str(job_id), cluster=cluster)
     finally:
         registry.close()
     if record.sweep:

@@ -53,6 +53,7 @@ class RunRecord:
     spec: str = "{}"  # the estimator as JSON
     restarts: int = 0  # times Slurm requeued the job (each restart is one more attempt)
     sweep: str | None = None  # a sweep's settings as JSON (hpctf.sweep.config.SweepConfig); None: one run
+    cluster: str | None = None  # the cluster it was submitted to (Slurm's ClusterName, "local", "unknown")
     run_id: int | None = None
 
     @property
@@ -130,6 +131,22 @@ class Registry:
             except sqlite3.OperationalError as err:
                 if "duplicate column" not in str(err):  # another process added it first
                     raise
+                continue
+            if column == "cluster":
+                self._record_clusters()
+
+    def _record_clusters(self) -> None:
+        """Runs recorded before hpctf kept clusters get the cluster their executor answers
+        now (Slurm's ClusterName; ``local``), or ``unknown`` where none answers."""
+        from . import executors
+        from .executors.slurm.cluster import UNKNOWN
+
+        for (target,) in self._db.execute("SELECT DISTINCT target FROM runs WHERE cluster IS NULL").fetchall():
+            try:
+                cluster = executors.get(target).cluster()
+            except HpctfError:
+                cluster = UNKNOWN
+            self._db.execute("UPDATE runs SET cluster = ? WHERE cluster IS NULL AND target = ?", (cluster, target))
 
     def close(self) -> None:
         self._db.close()
@@ -142,14 +159,20 @@ class Registry:
         record.run_id = cur.lastrowid
         return record
 
-    def get(self, job_id: str, target: str | None = None) -> RunRecord:
-        """The latest run with this job id (job ids restart when a cluster is rebuilt)."""
+    def get(
+        self, job_id: str, target: str | None = None, cluster: str | None = None, anywhere: bool = False
+    ) -> RunRecord:
+        """The latest run with this job id (job ids restart when a cluster is rebuilt) of
+        the cluster this machine talks to, or of ``cluster``; clusters that share a home
+        number their jobs each (:func:`hpctf.clusters.choose`; ``anywhere``: else another's)."""
+        from .clusters import choose
+
         query = "SELECT * FROM runs WHERE job_id = ?" + (" AND target = ?" if target else "")
         args = (job_id, target) if target else (job_id,)
-        row = self._db.execute(query + " ORDER BY run_id DESC LIMIT 1", args).fetchone()
-        if row is None:
+        rows = [RunRecord(**dict(row)) for row in self._db.execute(query + " ORDER BY run_id DESC", args)]
+        if not rows:
             raise HpctfError(f"no run with job id {job_id!r} in {self.path} (see `hpctf ls`)")
-        return RunRecord(**dict(row))
+        return choose(rows, job_id, cluster, anywhere)
 
     def update(self, run_id: int, **values: object) -> None:
         unknown = set(values) - set(_COLUMNS)
@@ -188,3 +211,7 @@ class Registry:
 
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    def clusters(self) -> list[str]:
+        """Every cluster the history holds runs of."""
+        return [row[0] for row in self._db.execute("SELECT DISTINCT cluster FROM runs ORDER BY cluster")]

@@ -34,10 +34,13 @@ def refresh(registry: Registry, records: Iterable[RunRecord]) -> list[RunRecord]
     live = [r for r in records if r.state in UNFINISHED]
     if not live:
         return records
+    places = {name: executors.get(name) for name in {r.target for r in live}}
+    # Another cluster's runs (one home on several clusters) keep what was last seen: asked
+    # here, their ids would name this cluster's jobs.
+    live = [r for r in live if places[r.target].reachable(r)]
     groups: dict[str, list[RunRecord]] = {}
     for record in live:
         groups.setdefault(record.target, []).append(record)
-    places = {name: executors.get(name) for name in groups}
     jobs = {r.run_id: places[r.target].handle(r) for r in live}
     for name, group in groups.items():
         places[name].update(group)
@@ -188,7 +191,19 @@ class Watch:
 # What `hpctf status` and `hpctf ls` show
 # ---------------------------------------------------------------------------------------
 
-STATUS_FIELDS = ("job_id", "name", "state", "exit_code", "backend", "shape", "nodes", "target", "command", "run_dir")
+STATUS_FIELDS = (
+    "job_id",
+    "name",
+    "state",
+    "exit_code",
+    "backend",
+    "shape",
+    "nodes",
+    "target",
+    "cluster",
+    "command",
+    "run_dir",
+)
 LIST_COLUMNS = ("JOB", "NAME", "BACKEND", "SHAPE", "STATE", "EXIT", "SUBMITTED", "DURATION")
 
 
@@ -240,10 +255,16 @@ def status_rows(record: RunRecord) -> list[tuple[str, object]]:
     return rows + ([("metrics", metrics)] if metrics else [])
 
 
-def list_rows(records: Iterable[RunRecord]) -> list[tuple[object, ...]]:
-    """One row a run, in the order of :data:`LIST_COLUMNS`."""
+def list_columns(with_cluster: bool = False) -> tuple[str, ...]:
+    """:data:`LIST_COLUMNS`, with CLUSTER after JOB where the history holds several clusters."""
+    return (LIST_COLUMNS[0], "CLUSTER", *LIST_COLUMNS[1:]) if with_cluster else LIST_COLUMNS
+
+
+def list_rows(records: Iterable[RunRecord], with_cluster: bool = False) -> list[tuple[object, ...]]:
+    """One row a run, in the order of :func:`list_columns`."""
     return [
-        (r.job_id, r.name, r.backend, r.shape, r.state, r.exit_code, when(r.submitted), duration(r.duration))
+        (r.job_id, *([r.cluster] if with_cluster else []), r.name, r.backend, r.shape, r.state, r.exit_code)
+        + (when(r.submitted), duration(r.duration))
         for r in records
     ]
 

@@ -39,6 +39,7 @@ class SubmitPlan:
     manifest: snapshot.Manifest
     target: str = "slurm"
     sweep: SweepConfig | None = None  # a sweep: the script is a job array, one element a trial
+    cluster: str | None = None  # the cluster the site profile names (multi-cluster sites), else this one
 
     @property
     def executor(self) -> Executor:
@@ -50,7 +51,9 @@ class SubmitPlan:
 
     @property
     def command(self) -> list[str]:
-        return self.executor.command(self.script_path)
+        if self.cluster is None:  # an executor of its own may take the script alone
+            return self.executor.command(self.script_path)
+        return self.executor.command(self.script_path, self.cluster)
 
     def describe(self) -> dict:
         return {
@@ -110,6 +113,7 @@ def plan(
         manifest=manifest,
         target=executor.name,
         sweep=sweep,
+        cluster=target.cluster,
     )
 
 
@@ -151,6 +155,7 @@ def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
         submitted=time.time(),
         spec=json.dumps(plan.spec.to_dict(), default=str),
         sweep=None if plan.sweep is None else json.dumps(plan.sweep.to_dict()),
+        cluster=plan.cluster or plan.executor.cluster(),
     )
     return (registry or Registry(registry_file(plan.home))).add(record)
 

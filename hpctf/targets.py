@@ -21,6 +21,7 @@ their own in TOML, in two files read in this order, later ones winning key by ke
     env_cache = "/shared/hpctf/envs"
     time = "12:00:00"
     sweep_storage = "mysql+pymysql://sweeps@db.example.org/sweeps"  # else a journal file per sweep
+    cluster = "alpha"               # multi-cluster sites: sbatch/sacct/squeue/scancel --clusters=alpha
 
 A profile gives defaults: whatever the estimator sets itself wins; lists (modules,
 setup) and tables (sbatch_options, environment_variables) are combined, the
@@ -65,6 +66,13 @@ def _sweep_study():
     return study
 
 
+def _slurm_cluster():
+    """hpctf.executors.slurm.cluster, which owns what a cluster's name looks like."""
+    from .executors.slurm import cluster
+
+    return cluster
+
+
 def gres_spec(name: str, gpu_type: str | None, count: int) -> str:
     """A GRES request as Slurm writes it: ``gpu:2``, ``gpu:a100:2``."""
     return ":".join([name, *([gpu_type] if gpu_type else []), str(count)])
@@ -97,6 +105,7 @@ class Target:
     tensorflow: str | None = None  # requirement that puts TensorFlow in a pip environment
     templates: str | None = None  # folder of site templates overriding built-in ones
     sweep_storage: str | None = None  # database URL for sweeps' studies (else a journal file in each sweep's folder)
+    cluster: str | None = None  # Slurm's multi-cluster set-up: the cluster jobs go to (--clusters); else this one
     # Combined with the estimator's own.
     modules: tuple[str, ...] = ()
     module_paths: tuple[str, ...] = ()  # `module use` folders, before the loads
@@ -151,6 +160,10 @@ _KEYS: dict[str, tuple] = {
     "sweep_storage": (
         lambda v: _sweep_study().is_database_url(v),
         "a database URL such as 'mysql+pymysql://user:password@host/db' or 'postgresql://user@host/db'",
+    ),
+    "cluster": (
+        lambda v: isinstance(v, str) and _slurm_cluster().NAME.match(v) is not None,
+        "a Slurm ClusterName as `scontrol show config` prints it: lower-case letters, digits, '_' and '-'",
     ),
     "modules": _STRS,
     "module_paths": _STRS,

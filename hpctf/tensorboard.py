@@ -68,7 +68,7 @@ def select(registry: Registry, jobs: Iterable[str], last: int = LAST_RUNS) -> li
     names a job the history does not know, or says the history is empty."""
     jobs = list(dict.fromkeys(jobs))
     if jobs:
-        return [registry.get(job_id) for job_id in jobs]
+        return [registry.get(job_id, anywhere=True) for job_id in jobs]  # files: any cluster's run
     records = list(registry.runs(limit=last or None))
     if not records:
         raise HpctfError(f"no runs in {registry.path} yet: submit one first (hpctf submit)")

@@ -37,6 +37,18 @@ def slurm_version_cache(tmp_path_factory, monkeypatch):
     detect.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def slurm_cluster_cache(tmp_path_factory, monkeypatch):
+    """The same for the ClusterName hpctf.executors.slurm.cluster keeps (`scontrol show config`)."""
+    from hpctf.executors.slurm import cluster
+
+    folder = tmp_path_factory.mktemp("slurm-cluster")
+    monkeypatch.setattr(cluster, "cache_file", lambda: folder / "slurm-cluster.json")
+    cluster._detect.cache_clear()
+    yield
+    cluster._detect.cache_clear()
+
+
 @pytest.fixture
 def source_dir(tmp_path: Path) -> Path:
     src = tmp_path / "project"

@@ -294,11 +294,13 @@ time = "30"
 pmi = "pmix"
 qos = "normal"
 ps_partition = "cpu"
+cluster = "{cluster}"
 
 [targets.wrong]
 partition = "gpus"
 gpu_type = "a100"
 pmi = "pmi_bogus"
+cluster = "nowhere"
 
 [targets.short]
 partition = "hpctf-short"
@@ -309,7 +311,10 @@ gpus_per_node = 3
 
 @pytest.mark.slurm
 def test_targets_check_against_the_cluster_reports_every_mismatch(slurm, tmp_path):
-    (tmp_path / "hpctf.toml").write_text(CHECK_TOML)
+    from hpctf.executors.slurm.cluster import from_conf
+
+    lab_cluster = from_conf(Path(slurm.env["SLURM_CONF"]).read_text())
+    (tmp_path / "hpctf.toml").write_text(CHECK_TOML.replace("{cluster}", lab_cluster))
 
     def check(name: str) -> tuple[int, dict[str, tuple[str, str]]]:
         done = subprocess.run(
@@ -334,6 +339,8 @@ def test_targets_check_against_the_cluster_reports_every_mismatch(slurm, tmp_pat
     assert wrong["partition"] == ("MISMATCH", "no partition 'gpus'; the cluster has cpu, debug, gpu")
     assert wrong["gpus"][0] == "MISMATCH" and "gpu:a100:1" in wrong["gpus"][1] and "gpu:tesla:2" in wrong["gpus"][1]
     assert wrong["pmi"][0] == "MISMATCH" and "pmix" in wrong["pmi"][1]
+    assert good["cluster"] == ("ok", f"{lab_cluster} exists")
+    assert wrong["cluster"] == ("MISMATCH", "no cluster 'nowhere' in the accounting database")
 
     # A partition with a time limit (made for this test, not kept by slurmctld's state).
     slurm.run("scontrol", "create", "PartitionName=hpctf-short", "Nodes=node1", "MaxTime=60", "State=UP")
@@ -356,7 +363,7 @@ def test_targets_check_against_the_cluster_reports_every_mismatch(slurm, tmp_pat
         env={**slurm.env, "HPCTF_CONFIG": "/nonexistent"},
         timeout=120,
     )
-    assert human.returncode == 1 and "3 mismatch(es)" in human.stdout
+    assert human.returncode == 1 and "4 mismatch(es)" in human.stdout
 
 
 def test_the_sample_site_file_in_examples_loads_and_renders_every_target(make_spec):

@@ -93,7 +93,8 @@ def _lookup(job_ids: tuple[str, ...]):
 
     try:
         registry = Registry()
-        return registry, [registry.get(job_id) for job_id in dict.fromkeys(job_ids)]
+        # Metrics are files in the run folder: another cluster's run (shared home) is read too.
+        return registry, [registry.get(job_id, anywhere=True) for job_id in dict.fromkeys(job_ids)]
     except HpctfError as err:
         fail(str(err))
 

@@ -32,7 +32,7 @@ def outputs(job_id: str, as_json: bool, dest: Path | None, force: bool) -> None:
 
     if force and dest is None:
         fail("--force goes with --copy DEST")
-    _, record = _lookup(job_id)
+    _, record = _lookup(job_id, anywhere=True)  # files in the shared home: any cluster's run
     folder = RunPaths.of(record).outputs
     files = list_files(folder)
     if dest is not None:

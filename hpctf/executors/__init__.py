@@ -63,8 +63,9 @@ class Executor:
     cancels_elements: bool = False  # one element of an array can be cancelled alone (its own id)
 
     # -- submitting --------------------------------------------------------------------
-    def command(self, script: Path) -> list[str]:
-        """The command that starts the job script (shown by ``--dry-run``)."""
+    def command(self, script: Path, cluster: str | None = None) -> list[str]:
+        """The command that starts the job script (shown by ``--dry-run``); ``cluster``: the
+        one a site profile names (Slurm's multi-cluster set-up)."""
         return ["bash", str(script)]
 
     def adapt(self, spec, target, sweep=None):
@@ -104,6 +105,17 @@ class Executor:
     def pending(self, record):
         """A :class:`~hpctf.executors.slurm.watch.QueueInfo` for a waiting job, or None (no queue to ask)."""
         return None
+
+    # -- clusters: one home on several clusters, whose job ids collide ------------------
+    def cluster(self) -> str:
+        """The cluster a run submitted here now goes to, recorded with it (Slurm: its
+        ``ClusterName``); by default the executor's name (``local``)."""
+        return self.name
+
+    def reachable(self, record) -> bool:
+        """Whether this machine can ask about ``record``'s job (a run of another cluster
+        cannot be: looking up its id here would find this cluster's job of that id)."""
+        return True
 
     # -- checking ----------------------------------------------------------------------
     def check_target(self, target) -> list:

@@ -37,8 +37,9 @@ def sbatch(command: list[str]) -> str:
     return job_id
 
 
-def scancel(job_id: str) -> None:
-    reply = _answered(call(["scancel", job_id], SCANCEL_TIMEOUT_S), "scancel", SCANCEL_TIMEOUT_S)
+def scancel(job_id: str, clusters: list[str] | tuple[str, ...] = ()) -> None:
+    """``clusters``: ``--clusters NAME`` for another cluster's job (multi-cluster sites)."""
+    reply = _answered(call(["scancel", *clusters, job_id], SCANCEL_TIMEOUT_S), "scancel", SCANCEL_TIMEOUT_S)
     if not reply.ok:
         raise HpctfError(f"scancel {job_id} failed: {reply.stderr.strip()}")
 
@@ -96,6 +97,25 @@ def record_node_failures(records: list) -> None:
         )
 
 
+def _other_cluster(record) -> str | None:
+    """The cluster of ``record`` where it is not the one this login node talks to (its jobs
+    are asked about with ``--clusters``); None for this one's."""
+    from .cluster import flag
+
+    return record.cluster if flag(getattr(record, "cluster", None)) else None
+
+
+def _profile_clusters() -> set[str]:
+    """The clusters site profiles name (``cluster = "beta"``): this login node reaches them
+    with ``--clusters`` (Slurm's multi-cluster set-up)."""
+    from ...targets import load_config
+
+    try:
+        return {t.cluster for t in load_config().targets.values() if t.cluster}
+    except HpctfError:
+        return set()
+
+
 class SlurmExecutor(Executor):
     name = "slurm"
     polls_queue = True
@@ -103,32 +123,35 @@ class SlurmExecutor(Executor):
     runs_arrays = True
     cancels_elements = True  # scancel 237_4
 
-    def command(self, script: Path) -> list[str]:
-        return ["sbatch", "--parsable", str(script)]
+    def command(self, script: Path, cluster: str | None = None) -> list[str]:
+        return ["sbatch", "--parsable", *([f"--clusters={cluster}"] if cluster else []), str(script)]
 
     def start(self, plan) -> str:
-        return sbatch(self.command(plan.script_path))
+        return sbatch(self.command(plan.script_path, plan.cluster))
 
     def handle(self, record):
-        from .watch import SlurmRun
+        from .watch import SlurmRun, watcher_for
 
+        cluster = _other_cluster(record)
         if record.sweep:  # a job array: followed as one job, from its elements
-            SlurmRun.watcher.arrays[record.job_id] = record.array_size
-        return SlurmRun(folder=record.log_dir, job_id=record.job_id, tasks=range(record.task_count))
+            watcher_for(cluster).arrays[record.job_id] = record.array_size
+        return SlurmRun(folder=record.log_dir, job_id=record.job_id, tasks=range(record.task_count), cluster=cluster)
 
     def elements(self, record) -> dict:
         from .arrays import elements
-        from .watch import SlurmRun
+        from .watch import watcher_for
 
         self.handle(record)
-        if record.job_id not in SlurmRun.watcher._info_dict:
-            SlurmRun.watcher.update()  # a sweep that had ended before this process looked
-        return elements(SlurmRun.watcher._info_dict, record.job_id)
+        watcher = watcher_for(_other_cluster(record))
+        if record.job_id not in watcher._info_dict:
+            watcher.update()  # a sweep that had ended before this process looked
+        return elements(watcher._info_dict, record.job_id)
 
     def update(self, records: list) -> None:
-        from .watch import SlurmRun
+        from .watch import watcher_for
 
-        SlurmRun.watcher.update()  # every watched Slurm job, one sacct (or squeue) call
+        for watcher in {id(w): w for w in map(watcher_for, map(_other_cluster, records))}.values():
+            watcher.update()  # every watched job of one cluster, one sacct (or squeue) call
 
     def observe(self, record, job) -> Observation | None:
         info = job.info
@@ -145,12 +168,29 @@ class SlurmExecutor(Executor):
         record_requeues([r for r in records if r.restarts], SlurmRun.watcher._info_dict)
 
     def cancel(self, record) -> None:
-        scancel(record.job_id)
+        from .cluster import flag
+
+        scancel(record.job_id, flag(_other_cluster(record)))
 
     def pending(self, record):
+        from .cluster import flag
         from .watch import queue_info
 
-        return (queue_info([record.job_id]) or {}).get(record.job_id)
+        return (queue_info([record.job_id], flag(_other_cluster(record))) or {}).get(record.job_id)
+
+    # -- clusters (one home on several clusters) ---------------------------------------
+    def cluster(self) -> str:
+        from .cluster import UNKNOWN, here
+
+        return here() or UNKNOWN
+
+    def reachable(self, record) -> bool:
+        from .cluster import UNKNOWN, here
+
+        if record.cluster in (None, "", UNKNOWN):
+            return True
+        current = here()
+        return current is None or record.cluster == current or record.cluster in _profile_clusters()
 
     def check_target(self, target) -> list:
         from .check import check_slurm

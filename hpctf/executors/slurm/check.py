@@ -234,12 +234,13 @@ def _pmi(target: Target) -> Finding:
 
 def _accounting(target: Target) -> list[Finding]:
     findings = []
-    for kind, value in (("account", target.account), ("qos", target.qos)):
+    formats = {"account": "account", "qos": "name", "cluster": "cluster"}
+    # A profile's cluster (multi-cluster sites) is reached through the database: --clusters
+    # knows only the clusters it lists.
+    for kind, value in (("account", target.account), ("qos", target.qos), ("cluster", target.cluster)):
         if value is None:
             continue
-        code, out = _run(
-            "sacctmgr", "-n", "-P", "show", kind, value, "format=" + ("account" if kind == "account" else "name")
-        )
+        code, out = _run("sacctmgr", "-n", "-P", "show", kind, value, "format=" + formats[kind])
         if code != 0:
             findings.append(
                 Finding(kind, SKIPPED, f"cannot ask accounting (sacctmgr): {out.splitlines()[-1] if out else code}")

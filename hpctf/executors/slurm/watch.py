@@ -29,8 +29,9 @@ SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
 class ClusterWatcher(SlurmInfoWatcher):
     """submitit's batched watcher, plus exit codes and a fallback without accounting."""
 
-    def __init__(self, delay_s: int = 30) -> None:
+    def __init__(self, delay_s: int = 30, clusters: tuple[str, ...] = ()) -> None:
         super().__init__(delay_s=delay_s)
+        self.clusters = list(clusters)  # ["--clusters", NAME]: jobs of another cluster (multi-cluster sites)
         self._folders: dict[str, Path] = {}
         self.arrays: dict[str, int] = {}  # job arrays (sweeps) -> their number of elements
         self.hets: set[str] = set()  # heterogeneous jobs: sacct and squeue list ID+0, ID+1 ...
@@ -59,6 +60,7 @@ class ClusterWatcher(SlurmInfoWatcher):
             "JobID,State,ExitCode,NodeList,Start,End",
             "--parsable2",
             "--duplicates",
+            *self.clusters,
             "-j",
             ",".join(ids),
         ]
@@ -107,7 +109,11 @@ class ClusterWatcher(SlurmInfoWatcher):
         failed = [j for j in ids if j in info and JobState.from_slurm(info[j].get("State")) is JobState.NODE_FAIL]
         if not failed:
             return
-        out = _answer(["squeue", "--noheader", "--states=all", "--format=%i|%T", "--jobs", ",".join(failed)])
+        out = _answer(
+            ["squeue", "--noheader", "--states=all", "--format=%i|%T", *self.clusters, "--jobs", ",".join(failed)]
+        )
+        if out is not None:
+            out = _without_cluster_lines(out)
         if out is None:
             for job_id in failed:
                 info.pop(job_id)  # not known to be over yet: asked again next time
@@ -181,7 +187,7 @@ class ClusterWatcher(SlurmInfoWatcher):
     def _from_squeue(self, ids: list[str]) -> dict[str, dict[str, str]] | None:
         # --states=all lists finished jobs too, for as long as slurmctld keeps them
         # (MinJobAge, 300 s by default); after that only the exit-status file is left.
-        command = ["squeue", "--noheader", "--states=all", "--format=%i|%T|%N", "--jobs", ",".join(ids)]
+        command = ["squeue", "--noheader", "--states=all", "--format=%i|%T|%N", *self.clusters, "--jobs", ",".join(ids)]
         try:
             out = call(command, SCHEDULER_TIMEOUT_S)
         except OSError:
@@ -189,7 +195,7 @@ class ClusterWatcher(SlurmInfoWatcher):
         if out.failure:
             return None
         seen: dict[str, dict[str, str]] = {}
-        for line in _ranges_first(out.stdout).splitlines():
+        for line in _ranges_first(_without_cluster_lines(out.stdout)).splitlines():
             job_id, state, nodes = (line.split("|") + ["", ""])[:3]
             for one in expand_array_ids(job_id.strip()):  # an array's waiting elements: 7_[3-9%2]
                 seen[one] = {"JobID": one, "State": state.strip(), "NodeList": nodes.strip()}
@@ -280,15 +286,17 @@ class QueueInfo(NamedTuple):
 NO_ESTIMATE_S = 300 * 86400
 
 
-def queue_info(job_ids: list[str]) -> dict[str, QueueInfo] | None:
-    """One ``squeue`` call for ``job_ids``; None when squeue does not answer. Jobs it no
-    longer lists are left out (they have ended: ask sacct)."""
-    out = _answer(["squeue", "--noheader", "--states=all", "--format=%i|%T|%r|%S", "--jobs", ",".join(job_ids)])
+def queue_info(job_ids: list[str], clusters: list[str] | tuple[str, ...] = ()) -> dict[str, QueueInfo] | None:
+    """One ``squeue`` call for ``job_ids`` (``clusters``: ``--clusters NAME``, for another
+    cluster's jobs); None when squeue does not answer. Jobs it no longer lists are left
+    out (they have ended: ask sacct)."""
+    command = ["squeue", "--noheader", "--states=all", "--format=%i|%T|%r|%S", *clusters, "--jobs", ",".join(job_ids)]
+    out = _answer(command)
     if out is None:
         return None
     info: dict[str, QueueInfo] = {}
     now = time.time()
-    for line in out.splitlines():
+    for line in _without_cluster_lines(out).splitlines():
         job_id, state, reason, start = (line.split("|") + ["", "", ""])[:4]
         expected = slurm_time(start.strip())
         if expected is not None and not now - 60 <= expected <= now + NO_ESTIMATE_S:
@@ -302,6 +310,12 @@ def queue_info(job_ids: list[str]) -> dict[str, QueueInfo] | None:
         if job_id not in info and parts:
             info[job_id] = parts[min(parts)]
     return info
+
+
+def _without_cluster_lines(output: str) -> str:
+    """squeue's output less a ``CLUSTER: NAME`` line: asked with ``--clusters`` it prints
+    one above its header (22.05 leaves it out with --noheader too; not every release may)."""
+    return "".join(line for line in output.splitlines(keepends=True) if not line.startswith("CLUSTER: "))
 
 
 def _ranges_first(output: str, header: bool = False) -> str:
@@ -379,6 +393,31 @@ def last_requeues(sacct_output: str) -> dict[str, tuple[str, str]]:
     return found
 
 
+_WATCHERS: dict[tuple[str, ...], ClusterWatcher] = {(): ClusterWatcher()}
+
+
+def watcher_for(cluster: str | None) -> ClusterWatcher:
+    """The watcher of ``cluster``'s jobs: this cluster's (no ``--clusters``) for this one, a
+    run recorded without a cluster or where no Slurm answers; else one that asks with
+    ``--clusters NAME`` (multi-cluster sites), so another cluster's job 57 is never looked
+    up as this one's."""
+    from .cluster import flag
+
+    clusters = tuple(flag(cluster)) if cluster else ()
+    if clusters not in _WATCHERS:
+        _WATCHERS[clusters] = ClusterWatcher(clusters=clusters)
+    return _WATCHERS[clusters]
+
+
+class _Watchers:
+    """``SlurmRun.watcher``: on the class, this cluster's watcher (as submitit has it); on a
+    handle, the watcher of the cluster the handle's job was submitted to."""
+
+    def __get__(self, job, owner=None) -> ClusterWatcher:
+        cluster = None if job is None else job.__dict__.get("cluster")
+        return _WATCHERS[()] if cluster is None else watcher_for(cluster)
+
+
 class SlurmRun(submitit.SlurmJob, ExitCodeResults, RunFolder):
     """A submitit ``SlurmJob`` for an hpctf job: pickles, reattaches, knows its exit code.
 
@@ -398,7 +437,31 @@ class SlurmRun(submitit.SlurmJob, ExitCodeResults, RunFolder):
     results = ExitCodeResults.results
     exception = ExitCodeResults.exception
 
-    watcher = ClusterWatcher()
+    watcher = _Watchers()
+
+    _cluster_of_new: str | None = None  # what submitit's sub-jobs (one per task) get, while made
+
+    def __init__(self, folder, job_id: str, tasks=(0,), cluster: str | None = None) -> None:
+        """``cluster``: another cluster's job (multi-cluster sites), asked with ``--clusters``."""
+        cluster = cluster or SlurmRun._cluster_of_new
+        if cluster is not None:
+            self.cluster = cluster  # kept when pickled
+        outer, SlurmRun._cluster_of_new = SlurmRun._cluster_of_new, cluster
+        try:
+            super().__init__(folder, job_id, tasks)
+        finally:
+            SlurmRun._cluster_of_new = outer
+
+    def cancel(self, check: bool = True) -> None:
+        """submitit's ``scancel JOB``, with ``--clusters`` for another cluster's job."""
+        from .cluster import flag
+
+        clusters = flag(self.__dict__.get("cluster"))
+        if not clusters:
+            return super().cancel(check)
+        import subprocess
+
+        (subprocess.check_call if check else subprocess.call)(["scancel", *clusters, self.job_id])
 
     def _register_in_watcher(self) -> None:
         if not self._tasks[0]:
