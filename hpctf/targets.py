@@ -97,6 +97,8 @@ class Target:
     tensorflow: str | None = None  # requirement that puts TensorFlow in a pip environment
     templates: str | None = None  # folder of site templates overriding built-in ones
     sweep_storage: str | None = None  # database URL for sweeps' studies (else a journal file in each sweep's folder)
+    share_with_group: str | None = None  # run folders readable by this group (else owner-only)
+    trust_group: str | None = None  # env_cache folders this group can write are still used
     # Combined with the estimator's own.
     modules: tuple[str, ...] = ()
     module_paths: tuple[str, ...] = ()  # `module use` folders, before the loads
@@ -152,6 +154,8 @@ _KEYS: dict[str, tuple] = {
         lambda v: _sweep_study().is_database_url(v),
         "a database URL such as 'mysql+pymysql://user:password@host/db' or 'postgresql://user@host/db'",
     ),
+    "share_with_group": _STR,
+    "trust_group": _STR,
     "modules": _STRS,
     "module_paths": _STRS,
     "container_mounts": _STRS,

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -34,8 +33,9 @@ def render(output_file: str | None, **options: Any) -> None:
         paths = JobPaths.for_spec(spec, options["log_dir"])
         script = render_script(spec, paths, template_dirs=template_dirs(options))
     if output_file:
-        Path(output_file).write_text(script)
-        os.chmod(output_file, 0o755)
+        from ..private import write_file
+
+        write_file(output_file, script, 0o700)  # like everything hpctf writes: the owner's alone
         click.echo(f"wrote {output_file}", err=True)
     else:
         click.echo(script, nl=False)

@@ -43,12 +43,16 @@ class LocalExecutor(Executor):
         return spec
 
     def start(self, plan) -> str:
+        from ...private import job_umask
         from . import launch
 
         job_id = launch.new_job_id()
         spec = plan.spec
+        umask = job_umask(plan.sharing)  # the local logs and what the job makes: as on Slurm
         if plan.sweep is None:
-            launch.start(plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, spec.name, spec.task_count)
+            launch.start(
+                plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, spec.name, spec.task_count, umask=umask
+            )
             return job_id
         ports = spec.task_count if spec.distributed_backend == "ps" and spec.port_base is None else 0
         launch.start_array(
@@ -61,6 +65,7 @@ class LocalExecutor(Executor):
             trials=plan.sweep.trials,
             parallel=plan.sweep.parallel,
             ports=ports,
+            umask=umask,
         )
         return job_id
 
