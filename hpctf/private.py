@@ -142,7 +142,8 @@ def _set_mode(path: Path, mode: int, sharing: Sharing | None) -> None:
 
 
 def too_open(mode: int, is_folder: bool) -> bool:
-    """Readable or writable by group or others. A folder may keep bare search (x) bits:
+    """Readable or writable by group or others. A folder with bare search (x) bits for
+    them is left so (what share_with_group sets on the folders above a shared run):
     nothing in it can be listed, and what is inside has modes of its own."""
     allowed = 0o011 if is_folder else 0
     return bool(stat.S_IMODE(mode) & 0o077 & ~allowed)
@@ -156,7 +157,7 @@ def tighten(path: Path, st: os.stat_result | None = None) -> bool:
     folder = stat.S_ISDIR(st.st_mode)
     if not too_open(st.st_mode, folder):
         return False
-    os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077 | (stat.S_IMODE(st.st_mode) & 0o011 if folder else 0))
+    os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
     return True
 
 
