@@ -312,3 +312,17 @@ def test_ensure_refuses_before_building(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"the environment cache {cache} is not safe to use" in err and "everyone can write it" in err
     assert list(cache.iterdir()) == []
+
+
+def test_targets_check_names_a_cache_others_can_write(tmp_path):
+    from hpctf.executors.slurm.check import _site_paths
+    from hpctf.targets import Target
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o777)
+    [finding] = _site_paths(Target(name="lab", env_cache=str(cache)))
+    assert finding.check == "env_cache" and finding.status == "MISMATCH"
+    assert "everyone can write it" in finding.detail and "chmod go-w" in finding.detail
+    cache.chmod(0o700)
+    assert _site_paths(Target(name="lab", env_cache=str(cache)))[0].status == "ok"
