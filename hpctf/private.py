@@ -123,9 +123,11 @@ def write_file(path: str | Path, data: str | bytes, mode: int | None = None, sha
 
 def open_private(path: str | Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode: int = FILE_MODE):
     """A binary file object for ``path`` (appending by default), created with ``mode``
-    whatever the umask (an existing file keeps its mode)."""
+    whatever the umask (an existing file keeps its mode unless it is empty; a device
+    such as /dev/stdout is left as it is)."""
     fd = os.open(path, flags, mode)
-    if os.fstat(fd).st_size == 0:
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
         os.fchmod(fd, mode)
     return os.fdopen(fd, "ab" if flags & os.O_APPEND else "wb")
 

@@ -133,6 +133,7 @@ JOB_OPTIONS = [
         "--secret-env",
         "secret_environment_variables",
         multiple=True,
+        metavar="NAME",
         help="NAME of a variable of this environment for every task, never written anywhere (repeatable)",
     ),
     click.option(
