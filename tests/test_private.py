@@ -269,14 +269,33 @@ def test_a_target_shares_its_runs_with_a_group(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------
 
 
+SHARED_GROUP = "users" if any(g.gr_name == "users" for g in grp.getgrall()) else "daemon"
+
+
 @pytest.mark.parametrize(
-    "mode, refused",
-    [(0o700, None), (0o755, None), (0o777, "everyone can write it"), (0o1777, None), (0o770, "its group")],
+    "mode, group, refused",
+    [
+        (0o700, None, None),
+        (0o755, None, None),
+        (0o777, None, "everyone can write it"),
+        (0o1777, None, None),
+        (0o770, SHARED_GROUP, f"its group {SHARED_GROUP} can write it"),
+        (0o770, "own", None),  # a user-private group (umask 002): the owner's alone
+    ],
 )
-def test_a_cache_folder_others_can_write_is_refused(tmp_path, mode, refused):
+@pytest.mark.root  # chgrp to a group the test's user is not in
+def test_a_cache_folder_others_can_write_is_refused(tmp_path, mode, group, refused):
     cache = tmp_path / "cache"
     cache.mkdir()
     cache.chmod(mode)
+    if group == "own":
+        import pwd
+
+        me = pwd.getpwuid(os.geteuid())
+        assert grp.getgrgid(me.pw_gid).gr_name == me.pw_name, "the test needs a user-private group"
+        os.chown(cache, -1, me.pw_gid)
+    elif group is not None:
+        os.chown(cache, -1, grp.getgrnam(group).gr_gid)
     prefix = cache / "pip-0123456789abcdef"
     if refused is None:
         envs.check_cache(cache, prefix)
@@ -287,11 +306,15 @@ def test_a_cache_folder_others_can_write_is_refused(tmp_path, mode, refused):
     assert refused in message and str(cache) in message and "chmod go-w" in message
 
 
+@pytest.mark.root
 def test_a_trusted_group_may_write_the_cache(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     cache.chmod(0o770)
-    envs.check_cache(cache, cache / "pip-x", trust_group=grp.getgrgid(cache.stat().st_gid).gr_name)
+    os.chown(cache, -1, grp.getgrnam(SHARED_GROUP).gr_gid)
+    with pytest.raises(envs.EnvironmentBuildError):
+        envs.check_cache(cache, cache / "pip-x")
+    envs.check_cache(cache, cache / "pip-x", trust_group=SHARED_GROUP)
 
 
 def test_an_environment_folder_others_can_write_is_refused_on_a_cache_hit(tmp_path):

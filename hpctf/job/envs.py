@@ -152,13 +152,26 @@ def untrusted_writers(folder: Path, trust_group: str | None = None) -> str | Non
         return None
     if st.st_mode & stat.S_IWOTH:
         return "everyone can write it"
-    if st.st_mode & stat.S_IWGRP and st.st_gid != trusted_gid:
+    if st.st_mode & stat.S_IWGRP and st.st_gid != trusted_gid and not _private_group(st.st_gid, st.st_uid):
         try:
             group = grp.getgrgid(st.st_gid).gr_name
         except KeyError:
             group = f"gid {st.st_gid}"
         return f"its group {group} can write it"
     return None
+
+
+def _private_group(gid: int, uid: int) -> bool:
+    """``gid`` is the user-private group of ``uid`` (Debian's and Ubuntu's convention,
+    with umask 002): the user's primary group, named after the user, no other members."""
+    import grp
+    import pwd
+
+    try:
+        user, group = pwd.getpwuid(uid), grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return user.pw_gid == gid and group.gr_name == user.pw_name and set(group.gr_mem) <= {user.pw_name}
 
 
 def _in_group(uid: int, gid: int) -> bool:
