@@ -102,3 +102,27 @@ def test_a_cache_folder_others_can_write_is_refused_by_the_job(slurm, shared_dir
     assert f"the environment cache {cache} is not safe to use" in err and "everyone can write it" in err, err
     assert "chmod go-w" in err
     assert list(cache.iterdir()) == []  # nothing was built there
+
+
+@pytest.mark.root
+def test_a_shared_target_gives_the_run_and_slurms_logs_to_its_group(slurm, shared_dir, probe, tmp_path):
+    import grp
+    import stat
+
+    group = grp.getgrgid(os.getegid()).gr_name
+    config = tmp_path / "config.toml"
+    config.write_text(f'[targets.team]\nshare_with_group = "{group}"\n')
+    home = shared_dir / "hpctf-home"
+    env = {"HPCTF_CONFIG": str(config)}
+    done = cli(slurm, home, "submit", "--wait", "--json", "--target", "team", "--time", "5", str(probe), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = json.loads(done.stdout.splitlines()[0])
+    run, logs = Path(record["run_dir"]), Path(record["log_dir"])
+    for path in (run, logs, run / "code", run / "outputs"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o2750, path
+    slurm_logs = sorted(logs.glob(f"{record['job_id']}_0_log.*"))
+    assert [p.name.rsplit(".", 1)[1] for p in slurm_logs] == ["err", "out"]
+    for path in (*slurm_logs, run / "job.sbatch"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
+        assert path.stat().st_gid == os.getegid()
+    assert stat.S_IMODE((home / "registry.sqlite").stat().st_mode) == 0o600
