@@ -246,7 +246,7 @@ def build_context(spec: TensorFlow, paths: JobPaths, target: Target, sweep=None)
         "job_ref": "${HPCTF_JOB_ID}" if sweep else "${SLURM_JOB_ID}",
         "environment": [(k, str(v)) for k, v in spec.environment_variables.items()],
         "secrets": list(spec.secret_environment_variables),  # names only: the values stay in the environment
-        "umask": job_umask(target),
+        "umask": script_umask(target),
         "module_paths": list(target.module_paths),
         "module_inits": MODULE_INITS,
         "modules": list(spec.modules),
@@ -283,7 +283,7 @@ def kept_variables(paths: JobPaths, per_trial: bool = False) -> list[tuple[str, 
     return [(KEPT[name], shell_quote(folder)) for name, folder in paths.kept.items()]
 
 
-def job_umask(target: Target) -> str:
+def script_umask(target: Target) -> str:
     """The job's umask: owner-only files, or group-readable ones for a target that shares
     its runs (``share_with_group``; :mod:`hpctf.private`)."""
     from .private import JOB_UMASK, Sharing
