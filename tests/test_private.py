@@ -109,6 +109,21 @@ def test_an_open_data_folder_is_tightened_once_with_one_line(tmp_path, capsys):
     assert stat.S_IMODE((home / "registry.sqlite").stat().st_mode) == 0o600
 
 
+def test_the_registry_and_its_journal_are_owner_only(tmp_path, umask_022):
+    from hpctf.registry import RunRecord
+
+    home = tmp_path / "home"
+    registry = Registry(home / "registry.sqlite")
+    registry._db.execute("BEGIN IMMEDIATE")
+    fields = dict(target="local", name="x", backend="single", shape="1x1", run_dir="", log_dir="", command="")
+    registry.add(RunRecord(job_id="1", submitted=0.0, **fields))
+    journal = home / "registry.sqlite-journal"
+    assert journal.exists()  # SQLite's rollback journal, while the transaction is open
+    assert modes(home) == {".": 0o700, ".private": 0o600, "registry.sqlite": 0o600, "registry.sqlite-journal": 0o600}
+    registry._db.execute("COMMIT")
+    registry.close()
+
+
 def test_a_sticky_shared_folder_is_never_tightened(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
