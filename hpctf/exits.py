@@ -147,8 +147,10 @@ def record_node_failure(log_dir: str | Path, job_id: str, nodes: list[tuple[str,
         data: dict = {"nodes": [], "unknown": "sinfo did not answer when the run ended"}
     else:
         data = {"nodes": nodes, "unknown": None if nodes else "the nodes were back in service before hpctf asked"}
+    from .private import write_file
+
     try:
-        node_failure_file(log_dir, job_id).write_text(json.dumps(data) + "\n")
+        write_file(node_failure_file(log_dir, job_id), json.dumps(data) + "\n")
     except OSError:
         pass  # a log folder that is gone or read-only: nothing to keep it in
 

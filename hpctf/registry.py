@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .errors import HpctfError
-from .runpaths import registry_file
+from .runpaths import REGISTRY_FILE, registry_file
 
 
 def hpctf_home() -> Path:
@@ -103,10 +103,32 @@ CREATE INDEX IF NOT EXISTS runs_submitted ON runs (submitted);
 """
 
 
+def _private_registry(path: Path) -> None:
+    """The registry's folder (hpctf's data folder: tightened where it was left open) and
+    the file itself, owner-only before SQLite opens it: SQLite gives its journal the
+    database file's mode."""
+    from .private import FILE_MODE, make_folder, open_private, private_home, tighten
+
+    if path.name == REGISTRY_FILE:
+        private_home(path.parent)
+    else:
+        make_folder(path.parent)
+    if not path.exists():
+        try:
+            open_private(path, os.O_WRONLY | os.O_CREAT, FILE_MODE).close()
+        except OSError:
+            return  # sqlite says what is wrong with the folder
+    else:
+        try:
+            tighten(path)
+        except OSError:
+            pass
+
+
 class Registry:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else registry_file(hpctf_home())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private_registry(self.path)
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout = 30000")

@@ -245,6 +245,8 @@ def build_context(spec: TensorFlow, paths: JobPaths, target: Target, sweep=None)
         # The id in the names of the files the script writes (exit status, restarts).
         "job_ref": "${HPCTF_JOB_ID}" if sweep else "${SLURM_JOB_ID}",
         "environment": [(k, str(v)) for k, v in spec.environment_variables.items()],
+        "secrets": list(spec.secret_environment_variables),  # names only: the values stay in the environment
+        "umask": script_umask(target),
         "module_paths": list(target.module_paths),
         "module_inits": MODULE_INITS,
         "modules": list(spec.modules),
@@ -281,9 +283,19 @@ def kept_variables(paths: JobPaths, per_trial: bool = False) -> list[tuple[str, 
     return [(KEPT[name], shell_quote(folder)) for name, folder in paths.kept.items()]
 
 
+def script_umask(target: Target) -> str:
+    """The job's umask: owner-only files, or group-readable ones for a target that shares
+    its runs (``share_with_group``; :mod:`hpctf.private`)."""
+    from .private import JOB_UMASK, Sharing
+
+    return f"{Sharing.umask if target.share_with_group else JOB_UMASK:03o}"
+
+
 def environment_arguments(spec: TensorFlow, target: Target) -> list[str]:
     """Options for ``python -m hpctf.envs ensure`` (after ``--cache``)."""
     args: list[str] = []
+    if target.trust_group is not None:
+        args += ["--trust-group", target.trust_group]
     if target.tensorflow is not None:
         args += ["--tensorflow", target.tensorflow]
     if spec.use_gpu:

@@ -33,14 +33,15 @@ class Reply:
         return self.returncode == 0
 
 
-def call(argv: list[str] | tuple[str, ...], timeout: float) -> Reply:
-    """Run ``argv`` and capture its output. A missing command or a timeout is a
-    :class:`Reply` with ``failure`` set; other errors starting it (``PermissionError``) raise."""
+def call(argv: list[str] | tuple[str, ...], timeout: float, env: dict[str, str] | None = None) -> Reply:
+    """Run ``argv`` and capture its output (``env``: its environment, else this process's).
+    A missing command or a timeout is a :class:`Reply` with ``failure`` set; other errors
+    starting it (``PermissionError``) raise."""
     global subprocess
     if subprocess is None:
         import subprocess
     try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=env)
     except FileNotFoundError:
         return Reply(None, failure=MISSING)
     except subprocess.TimeoutExpired:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HpctfError
+from .private import Sharing, make_folder
 
 IGNORE_FILE = ".hpctfignore"
 # Left out even without an ignore file: version control, caches, environments, old logs.
@@ -97,19 +98,28 @@ def scan(source: Path, limit_mb: float | None = None) -> Manifest:
     return Manifest(source=source, files=files, total_bytes=total)
 
 
-def materialise(manifest: Manifest, objects: Path, dest: Path) -> None:
-    """Store new objects and build ``dest`` as a tree of hard links to them."""
-    objects.mkdir(parents=True, exist_ok=True)
+def materialise(manifest: Manifest, objects: Path, dest: Path, sharing: Sharing | None = None) -> None:
+    """Store new objects and build ``dest`` as a tree of hard links to them.
+
+    Objects are read-only and owner-only (a link shares its file's mode); a run shared
+    with a group (``sharing``) makes the objects it links to readable by that group."""
+    make_folder(objects)
     for rel, (sha, exe) in manifest.files.items():
         obj = objects / sha[:2] / (sha + ("x" if exe else ""))
+        mode = (0o550 if exe else 0o440) if sharing else (0o500 if exe else 0o400)
         if not obj.exists():
-            obj.parent.mkdir(exist_ok=True)
+            make_folder(obj.parent)
             tmp = obj.with_name(f".{obj.name}.{os.getpid()}")
             shutil.copyfile(manifest.source / rel, tmp)
-            os.chmod(tmp, 0o555 if exe else 0o444)  # objects are shared: never written again
+            os.chmod(tmp, mode)  # objects are shared by runs: never written again
+            if sharing:
+                os.chown(tmp, -1, sharing.gid)
             os.replace(tmp, obj)
+        elif sharing and (obj.stat().st_gid != sharing.gid or stat.S_IMODE(obj.stat().st_mode) != mode):
+            os.chown(obj, -1, sharing.gid)
+            os.chmod(obj, mode)
         target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(target.parent, sharing)
         try:
             os.link(obj, target)
         except OSError:  # another file system, or no hard links: a plain copy

@@ -86,6 +86,9 @@ class TensorFlow:
     constraint: str | None = None
     exclusive: bool = False
     environment_variables: Mapping[str, str] = field(default_factory=dict)
+    # Names of variables whose values come from the submitting environment, passed on by
+    # sbatch and the launchers: never written to the script, the run folder or the history.
+    secret_environment_variables: Sequence[str] = ()
     setup: Sequence[str] = ()  # shell lines run once before the launch (module load ...)
     sbatch_options: Mapping[str, Any] = field(default_factory=dict)  # escape hatch
     python: str | None = None  # interpreter for the job; default: the submitting one

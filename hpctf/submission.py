@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from . import executors, snapshot
 from .errors import HpctfError
 from .executors import Executor
+from .private import Sharing, make_folder, open_to_search, private_home, write_file
 from .registry import Registry, RunRecord, hpctf_home
 from .render import JobPaths, render_for_target
 from .runpaths import RunPaths, registry_file
@@ -40,6 +41,7 @@ class SubmitPlan:
     target: str = "slurm"
     sweep: SweepConfig | None = None  # a sweep: the script is a job array, one element a trial
     cluster: str | None = None  # the cluster the site profile names (multi-cluster sites), else this one
+    sharing: Sharing | None = None  # the target's share_with_group: the run folder is that group's too
 
     @property
     def executor(self) -> Executor:
@@ -88,6 +90,7 @@ def plan(
     """
     target = target or get_target(spec.compute_target)
     spec = apply_target(spec, target)
+    check_secrets(spec)
     executor = executors.get(target.executor)
     if sweep is not None:
         sweep = sweep_for_target(sweep, target, executor)
@@ -114,7 +117,22 @@ def plan(
         target=executor.name,
         sweep=sweep,
         cluster=target.cluster,
+        sharing=Sharing.of(target.share_with_group),
     )
+
+
+def check_secrets(spec: TensorFlow) -> None:
+    """Every secret_environment_variables name is set here, where sbatch (or the local
+    run) takes its value from: HpctfError naming the ones that are not."""
+    import os
+
+    missing = [name for name in spec.secret_environment_variables if name not in os.environ]
+    if missing:
+        raise HpctfError(
+            f"secret_environment_variables: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set in this environment, which the job takes "
+            "secrets from: export it before submitting (its value is never written to a file)"
+        )
 
 
 def sweep_for_target(sweep: SweepConfig, target: Target, executor: Executor) -> SweepConfig:
@@ -129,13 +147,24 @@ def sweep_for_target(sweep: SweepConfig, target: Target, executor: Executor) -> 
 
 def schedule(plan: SubmitPlan, registry: Registry | None = None) -> RunRecord:
     """Write the run folder, start the script (``sbatch``, ...), record the run; all or nothing."""
+    sharing = plan.sharing
     try:
-        plan.run_dir.mkdir(parents=True)
-        snapshot.materialise(plan.manifest, RunPaths(plan.run_dir).objects, plan.paths.workdir)
-        plan.paths.workdir.mkdir(exist_ok=True)  # an empty source folder still gets its cwd
-        plan.paths.log_dir.mkdir()
-        plan.script_path.write_text(plan.script)
-        RunPaths(plan.run_dir).spec_file.write_text(json.dumps(plan.spec.to_dict(), indent=2, default=str) + "\n")
+        # Owner-only whatever the umask (hpctf.private); a target's share_with_group gives
+        # the run to its group, and lets others search (not list) the folders above it.
+        private_home(plan.home)
+        make_folder(plan.run_dir.parent)
+        if sharing is not None:
+            open_to_search(plan.home, plan.run_dir.parent)
+        make_folder(plan.run_dir, sharing, exist_ok=False)
+        snapshot.materialise(plan.manifest, RunPaths(plan.run_dir).objects, plan.paths.workdir, sharing)
+        make_folder(plan.paths.workdir, sharing)  # an empty source folder still gets its cwd
+        make_folder(plan.paths.log_dir, sharing)
+        write_file(plan.script_path, plan.script, sharing=sharing)
+        write_file(
+            RunPaths(plan.run_dir).spec_file,
+            json.dumps(plan.spec.to_dict(), indent=2, default=str) + "\n",
+            sharing=sharing,
+        )
         if plan.sweep is not None:
             plan.sweep.write(plan.run_dir)
             prepare_study(plan.sweep, plan.run_dir)

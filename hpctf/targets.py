@@ -106,6 +106,8 @@ class Target:
     templates: str | None = None  # folder of site templates overriding built-in ones
     sweep_storage: str | None = None  # database URL for sweeps' studies (else a journal file in each sweep's folder)
     cluster: str | None = None  # Slurm's multi-cluster set-up: the cluster jobs go to (--clusters); else this one
+    share_with_group: str | None = None  # run folders readable by this group (else owner-only)
+    trust_group: str | None = None  # env_cache folders this group can write are still used
     # Combined with the estimator's own.
     modules: tuple[str, ...] = ()
     module_paths: tuple[str, ...] = ()  # `module use` folders, before the loads
@@ -165,6 +167,8 @@ _KEYS: dict[str, tuple] = {
         lambda v: isinstance(v, str) and _slurm_cluster().NAME.match(v) is not None,
         "a Slurm ClusterName as `scontrol show config` prints it: lower-case letters, digits, '_' and '-'",
     ),
+    "share_with_group": _STR,
+    "trust_group": _STR,
     "modules": _STRS,
     "module_paths": _STRS,
     "container_mounts": _STRS,

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -34,8 +33,11 @@ def render(output_file: str | None, **options: Any) -> None:
         paths = JobPaths.for_spec(spec, options["log_dir"])
         script = render_script(spec, paths, template_dirs=template_dirs(options))
     if output_file:
-        Path(output_file).write_text(script)
-        os.chmod(output_file, 0o755)
+        from ..private import open_private
+
+        # Like everything hpctf writes, the owner's alone (a new or emptied file).
+        with open_private(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700) as handle:
+            handle.write(script.encode())
         click.echo(f"wrote {output_file}", err=True)
     else:
         click.echo(script, nl=False)

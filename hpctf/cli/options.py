@@ -130,6 +130,13 @@ JOB_OPTIONS = [
         help="KEY=VALUE for every task (repeatable)",
     ),
     click.option(
+        "--secret-env",
+        "secret_environment_variables",
+        multiple=True,
+        metavar="NAME",
+        help="NAME of a variable of this environment for every task, never written anywhere (repeatable)",
+    ),
+    click.option(
         "--sbatch",
         "sbatch_options",
         multiple=True,
@@ -204,6 +211,7 @@ def spec_from_options(options: dict[str, Any]):
         setup=list(options["setup"]),
         modules=list(options["modules"]),
         container_mounts=list(options["container_mounts"]),
+        secret_environment_variables=list(options["secret_environment_variables"]),
     )
     return TensorFlow(**fields)
 

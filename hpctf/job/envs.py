@@ -121,13 +121,97 @@ def environment_key(kind: str, pip: list[str], conda: list[str], tensorflow: str
 # ---------------------------------------------------------------------------------------
 
 
-def ensure(cache: Path, pip: list[str], conda: list[str], tensorflow: str | None) -> Path:
+def untrusted_writers(folder: Path, trust_group: str | None = None) -> str | None:
+    """Why users other than this job's owner (or root) could change ``folder``, or None.
+
+    A cache folder that others can write is code they can run as this job: its owner must
+    be this user or root, and it must not be writable by group or others, unless the
+    folder is sticky (others cannot replace what is not theirs) or its group is the one
+    the site trusts (a target's ``trust_group``)."""
+    import grp
+    import pwd
+    import stat
+
+    st = folder.stat()
+    trusted_gid = None
+    if trust_group:
+        try:
+            trusted_gid = grp.getgrnam(trust_group).gr_gid
+        except KeyError:
+            return f"trust_group={trust_group!r} is not a group on {socket.gethostname()}"
+    uid = os.geteuid()
+    if st.st_uid not in (uid, 0):
+        member = trusted_gid is not None and _in_group(st.st_uid, trusted_gid)
+        if not member:
+            try:
+                owner = pwd.getpwuid(st.st_uid).pw_name
+            except KeyError:
+                owner = f"uid {st.st_uid}"
+            return f"it belongs to {owner}"
+    if st.st_mode & stat.S_ISVTX:
+        return None
+    if st.st_mode & stat.S_IWOTH:
+        return "everyone can write it"
+    if st.st_mode & stat.S_IWGRP and st.st_gid != trusted_gid and not _private_group(st.st_gid, st.st_uid):
+        try:
+            group = grp.getgrgid(st.st_gid).gr_name
+        except KeyError:
+            group = f"gid {st.st_gid}"
+        return f"its group {group} can write it"
+    return None
+
+
+def _private_group(gid: int, uid: int) -> bool:
+    """``gid`` is the user-private group of ``uid`` (Debian's and Ubuntu's convention,
+    with umask 002): the user's primary group, named after the user, no other members."""
+    import grp
+    import pwd
+
+    try:
+        user, group = pwd.getpwuid(uid), grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return user.pw_gid == gid and group.gr_name == user.pw_name and set(group.gr_mem) <= {user.pw_name}
+
+
+def _in_group(uid: int, gid: int) -> bool:
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwuid(uid)
+        return user.pw_gid == gid or user.pw_name in grp.getgrgid(gid).gr_mem
+    except KeyError:
+        return False
+
+
+def check_cache(cache: Path, prefix: Path, trust_group: str | None = None) -> None:
+    """Refuse a cache that others can write: the environment folder, its ``bin`` and the
+    interpreter in it where they exist, the cache folder and every folder above it."""
+    inside = [p for p in (prefix / "bin" / "python", prefix / "bin", prefix) if p.exists()]
+    for folder in (*inside, cache, *cache.parents):
+        if not folder.exists():
+            continue
+        why = untrusted_writers(folder.resolve() if folder.is_symlink() else folder, trust_group)
+        if why:
+            raise EnvironmentBuildError(
+                f"the environment cache {cache} is not safe to use: {folder}: {why}, so other users could "
+                f"change the code this job runs. Fix: chmod go-w {folder} (or chmod +t for a shared "
+                "folder), choose a cache of your own (env_cache in the target, or HPCTF_ENV_CACHE), "
+                "or name the group that may write it (trust_group in the target)"
+            )
+
+
+def ensure(
+    cache: Path, pip: list[str], conda: list[str], tensorflow: str | None, trust_group: str | None = None
+) -> Path:
     """The interpreter of a ready environment with these packages; builds it if needed."""
     started = time.monotonic()
     kind = "conda" if conda else "pip"
     key = environment_key(kind, pip, conda, tensorflow)
     prefix = cache / f"{kind}-{key}"
     python = prefix / "bin" / "python"
+    check_cache(cache, prefix, trust_group)
     if (prefix / READY).is_file():
         log(f"cache hit: {prefix} ({time.monotonic() - started:.2f}s)")
         return python
@@ -275,11 +359,18 @@ def main(argv: list[str] | None = None) -> int:
             "[default: the interpreter's, else tensorflow-cpu / tensorflow[and-cuda]]"
         ),
     )
+    ensure_cmd.add_argument(
+        "--trust-group", default=None, help="a group whose members may write the cache (a target's trust_group)"
+    )
     ensure_cmd.add_argument("--gpu", action="store_true", help="the job uses GPUs: TensorFlow must be a GPU build")
     args = parser.parse_args(argv)
     try:
         python = ensure(
-            args.cache.expanduser().absolute(), args.pip, args.conda, tensorflow_requirement(args.tensorflow, args.gpu)
+            args.cache.expanduser().absolute(),
+            args.pip,
+            args.conda,
+            tensorflow_requirement(args.tensorflow, args.gpu),
+            args.trust_group,
         )
     except EnvironmentBuildError as err:
         log(f"error: {err}; no environment was kept")

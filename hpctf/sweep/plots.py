@@ -18,6 +18,7 @@ second time): the bars show exactly what :func:`importances` returns.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -168,7 +169,10 @@ def _importance_figure(plt, config: SweepConfig, shares: dict[str, float], compl
 def _save(plt, fig, path: Path) -> Path:
     try:
         fig.tight_layout()
-        fig.savefig(path, dpi=DPI)
+        from ..private import open_private
+
+        with open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) as handle:  # owner-only, like the sweep
+            fig.savefig(handle, dpi=DPI, format="png")
     except OSError as err:
         raise HpctfError(f"{path}: cannot write it ({err.strerror or err})") from None
     finally:

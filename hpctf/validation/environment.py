@@ -92,6 +92,7 @@ def check_environment(c: Checks, spec: TensorFlow) -> None:
     if c.mapping("environment_variables", spec.environment_variables):
         for key, value in spec.environment_variables.items():
             _check_variable(c, key, value)
+    _check_secrets(c, spec)
     _check_keras(c, spec)
     if c.strings("setup", spec.setup):
         for line in spec.setup:
@@ -141,6 +142,22 @@ def _check_variable(c: Checks, key: Any, value: Any) -> None:
         c.add(f"environment_variables[{key!r}]", value, "must be a string or a number")
     elif isinstance(value, str) and "\x00" in value:
         c.add(f"environment_variables[{key!r}]", value, "must not contain NUL characters")
+
+
+def _check_secrets(c: Checks, spec: TensorFlow) -> None:
+    name = "secret_environment_variables"
+    if not c.strings(name, spec.secret_environment_variables):
+        return
+    plain = spec.environment_variables if isinstance(spec.environment_variables, Mapping) else {}
+    for key in spec.secret_environment_variables:
+        if not _ENV_NAME.match(key):
+            c.add(name, key, "names must be shell variable names: letters, digits, '_', not starting with a digit")
+        elif key in _RESERVED_ENV or key.startswith(_RESERVED_ENV_PREFIXES):
+            c.add(name, key, "is set by Slurm or hpctf per task and cannot be a secret")
+        elif key in plain:
+            c.add(name, key, "is also in environment_variables, which writes its value into the script: keep one")
+    if len(set(spec.secret_environment_variables)) != len(spec.secret_environment_variables):
+        c.add(name, list(spec.secret_environment_variables), "must name each variable once")
 
 
 def _check_keras(c: Checks, spec: TensorFlow) -> None:

@@ -12,7 +12,15 @@ from .checks import is_int
 if TYPE_CHECKING:
     from ..spec import TensorFlow
 
-_SEQUENCES = ("conda_packages", "pip_packages", "arguments", "setup", "modules", "container_mounts")
+_SEQUENCES = (
+    "conda_packages",
+    "pip_packages",
+    "arguments",
+    "setup",
+    "modules",
+    "container_mounts",
+    "secret_environment_variables",
+)
 _MAPPINGS = ("script_params", "environment_variables", "sbatch_options")
 
 

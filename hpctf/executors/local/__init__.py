@@ -47,14 +47,25 @@ class LocalExecutor(Executor):
         return spec
 
     def start(self, plan) -> str:
+        from ...private import job_umask
         from . import launch
         from .gpus import bind_gpus
 
         job_id = launch.new_job_id()
         spec = plan.spec
         gpus = bind_gpus(spec.gpus, self.name)  # the same GPUs for every element of a sweep
+        umask = job_umask(plan.sharing)  # the local logs and what the job makes: as on Slurm
         if plan.sweep is None:
-            launch.start(plan.script_path, plan.run_dir, plan.paths.log_dir, job_id, spec.name, spec.task_count, gpus)
+            launch.start(
+                plan.script_path,
+                plan.run_dir,
+                plan.paths.log_dir,
+                job_id,
+                spec.name,
+                spec.task_count,
+                gpus,
+                umask=umask,
+            )
             return job_id
         ports = spec.task_count if spec.distributed_backend == "ps" and spec.port_base is None else 0
         launch.start_array(
@@ -68,6 +79,7 @@ class LocalExecutor(Executor):
             parallel=plan.sweep.parallel,
             ports=ports,
             gpus=gpus,
+            umask=umask,
         )
         return job_id
 

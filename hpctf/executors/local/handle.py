@@ -14,6 +14,7 @@ import time
 from submitit.core import core
 
 from ...exits import ExitCodeResults, job_exit_code
+from ...private import write_file
 from ...runfolder import RunFolder
 from ...states import JobState
 from .launch import CANCELLED_FILE, PID_FILE
@@ -82,7 +83,7 @@ class LocalRun(ExitCodeResults, RunFolder, core.Job):
         sid = self._sid
         if self.exit_code is not None and (sid is None or not session_members(sid)):
             return  # already over: nothing to stop, and its state stays what it was
-        (self.run_dir / CANCELLED_FILE).write_text(f"{time.time()}\n")
+        write_file(self.run_dir / CANCELLED_FILE, f"{time.time()}\n")
         if sid is None:
             return
         for signum, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5.0)):

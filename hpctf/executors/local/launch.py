@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from ...errors import HpctfError
+from ...private import JOB_UMASK, make_folder, open_private, write_file
 from ...runpaths import log_file
 
 PID_FILE = "local.pid"
@@ -56,10 +57,8 @@ def job_environment(
     from . import LocalExecutor
 
     shim_dir = run_dir / ".bin"
-    shim_dir.mkdir(exist_ok=True)
-    shim = shim_dir / "srun"
-    shim.write_text(f'#!/bin/sh\nexec {_sh(sys.executable)} -m hpctf.job.local_srun "$@"\n')
-    shim.chmod(0o755)
+    make_folder(shim_dir)
+    write_file(shim_dir / "srun", f'#!/bin/sh\nexec {_sh(sys.executable)} -m hpctf.job.local_srun "$@"\n', 0o700)
     env = {
         **os.environ,
         "PATH": f"{shim_dir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -99,12 +98,21 @@ def _sh(word: str) -> str:
 
 
 def start(
-    script: Path, run_dir: Path, log_dir: Path, job_id: str, name: str, ntasks: int, gpus: list[str] | None = None
+    script: Path,
+    run_dir: Path,
+    log_dir: Path,
+    job_id: str,
+    name: str,
+    ntasks: int,
+    gpus: list[str] | None = None,
+    umask: int = JOB_UMASK,
 ) -> int:
-    """Start the job script detached, in a session of its own; its process id."""
+    """Start the job script detached, in a session of its own; its process id. It gets
+    this process's environment (secret_environment_variables too: never a file) and
+    ``umask``."""
     out, err = log_file(log_dir, job_id, 0, "out"), log_file(log_dir, job_id, 0, "err")
     env = job_environment(job_id, name, ntasks, run_dir, gpus)
-    return _detach(["bash", str(script)], run_dir, env, out, err)
+    return _detach(["bash", str(script)], run_dir, env, out, err, umask)
 
 
 def start_array(
@@ -119,6 +127,7 @@ def start_array(
     parallel: int | None,
     ports: int = 0,
     gpus: list[str] | None = None,
+    umask: int = JOB_UMASK,
 ) -> int:
     """Start a job array's supervisor (:mod:`hpctf.executors.local.array`) detached, in a
     session of its own, which runs the script once per element; its process id. Its own
@@ -128,11 +137,14 @@ def start_array(
     if parallel is not None:
         command += ["--parallel", str(parallel)]
     log = Path(log_dir) / f"{job_id}_array.log"
-    return _detach(command, run_dir, job_environment(job_id, name, ntasks, run_dir, gpus), log, log)
+    return _detach(command, run_dir, job_environment(job_id, name, ntasks, run_dir, gpus), log, log, umask)
 
 
-def _detach(command: list[str], run_dir: Path, env: dict[str, str], out_path: Path, err_path: Path) -> int:
-    with open(out_path, "ab") as out, open(err_path, "ab") as err:
+def _detach(
+    command: list[str], run_dir: Path, env: dict[str, str], out_path: Path, err_path: Path, umask: int = JOB_UMASK
+) -> int:
+    mode = 0o666 & ~umask
+    with open_private(out_path, mode=mode) as out, open_private(err_path, mode=mode) as err:
         process = subprocess.Popen(
             command,
             cwd=run_dir,
@@ -141,6 +153,7 @@ def _detach(command: list[str], run_dir: Path, env: dict[str, str], out_path: Pa
             stdout=out,
             stderr=err,
             start_new_session=True,
+            umask=umask,
         )
-    (run_dir / PID_FILE).write_text(f"{process.pid}\n")
+    write_file(run_dir / PID_FILE, f"{process.pid}\n")
     return process.pid

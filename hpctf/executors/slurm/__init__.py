@@ -26,9 +26,17 @@ def _answered(reply, name: str, timeout_s: int):
     return reply
 
 
-def sbatch(command: list[str]) -> str:
-    """Run ``sbatch --parsable``; its job id (``1234`` or ``1234;cluster`` -> ``1234``)."""
-    reply = _answered(call(command, SBATCH_TIMEOUT_S), "sbatch", SBATCH_TIMEOUT_S)
+def sbatch(command: list[str], umask: int | None = None) -> str:
+    """Run ``sbatch --parsable``; its job id (``1234`` or ``1234;cluster`` -> ``1234``).
+
+    sbatch passes this environment on to the job (``--export=ALL``, its default): that is
+    how secret_environment_variables reach the tasks. ``umask`` becomes the job's
+    ``SLURM_UMASK``, with which slurmstepd creates the batch step's log files, before the
+    script's own ``umask`` line runs (sbatch keeps a SLURM_UMASK it inherits, so it is set)."""
+    import os
+
+    env = None if umask is None else {**os.environ, "SLURM_UMASK": f"{umask:04o}"}
+    reply = _answered(call(command, SBATCH_TIMEOUT_S, env), "sbatch", SBATCH_TIMEOUT_S)
     if not reply.ok:
         raise HpctfError(f"sbatch refused the job: {reply.stderr.strip() or reply.stdout.strip()}")
     job_id = reply.stdout.strip().split(";")[0]
@@ -127,7 +135,9 @@ class SlurmExecutor(Executor):
         return ["sbatch", "--parsable", *([f"--clusters={cluster}"] if cluster else []), str(script)]
 
     def start(self, plan) -> str:
-        return sbatch(self.command(plan.script_path, plan.cluster))
+        from ...private import job_umask
+
+        return sbatch(self.command(plan.script_path, plan.cluster), umask=job_umask(plan.sharing))
 
     def handle(self, record):
         from .watch import SlurmRun, watcher_for

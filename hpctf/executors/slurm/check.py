@@ -292,13 +292,15 @@ def _site_paths(target: Target) -> list[Finding]:
         cache = Path(target.env_cache)
         parent = next((p for p in (cache, *cache.parents) if p.exists()), None)
         ok = parent is not None and os.access(parent, os.W_OK)
-        findings.append(
-            Finding(
-                "env_cache",
-                OK if ok else MISMATCH,
-                f"{cache} is writable" if ok else f"{cache} cannot be created or written",
-            )
-        )
+        detail = f"{cache} is writable" if ok else f"{cache} cannot be created or written"
+        if ok:  # what the job's hpctf.envs would refuse, said before a job fails on it
+            from ...job.envs import EnvironmentBuildError, check_cache
+
+            try:
+                check_cache(cache, cache / "pip-", target.trust_group)
+            except EnvironmentBuildError as err:
+                ok, detail = False, str(err)
+        findings.append(Finding("env_cache", OK if ok else MISMATCH, detail))
     if target.templates:
         ok = Path(target.templates).is_dir()
         findings.append(

@@ -54,10 +54,10 @@ def detect() -> tuple[int, int, int] | None:
     except (OSError, ValueError):
         return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "version": version}))
-        os.replace(tmp, path)
+        from ...private import make_folder, write_file
+
+        make_folder(path.parent)
+        write_file(path, json.dumps({"key": key, "version": version}))
     except OSError:
         pass  # a read-only home only costs the next lookup
     return version
