@@ -14,10 +14,11 @@ import hashlib
 import os
 import shutil
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HpctfError
+from .hashcache import HashCache, key_of
 
 IGNORE_FILE = ".hpctfignore"
 # Left out even without an ignore file: version control, caches, environments, old logs.
@@ -46,6 +47,9 @@ class Manifest:
     source: Path
     files: dict[str, tuple[str, bool]]
     total_bytes: int
+    # The hashes as the scan saw them, kept once the snapshot is stored (a dry run or a
+    # refused submit writes nothing).
+    hashes: HashCache | None = field(default=None, compare=False, repr=False)
 
     @property
     def digest(self) -> str:
@@ -62,62 +66,103 @@ def snapshot_limit_mb(override: float | None = None) -> float:
     return float(os.environ.get(LIMIT_ENV, DEFAULT_LIMIT_MB))
 
 
-def scan(source: Path, limit_mb: float | None = None) -> Manifest:
-    """Hash every file to snapshot; refuse, naming the biggest files, above the limit."""
+def scan(source: Path, limit_mb: float | None = None, home: Path | None = None) -> Manifest:
+    """Hash every file to snapshot; refuse, naming the biggest files, above the limit.
+
+    With ``home``, a file whose stat data is unchanged since the last scan of this folder
+    is not read again: its hash comes from the stat cache (:mod:`hpctf.hashcache`).
+    """
     import pathspec
 
     source = Path(source)
+    cache = HashCache.for_source(home, source.absolute())
     patterns = list(DEFAULT_IGNORES)
     ignore_file = source / IGNORE_FILE
     if ignore_file.is_file():
         patterns += ignore_file.read_text().splitlines()
     spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    # Files are matched against the patterns that can match a file: a folder pattern
+    # ("venv/") matches only what is inside that folder, and the walk never enters it.
+    # A negation ("!keep/") can bring such a file back, so with one every pattern is tried.
+    if any(line.lstrip().startswith("!") for line in patterns):
+        file_spec = spec
+    else:
+        file_spec = pathspec.GitIgnoreSpec.from_lines(line for line in patterns if not line.rstrip().endswith("/"))
     limit = snapshot_limit_mb(limit_mb) * 1024 * 1024
 
-    sizes: dict[str, int] = {}
+    stats: dict[str, os.stat_result] = {}
     for dirpath, dirnames, filenames in os.walk(source):
         rel_dir = os.path.relpath(dirpath, source)
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         dirnames[:] = [d for d in dirnames if not spec.match_file(rel_dir + d + "/")]
         for name in filenames:
             rel = rel_dir + name
-            path = os.path.join(dirpath, name)
-            if spec.match_file(rel) or not os.path.isfile(path):
+            if file_spec.match_file(rel):
                 continue
-            sizes[rel] = os.path.getsize(path)
-    total = sum(sizes.values())
+            try:
+                st = os.stat(os.path.join(dirpath, name))  # follows a link to a file
+            except OSError:
+                continue  # a dangling link
+            if stat.S_ISREG(st.st_mode):
+                stats[rel] = st
+    total = sum(st.st_size for st in stats.values())
     if total > limit:
-        biggest = ", ".join(f"{r} ({s / 2**20:.1f} MB)" for r, s in sorted(sizes.items(), key=lambda x: -x[1])[:3])
+        sizes = sorted(((r, st.st_size) for r, st in stats.items()), key=lambda x: -x[1])
+        biggest = ", ".join(f"{r} ({s / 2**20:.1f} MB)" for r, s in sizes[:3])
         raise HpctfError(
             f"source_directory {source} holds {total / 2**20:.1f} MB to snapshot, above the "
             f"{limit / 2**20:.0f} MB limit (largest: {biggest}). Leave data out with {IGNORE_FILE} "
             f"(gitignore syntax) or raise the limit: --snapshot-limit-mb N or {LIMIT_ENV}=N"
         )
-    files = {rel: (_sha256(source / rel), os.access(source / rel, os.X_OK)) for rel in sizes}
-    return Manifest(source=source, files=files, total_bytes=total)
+    files = {}
+    for rel, st in stats.items():
+        key = key_of(st)
+        found = cache.lookup(rel, key)
+        if found is None:
+            path = os.path.join(source, rel)
+            found = (_sha256(path), os.access(path, os.X_OK))
+        cache.record(rel, key, *found)
+        files[rel] = found
+    return Manifest(source=source, files=files, total_bytes=total, hashes=cache)
 
 
 def materialise(manifest: Manifest, objects: Path, dest: Path) -> None:
-    """Store new objects and build ``dest`` as a tree of hard links to them."""
+    """Store new objects and build ``dest`` as a tree of hard links to them; then keep
+    the scan's hashes for the next snapshot of the same folder."""
     objects.mkdir(parents=True, exist_ok=True)
+    made: set[str] = set()  # folders known to exist: one mkdir each, not one per file
+
+    def folder(path: str) -> None:
+        if path not in made:
+            os.makedirs(path, exist_ok=True)
+            made.add(path)
+
     for rel, (sha, exe) in manifest.files.items():
-        obj = objects / sha[:2] / (sha + ("x" if exe else ""))
-        if not obj.exists():
-            obj.parent.mkdir(exist_ok=True)
-            tmp = obj.with_name(f".{obj.name}.{os.getpid()}")
-            shutil.copyfile(manifest.source / rel, tmp)
-            os.chmod(tmp, 0o555 if exe else 0o444)  # objects are shared: never written again
+        name = sha + ("x" if exe else "")
+        obj = f"{objects}/{sha[:2]}/{name}"
+        target = f"{dest}/{rel}"
+        folder(target.rpartition("/")[0])
+        try:
+            os.link(obj, target)  # the object is usually stored already
+            continue
+        except FileNotFoundError:  # a new object: store it (read-only, shared: never written again)
+            folder(f"{objects}/{sha[:2]}")
+            tmp = f"{objects}/{sha[:2]}/.{name}.{os.getpid()}"
+            shutil.copyfile(os.path.join(manifest.source, rel), tmp)
+            os.chmod(tmp, 0o555 if exe else 0o444)
             os.replace(tmp, obj)
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
         try:
             os.link(obj, target)
         except OSError:  # another file system, or no hard links: a plain copy
             shutil.copyfile(obj, target)
-            os.chmod(target, stat.S_IMODE(obj.stat().st_mode))
+            os.chmod(target, stat.S_IMODE(os.stat(obj).st_mode))
+    if manifest.hashes is not None:
+        manifest.hashes.save()
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
