@@ -30,13 +30,14 @@ from pathlib import Path
 RACY_NS = 2_000_000_000
 VERSION = 2
 
-# (size, mtime_ns, ctime_ns, inode, device): what must match for a cached hash to stand.
-# chmod changes the ctime, so the executable bit is kept beside the hash.
-Key = tuple[int, int, int, int, int]
+# [size, mtime_ns, ctime_ns, inode, device]: what must match for a cached hash to stand
+# (a list, as JSON reads it back). chmod changes the ctime, so the executable bit is kept
+# beside the hash.
+Key = list[int]
 
 
 def key_of(st: os.stat_result) -> Key:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
 class HashCache:
@@ -79,10 +80,9 @@ class HashCache:
         """The cached (hash, executable) of ``rel`` if its stat data is unchanged and old
         enough to trust."""
         entry = self._old.get(rel)
-        if not isinstance(entry, list) or len(entry) != 7 or entry[:5] != list(key):
+        if type(entry) is not list or len(entry) != 7 or entry[:5] != key:
             return None
-        _, mtime_ns, ctime_ns, _, _ = key
-        if max(mtime_ns, ctime_ns) + RACY_NS > self._old_started_ns:
+        if max(key[1], key[2]) + RACY_NS > self._old_started_ns:
             return None  # racily clean: it may have changed within its timestamp's granularity
         sha, exe = entry[5:]
         if not (isinstance(sha, str) and len(sha) == 64 and isinstance(exe, bool)):
@@ -91,7 +91,7 @@ class HashCache:
         return sha, exe
 
     def record(self, rel: str, key: Key, sha: str, exe: bool) -> None:
-        self._new[rel] = [*key, sha, exe]
+        self._new[rel] = key + [sha, exe]
 
     def save(self) -> None:
         """Replace the cache with this scan's files, unless every file was a trusted hit

@@ -273,3 +273,29 @@ def test_resubmit_on_slurm_runs_the_changed_code(slurm, home, tree):
     for job, value in zip(jobs, ("first", "later"), strict=True):
         assert wait_state(slurm, home, job, {"COMPLETED", "FAILED"})["state"] == "COMPLETED"
         assert f"helper says {value}" in cli(slurm, home, "logs", job).stdout
+
+
+@pytest.mark.parametrize(
+    "ignore_lines",
+    [[], ["*.bin", "docs/", "/top.txt", "deep/**/x.py"], ["*.bin", "!keep.bin", "docs/"]],
+    ids=["defaults", "file-and-folder-patterns", "with-a-negation"],
+)
+def test_the_snapshot_leaves_out_what_gitignore_rules_say(tmp_path, ignore_lines):
+    """Files are matched with the file patterns' regexes alone when there is no negation:
+    the snapshot must still hold exactly the files pathspec's gitignore rules keep."""
+    import pathspec
+
+    src = tmp_path / "src"
+    names = [
+        "train.py", "a.pyc", "x/b.pyc", "x/c.py", "data/big.bin", "keep.bin", "venv/lib.py", "sub/venv/x.py",
+        "sub/.venvy/x.py", "docs/a.md", "sub/docs/b.md", "top.txt", "sub/top.txt", "deep/a/b/x.py", "deep/y.py",
+        ".git/HEAD", "__pycache__/m.cpython-311.pyc", "notes.txt",
+    ]  # fmt: skip
+    for name in names:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(name)
+    (src / snapshot.IGNORE_FILE).write_text("\n".join(ignore_lines) + "\n")
+    rules = pathspec.GitIgnoreSpec.from_lines(snapshot.DEFAULT_IGNORES + ignore_lines)
+    kept = {n for n in [*names, snapshot.IGNORE_FILE] if not rules.match_file(n)}
+    assert set(snapshot.scan(src).files) == kept
+    assert "train.py" in kept and "a.pyc" not in kept and "sub/.venvy/x.py" in kept
