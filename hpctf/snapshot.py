@@ -107,7 +107,7 @@ def scan(source: Path, limit_mb: float | None = None, home: Path | None = None) 
             if ignored(rel):
                 continue
             try:
-                st = os.stat(os.path.join(dirpath, name))  # follows a link to a file
+                st = os.stat(f"{dirpath}/{name}")  # follows a link to a file
             except OSError:
                 continue  # a dangling link
             if stat.S_ISREG(st.st_mode):
@@ -122,13 +122,14 @@ def scan(source: Path, limit_mb: float | None = None, home: Path | None = None) 
             f"(gitignore syntax) or raise the limit: --snapshot-limit-mb N or {LIMIT_ENV}=N"
         )
     files = {}
+    lookup, record = cache.lookup, cache.record
     for rel, st in stats.items():
         key = key_of(st)
-        found = cache.lookup(rel, key)
+        found = lookup(rel, key)
         if found is None:
             path = os.path.join(source, rel)
             found = (_sha256(path), os.access(path, os.X_OK))
-        cache.record(rel, key, *found)
+        record(rel, key, *found)
         files[rel] = found
     return Manifest(source=source, files=files, total_bytes=total, hashes=cache)
 
