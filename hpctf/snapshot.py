@@ -5,7 +5,9 @@ gets its own tree of hard links to them in ``<run>/code``: the job runs from tha
 so editing the source after submitting never changes a queued or running job, identical
 files cost no extra space, and files a job writes stay in its own run folder.
 
-``.hpctfignore`` (gitignore syntax) in the source directory leaves files out.
+``.hpctfignore`` (gitignore syntax) in the source directory leaves files out. A file
+whose stat data has not changed since the last snapshot of its folder is not read again
+(:mod:`hpctf.hashcache`).
 """
 
 from __future__ import annotations
