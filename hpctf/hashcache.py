@@ -16,7 +16,8 @@ mtime back (``touch -r``, ``os.utime``) still changes the ctime, which nobody ca
 
 The cache is private (0600 in a 0700 folder), written whole to a temporary file and
 renamed into place (so concurrent submits each see a complete file, the last writer
-wins), and a damaged or unreadable cache is no cache.
+wins), and a damaged or unreadable cache is no cache. The ``KEEP`` folders written
+last are kept.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 
 RACY_NS = 2_000_000_000
 VERSION = 2
+KEEP = 100  # source folders whose hashes are kept
 
 # [size, mtime_ns, ctime_ns, inode, device]: what must match for a cached hash to stand
 # (a list, as JSON reads it back). chmod changes the ctime, so the executable bit is kept
@@ -113,5 +115,19 @@ class HashCache:
             except BaseException:
                 os.unlink(tmp)
                 raise
+            self._forget_old_folders()
         except OSError:
             pass  # a read-only or full home: the next submit reads the files again
+
+    def _forget_old_folders(self) -> None:
+        """Keep the caches of the ``KEEP`` folders written last: one a folder ever
+        submitted (temporary ones too) would pile up. Forgetting costs one full read."""
+        caches = [e for e in os.scandir(self.file.parent) if e.name.endswith(".json")]
+        if len(caches) <= KEEP:
+            return
+        caches.sort(key=lambda e: e.stat().st_mtime_ns)
+        for entry in caches[:-KEEP]:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:  # another submit forgot it first
+                pass

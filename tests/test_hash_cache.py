@@ -301,3 +301,17 @@ def test_the_snapshot_leaves_out_what_gitignore_rules_say(tmp_path, ignore_lines
     kept = {n for n in [*names, snapshot.IGNORE_FILE] if not rules.match_file(n)}
     assert set(snapshot.scan(src).files) == kept
     assert "train.py" in kept and "a.pyc" not in kept and "sub/.venvy/x.py" in kept
+
+
+def test_only_the_folders_written_last_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(hashcache, "KEEP", 3)
+    home = tmp_path / "home"
+    folders = []
+    for i in range(5):
+        folders.append(tmp_path / f"src{i}")
+        folders[-1].mkdir()
+        (folders[-1] / "a.py").write_text(f"A = {i}\n")
+        reads(folders[-1], home)
+        time.sleep(0.01)  # distinct mtimes
+    kept = {json.loads(f.read_bytes())["source"] for f in (home / "cache" / "hashes").iterdir()}
+    assert kept == {str(f) for f in folders[2:]}
