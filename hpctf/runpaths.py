@@ -4,6 +4,7 @@
 
     $HPCTF_HOME/registry.sqlite          the run history
     $HPCTF_HOME/objects/                 code snapshots, by content
+    $HPCTF_HOME/cache/hashes/            each source folder's file hashes, by stat data
     $HPCTF_HOME/runs/<stamp>-<name>-<hex>/
         job.sbatch  spec.json  code/  logs/<job>_<task>_log.{out,err}  logs/<job>_exitcode
         outputs/      what the training keeps: models, checkpoints ($HPCTF_OUTPUT_DIR)
@@ -24,6 +25,11 @@ REGISTRY_FILE = "registry.sqlite"
 def registry_file(home: str | Path) -> Path:
     """The run history of the hpctf home ``home``."""
     return Path(home) / REGISTRY_FILE
+
+
+def hash_cache_dir(home: str | Path) -> Path:
+    """Where the snapshot keeps each source folder's file hashes (``hpctf.hashcache``)."""
+    return Path(home) / "cache" / "hashes"
 
 
 def log_file(log_dir: str | Path, job_id: str, task: int | str = 0, stream: str = "out") -> Path:

@@ -97,7 +97,7 @@ def plan(
     spec = executor.adapt(spec, target, sweep)
     home = Path(home) if home else hpctf_home()
     run = RunPaths.new(home, spec.name)
-    manifest = snapshot.scan(Path(spec.source_directory), snapshot_limit_mb)
+    manifest = snapshot.scan(Path(spec.source_directory), snapshot_limit_mb, home=home)
     if Path(spec.entry_script).as_posix() not in manifest.files:
         raise HpctfError(
             f"entry_script={spec.entry_script!r} is not in the code snapshot of {spec.source_directory}: "

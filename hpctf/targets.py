@@ -30,7 +30,6 @@ estimator's entries last.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -42,11 +41,6 @@ from .errors import HpctfError
 from .slurmtime import valid_time
 from .validation.container import CONTAINER_RUNTIMES
 from .validation.shape import LAUNCHERS
-
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 GPU_REQUESTS = ("auto", "gres", "gpus-per-node")
 PROJECT_FILE = "hpctf.toml"
@@ -258,6 +252,12 @@ def load_config(files: list[Path] | None = None) -> Config:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # Imported here: most commands on most machines find no configuration file to read.
+    try:  # Python 3.11+
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -271,6 +271,8 @@ def _check_table(path: Path, name: str, table: dict[str, Any]) -> None:
     problems = []
     for key, value in table.items():
         if key not in _KEYS:
+            import difflib
+
             close = difflib.get_close_matches(key, _KEYS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; allowed: {', '.join(sorted(_KEYS))}"
             problems.append(f"targets.{name}.{key}: unknown key{hint}")

@@ -12,7 +12,11 @@ from hypothesis import strategies as st
 
 from hpctf.errors import SpecError
 from hpctf.sweep.space import ARITY, Param, grid_size, parse_param, parse_space
-from hpctf.targets import tomllib  # tomllib, or tomli before Python 3.11
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 
 @pytest.mark.parametrize(

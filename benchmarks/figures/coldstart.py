@@ -43,6 +43,8 @@ def measure(ctx: Context) -> list[Figure]:
         "help": [ctx.hpctf, "--help"],
         "render": [ctx.hpctf, *render_args],
         "jinja2": [ctx.python, "-c", "import jinja2"],
+        # The floor of a click command line that renders with Jinja: what render cannot shed.
+        "jinja2_click": [ctx.python, "-c", "import jinja2, click"],
     }
     # As this machine runs an editable install when PYTHONDONTWRITEBYTECODE=1 is set:
     # hpctf's own modules are compiled from source in every process.
@@ -86,6 +88,18 @@ def measure(ctx: Context) -> list[Figure]:
                 extra={"heavy": found, "modules_imported": len(modules)},
             )
         )
+    figures.append(
+        Figure(
+            "coldstart.render.vs_click",
+            "`hpctf render` cold start against its floor: Jinja and the click command line",
+            "ms",
+            t["render"],
+            baseline='`python -c "import jinja2, click"`',
+            baseline_samples=t["jinja2_click"],
+            ratio_samples=[a / b for a, b in zip(t["render"], t["jinja2_click"], strict=True)],
+            note="informational: what hpctf's own modules and the rendering add",
+        )
+    )
     figures.append(
         Figure(
             "coldstart.render.first",

@@ -125,7 +125,7 @@ def list_runs(as_json: bool, limit: int) -> None:
     from ..runs import list_columns, list_rows, refresh
 
     registry = Registry()
-    records = list(registry.runs(limit=limit or None))
+    records = list(registry.runs(limit=limit or None, specs=False))
     refresh(registry, records)
     if as_json:
         # The full spec is in `hpctf status --json`; a listing of 10,000 runs stays small.
