@@ -142,8 +142,8 @@ def test_a_sticky_shared_folder_is_never_tightened(tmp_path):
     [
         (["1TOKEN"], "shell variable names"),
         (["A-B"], "shell variable names"),
-        (["SLURM_JOB_ID"], "set by Slurm or hpctf"),
-        (["TF_CONFIG"], "set by Slurm or hpctf"),
+        (["SLURM_JOB_ID"], "is set by Slurm for the job"),
+        (["TF_CONFIG"], "is written by hpctf for each task"),
         (["GREETING"], "also in environment_variables"),
         (["TOKEN", "TOKEN"], "each variable once"),
         ("TOKEN", "list of strings"),

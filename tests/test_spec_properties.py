@@ -99,7 +99,7 @@ def field_strategies(source: Path) -> dict[str, st.SearchStrategy]:
         "environment_variables": st.dictionaries(
             good("A", "B_2", "GREETING"), st.one_of(hostile, st.integers(), st.floats()), max_size=3
         ),
-        "secret_environment_variables": st.lists(good("WANDB_API_KEY", "HF_TOKEN", "A", "1X"), max_size=2, unique=True),
+        "secret_environment_variables": st.lists(good("WANDB_API_KEY", "HF_TOKEN", "1X"), max_size=1),
         "setup": st.lists(good("ulimit -n 4096 || true", 'echo "$(hostname)"'), max_size=2),
         "sbatch_options": st.dictionaries(
             good("comment", "mail-type", "hold", "--reservation"),

@@ -152,8 +152,8 @@ def _check_secrets(c: Checks, spec: TensorFlow) -> None:
     for key in spec.secret_environment_variables:
         if not _ENV_NAME.match(key):
             c.add(name, key, "names must be shell variable names: letters, digits, '_', not starting with a digit")
-        elif key in _RESERVED_ENV or key.startswith(_RESERVED_ENV_PREFIXES):
-            c.add(name, key, "is set by Slurm or hpctf per task and cannot be a secret")
+        elif reserved_variable(key):
+            c.add(name, key, f"{reserved_variable(key)} and cannot be a secret")
         elif key in plain:
             c.add(name, key, "is also in environment_variables, which writes its value into the script: keep one")
     if len(set(spec.secret_environment_variables)) != len(spec.secret_environment_variables):
