@@ -107,6 +107,6 @@ def test_tuning_variables_reach_every_rank_of_a_two_node_job(slurm, tmp_path, la
         reports += [json.loads(line[4:]) for line in log.stdout.splitlines() if line.startswith("ENV ")]
     by_rank = {r["rank"]: r for r in reports}
     assert sorted(by_rank) == [0, 1, 2, 3], done.stdout
-    assert {r["host"] for r in by_rank.values()} == {"node1", "node2"}, by_rank
+    assert len({r["host"] for r in by_rank.values()}) == 2, by_rank  # two nodes, whichever were free
     for report in by_rank.values():
         assert report["sum"] == 6 and report["env"] == TUNING, report
