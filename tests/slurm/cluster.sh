@@ -546,7 +546,9 @@ stop_daemons() {
 # Job steps (slurmstepd) are not children of slurmd and are left behind when slurmctld or slurmd
 # died. Ours are recognised by the mount namespace of our slurmd's (run/mntns, written at start;
 # a step inherits it) or by an open file below $LAB, never by name alone. Their job processes
-# (descendants) go with them.
+# (descendants) go with them. Only steps under this script's root directory: a lab of another
+# release in a chroot (scripts/test-other-release) shares /proc with the host, and the paths of
+# its open files read the same as a host lab's from either side.
 stray_steps() {
 	local p fd ns
 	local -A ours=()
@@ -555,6 +557,7 @@ stray_steps() {
 	fi
 	for p in /proc/[0-9]*; do
 		[ "$(cat "$p/comm" 2>/dev/null)" = slurmstepd ] || continue
+		[ "$p/root" -ef / ] || continue
 		ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
 		if [ -n "${ours[$ns]:-}" ]; then
 			echo "${p#/proc/}"
