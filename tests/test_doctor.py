@@ -295,7 +295,8 @@ def test_shape_sbatch_refuses_fails_before_submitting(slurm, home):
 
 @pytest.mark.slurm
 def test_doctor_that_runs_out_of_time_cancels_its_job_and_fails(slurm, home):
-    done = run_doctor(slurm, home, "--json", "--timeout", "1")  # importing TensorFlow alone takes longer
+    # The job sleeps before its probe starts: it cannot be done within the second.
+    done = run_doctor(slurm, home, "--json", "--timeout", "1", "--setup", "sleep 60")
     report = json_report(done)
     assert done.returncode == 1 and not report["ok"]
     job = next(c for c in report["checks"] if c["name"] == "doctor job")

@@ -96,6 +96,18 @@ spawn() {
 	echo $! >"$RUN/$name.pid"
 }
 
+# started NAME COMM: wait (up to 10 s) until NAME's process runs COMM, or is gone. Right after
+# spawn it is still bash, setsid (unshare, sh) for a moment: on a busy machine a check of its
+# name then found "bash" and called the daemon dead ("mariadbd died", Debian 13 root, 2 cores).
+started() {
+	local pid i
+	pid=$(cat "$RUN/$1.pid")
+	for i in $(seq 100); do
+		if alive "$1" "$2" || ! running "$pid"; then return 0; fi
+		sleep 0.1
+	done
+}
+
 # Client commands hang for a long time when slurmctld is down: always bound them.
 sq() { timeout 10 "$@"; }
 
@@ -403,6 +415,7 @@ start_accounting() {
 			{ tail "$LAB/log/mariadb-install.log" >&2; die "mariadb-install-db failed"; }
 	fi
 	spawn mariadbd mariadbd --defaults-file="$LAB/etc/my.cnf"
+	started mariadbd mariadbd
 	for i in $(seq 150); do
 		mariadb-admin --defaults-file="$LAB/etc/my.cnf" ping >/dev/null 2>&1 && break
 		alive mariadbd mariadbd || { tail "$LAB/log/mariadb.log" >&2; die "mariadbd died"; }
@@ -420,6 +433,7 @@ start_accounting() {
 		CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'hpctf';
 		GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;"
 	spawn slurmdbd slurmdbd -D
+	started slurmdbd slurmdbd
 	# slurmctld must find slurmdbd answering: on a fresh state directory it takes the TRES list
 	# from the database and dies ("we have no TRES from it") if it cannot.
 	for i in $(seq 150); do
@@ -437,6 +451,7 @@ spawn_ctld() {
 	spawn slurmctld unshare --mount --propagation private -- sh -c '
 		mount --bind "$1" /etc/hosts || exit 1
 		exec slurmctld -D -i -f "$2"' sh "$LAB/etc/hosts" "$CONF"
+	started slurmctld slurmctld
 }
 
 spawn_slurmd() { # spawn_slurmd NODE
@@ -446,6 +461,7 @@ spawn_slurmd() { # spawn_slurmd NODE
 		hostname "$1" 2>/dev/null || echo "$1" >/proc/sys/kernel/hostname || exit 1
 		mount --bind "$2" /etc/hosts || exit 1
 		exec slurmd -D -N "$1" -f "$3"' sh "$1" "$LAB/etc/hosts" "$CONF"
+	started "slurmd-$1" slurmd
 }
 
 start_slurm() {
