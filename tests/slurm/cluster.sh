@@ -246,11 +246,16 @@ write_configs() {
 		# A GPU type, so both --gres=gpu:N and --gres=gpu:tesla:N are valid requests.
 		echo "NodeName=$(nodelist) Name=gpu Type=tesla File=$LAB/dev/nvidia[0-$((GPUS - 1))]" >"$LAB/etc/gres.conf"
 	fi
-	# Slurm 23.11+ slurmd initialises its cgroup plugin even with proctrack/linuxproc and
-	# task/none, and dies where no cgroup tree is mounted (a chroot, a container): "Unable to
-	# initialize cgroup plugin". 22.05 does not, and does not know CgroupPlugin=disabled.
-	rm -f "$LAB/etc/cgroup.conf"
-	[ "$vnum" -ge 2311 ] && echo "CgroupPlugin=disabled" >"$LAB/etc/cgroup.conf"
+	# slurmd initialises its cgroup plugin even with proctrack/linuxproc and task/none, and dies
+	# where no cgroup tree is mounted (a chroot, a container): "No filesystem mounted on
+	# /sys/fs/cgroup" / "Unable to initialize cgroup plugin". 23.11+ can be told not to; 22.05
+	# knows no CgroupPlugin=disabled and needs the machine's tree (scripts/test-other-release
+	# binds it into a Debian 12 root), and without systemd must not insist on a systemd scope.
+	if [ "$vnum" -ge 2311 ]; then
+		echo "CgroupPlugin=disabled" >"$LAB/etc/cgroup.conf"
+	else
+		printf 'CgroupPlugin=autodetect\nIgnoreSystemdOnFailure=yes\n' >"$LAB/etc/cgroup.conf"
+	fi
 
 	{
 		cat <<EOF
