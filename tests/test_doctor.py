@@ -180,7 +180,15 @@ def test_unknown_srun_mpi_plugin_fails_and_says_what_to_change(slurm, home):
     out = done.stdout
     assert "FAIL  ranks start" in out and "FAIL  MPI allreduce (srun --mpi=pmi_bogus)" in out
     assert "ok    MPI allreduce (mpirun)" in out
-    assert "srun --mpi=pmi_bogus failed: this srun has no 'pmi_bogus' MPI plugin (`srun --mpi=list`: pmix" in out
+    shown = re.search(
+        r"srun --mpi=pmi_bogus failed: this srun has no 'pmi_bogus' MPI plugin \(`srun --mpi=list`: ([^)]*)\)", out
+    )
+    assert shown, out
+    # The advice names the plugins this srun lists, in its order: 22.05 starts with pmix and ends
+    # with pmix_v4, 24.11 starts with none and ends with pmix_v5 (a line "... versions available:").
+    listing = slurm.run("srun", "--mpi=list").stdout.splitlines()[1:]
+    plugins = [word.strip() for line in listing for word in line.split(":")[-1].split(",") if word.strip()]
+    assert "pmix" in plugins and shown.group(1).split(", ") == plugins
     assert "or use --launcher mpirun (mpirun works here)" in out
     assert "Invalid MPI type 'pmi_bogus'" in out  # srun's own words, from the job's log
     assert "skip  hostnames" in out and "check(s) failed" in out
@@ -287,7 +295,8 @@ def test_shape_sbatch_refuses_fails_before_submitting(slurm, home):
 
 @pytest.mark.slurm
 def test_doctor_that_runs_out_of_time_cancels_its_job_and_fails(slurm, home):
-    done = run_doctor(slurm, home, "--json", "--timeout", "1")  # importing TensorFlow alone takes longer
+    # The job sleeps before its probe starts: it cannot be done within the second.
+    done = run_doctor(slurm, home, "--json", "--timeout", "1", "--setup", "sleep 60")
     report = json_report(done)
     assert done.returncode == 1 and not report["ok"]
     job = next(c for c in report["checks"] if c["name"] == "doctor job")

@@ -307,13 +307,16 @@ def _raced(err: Exception, reason: str) -> bool:
     """Whether making Optuna's tables failed only because another element, starting at the
     same moment on a new database, made them or their first row first: MySQL's 1050
     "Table ... already exists" and 1062 "Duplicate entry" (alembic's version row, seen with
-    16 elements starting at once), PostgreSQL's "already exists", a deadlock. Tried again,
-    the tables are there and Optuna leaves them be."""
+    16 elements starting at once), PostgreSQL's "already exists", a deadlock, and MariaDB
+    11.6+'s 1020 "Record has changed since last read" (its snapshot isolation, on by default:
+    alembic's version row again, seen with 11.8 in Debian 13). Tried again, the tables are
+    there and Optuna leaves them be."""
     import sqlalchemy.exc
 
     if isinstance(err, sqlalchemy.exc.IntegrityError):
         return True
-    return any(words in reason.lower() for words in ("already exists", "duplicate", "deadlock"))
+    words = ("already exists", "duplicate", "deadlock", "record has changed since last read")
+    return any(w in reason.lower() for w in words)
 
 
 def _reason(err: BaseException) -> str:

@@ -96,6 +96,18 @@ spawn() {
 	echo $! >"$RUN/$name.pid"
 }
 
+# started NAME COMM: wait (up to 10 s) until NAME's process runs COMM, or is gone. Right after
+# spawn it is still bash, setsid (unshare, sh) for a moment: on a busy machine a check of its
+# name then found "bash" and called the daemon dead ("mariadbd died", Debian 13 root, 2 cores).
+started() {
+	local pid i
+	pid=$(cat "$RUN/$1.pid")
+	for i in $(seq 100); do
+		if alive "$1" "$2" || ! running "$pid"; then return 0; fi
+		sleep 0.1
+	done
+}
+
 # Client commands hang for a long time when slurmctld is down: always bound them.
 sq() { timeout 10 "$@"; }
 
@@ -234,11 +246,16 @@ write_configs() {
 		# A GPU type, so both --gres=gpu:N and --gres=gpu:tesla:N are valid requests.
 		echo "NodeName=$(nodelist) Name=gpu Type=tesla File=$LAB/dev/nvidia[0-$((GPUS - 1))]" >"$LAB/etc/gres.conf"
 	fi
-	# Slurm 23.11+ slurmd initialises its cgroup plugin even with proctrack/linuxproc and
-	# task/none, and dies where no cgroup tree is mounted (a chroot, a container): "Unable to
-	# initialize cgroup plugin". 22.05 does not, and does not know CgroupPlugin=disabled.
-	rm -f "$LAB/etc/cgroup.conf"
-	[ "$vnum" -ge 2311 ] && echo "CgroupPlugin=disabled" >"$LAB/etc/cgroup.conf"
+	# slurmd initialises its cgroup plugin even with proctrack/linuxproc and task/none, and dies
+	# where no cgroup tree is mounted (a chroot, a container): "No filesystem mounted on
+	# /sys/fs/cgroup" / "Unable to initialize cgroup plugin". 23.11+ can be told not to; 22.05
+	# knows no CgroupPlugin=disabled and needs the machine's tree (scripts/test-other-release
+	# binds it into a Debian 12 root), and without systemd must not insist on a systemd scope.
+	if [ "$vnum" -ge 2311 ]; then
+		echo "CgroupPlugin=disabled" >"$LAB/etc/cgroup.conf"
+	else
+		printf 'CgroupPlugin=autodetect\nIgnoreSystemdOnFailure=yes\n' >"$LAB/etc/cgroup.conf"
+	fi
 
 	{
 		cat <<EOF
@@ -403,6 +420,7 @@ start_accounting() {
 			{ tail "$LAB/log/mariadb-install.log" >&2; die "mariadb-install-db failed"; }
 	fi
 	spawn mariadbd mariadbd --defaults-file="$LAB/etc/my.cnf"
+	started mariadbd mariadbd
 	for i in $(seq 150); do
 		mariadb-admin --defaults-file="$LAB/etc/my.cnf" ping >/dev/null 2>&1 && break
 		alive mariadbd mariadbd || { tail "$LAB/log/mariadb.log" >&2; die "mariadbd died"; }
@@ -420,6 +438,7 @@ start_accounting() {
 		CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'hpctf';
 		GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;"
 	spawn slurmdbd slurmdbd -D
+	started slurmdbd slurmdbd
 	# slurmctld must find slurmdbd answering: on a fresh state directory it takes the TRES list
 	# from the database and dies ("we have no TRES from it") if it cannot.
 	for i in $(seq 150); do
@@ -437,6 +456,7 @@ spawn_ctld() {
 	spawn slurmctld unshare --mount --propagation private -- sh -c '
 		mount --bind "$1" /etc/hosts || exit 1
 		exec slurmctld -D -i -f "$2"' sh "$LAB/etc/hosts" "$CONF"
+	started slurmctld slurmctld
 }
 
 spawn_slurmd() { # spawn_slurmd NODE
@@ -446,6 +466,7 @@ spawn_slurmd() { # spawn_slurmd NODE
 		hostname "$1" 2>/dev/null || echo "$1" >/proc/sys/kernel/hostname || exit 1
 		mount --bind "$2" /etc/hosts || exit 1
 		exec slurmd -D -N "$1" -f "$3"' sh "$1" "$LAB/etc/hosts" "$CONF"
+	started "slurmd-$1" slurmd
 }
 
 start_slurm() {
@@ -546,7 +567,9 @@ stop_daemons() {
 # Job steps (slurmstepd) are not children of slurmd and are left behind when slurmctld or slurmd
 # died. Ours are recognised by the mount namespace of our slurmd's (run/mntns, written at start;
 # a step inherits it) or by an open file below $LAB, never by name alone. Their job processes
-# (descendants) go with them.
+# (descendants) go with them. Only steps under this script's root directory: a lab of another
+# release in a chroot (scripts/test-other-release) shares /proc with the host, and the paths of
+# its open files read the same as a host lab's from either side.
 stray_steps() {
 	local p fd ns
 	local -A ours=()
@@ -555,6 +578,7 @@ stray_steps() {
 	fi
 	for p in /proc/[0-9]*; do
 		[ "$(cat "$p/comm" 2>/dev/null)" = slurmstepd ] || continue
+		[ "$p/root" -ef / ] || continue
 		ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
 		if [ -n "${ours[$ns]:-}" ]; then
 			echo "${p#/proc/}"
