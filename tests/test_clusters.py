@@ -351,6 +351,39 @@ def test_a_profiles_cluster_is_checked_and_goes_to_sbatch(tmp_path, monkeypatch,
     ]
 
 
+def test_requeues_and_dead_nodes_are_read_from_each_runs_own_cluster(tmp_path, monkeypatch):
+    """Job 57 of alpha (here) was requeued after node2 died; beta's job 57 ran on beta's
+    own node2, which is fine: beta's run is not said to be requeued, and beta's nodes
+    are asked of beta's sinfo."""
+    from hpctf import executors
+    from hpctf.executors.slurm import watch
+    from hpctf.exits import requeues
+
+    at("alpha", monkeypatch)
+    sinfo = []
+
+    def answer(argv):
+        sinfo.append(argv)
+        return "node2|down*|Not responding\n" if "--clusters" not in argv else "CLUSTER: beta\nnode2|idle|none\n"
+
+    monkeypatch.setattr(watch, "_answer", answer)
+    requeued = {"State": "PENDING", "Restarts": "1", "RequeuedAfter": "NODE_FAIL", "RequeuedNodes": "node[1-2]"}
+    monkeypatch.setattr(watch.watcher_for("alpha"), "_info_dict", {"57": requeued})
+    monkeypatch.setattr(watch.watcher_for("beta"), "_info_dict", {"57": {"State": "RUNNING", "Restarts": "1"}})
+    runs = {}
+    for cluster in ("alpha", "beta"):
+        run = record("57", cluster, state="NODE_FAIL" if cluster == "beta" else "PENDING")
+        run.log_dir, run.nodes, run.restarts = str(tmp_path / cluster), "node[1-2]", 1
+        Path(run.log_dir).mkdir()
+        runs[cluster] = run
+    executors.get("slurm").settled(list(runs.values()))
+    assert [2] == list(requeues(runs["alpha"].log_dir, "57"))
+    assert requeues(runs["beta"].log_dir, "57") == {}  # alpha's requeue of its job 57 is not beta's
+    assert sorted("--clusters" in argv for argv in sinfo) == [False, True]
+    beta = next(argv for argv in sinfo if "--clusters" in argv)
+    assert beta[beta.index("--clusters") + 1] == "beta"
+
+
 def test_scancel_of_another_clusters_job_names_it(monkeypatch):
     from hpctf import executors
 

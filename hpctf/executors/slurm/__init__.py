@@ -52,9 +52,11 @@ def scancel(job_id: str, clusters: list[str] | tuple[str, ...] = ()) -> None:
         raise HpctfError(f"scancel {job_id} failed: {reply.stderr.strip()}")
 
 
-def record_requeues(records: list, info: dict[str, dict[str, str]]) -> None:
+def record_requeues(records: list, info: dict[str, dict[str, str]], clusters: list[str] | tuple[str, ...] = ()) -> None:
     """Note, once per attempt, that Slurm requeued a job after a node of it failed, and
-    which nodes Slurm holds dead: one ``sinfo`` for all the jobs where it is new."""
+    which nodes Slurm holds dead: one ``sinfo`` for all the jobs where it is new.
+    ``info``: the watcher's of the records' cluster; ``clusters``: ``--clusters NAME``
+    where that is another cluster."""
     from ...exits import record_requeue, requeues
     from ...job.nodelist import expand_nodelist
     from ...job.taskenv import RuntimeSetupError
@@ -72,7 +74,7 @@ def record_requeues(records: list, info: dict[str, dict[str, str]]) -> None:
             new.append((record, attempt, seen.get("RequeuedNodes", "")))
     if not new:
         return
-    answer = dead_nodes(",".join(nodes for _, _, nodes in new if nodes))
+    answer = dead_nodes(",".join(nodes for _, _, nodes in new if nodes), clusters)
     dead = dict(answer or [])
     for record, attempt, nodelist in new:
         try:
@@ -83,9 +85,10 @@ def record_requeues(records: list, info: dict[str, dict[str, str]]) -> None:
         record_requeue(record.log_dir, record.job_id, attempt, found)
 
 
-def record_node_failures(records: list) -> None:
+def record_node_failures(records: list, clusters: list[str] | tuple[str, ...] = ()) -> None:
     """Note which nodes Slurm declared dead, for runs that just ended NODE_FAIL: one
-    ``sinfo`` for all of them, now, while the nodes' state and reason still say it."""
+    ``sinfo`` for all of them, now, while the nodes' state and reason still say it
+    (``clusters``: ``--clusters NAME`` where they ran on another cluster)."""
     if not records:
         return
     from ...exits import record_node_failure
@@ -93,7 +96,7 @@ def record_node_failures(records: list) -> None:
     from ...job.taskenv import RuntimeSetupError
     from .watch import dead_nodes
 
-    answer = dead_nodes(",".join(r.nodes for r in records if r.nodes))
+    answer = dead_nodes(",".join(r.nodes for r in records if r.nodes), clusters)
     dead = dict(answer or [])
     for record in records:
         try:
@@ -172,10 +175,17 @@ class SlurmExecutor(Executor):
 
     def settled(self, records: list) -> None:
         from ...states import JobState
-        from .watch import SlurmRun
+        from .cluster import flag
+        from .watch import watcher_for
 
-        record_node_failures([r for r in records if r.state == JobState.NODE_FAIL.value])
-        record_requeues([r for r in records if r.restarts], SlurmRun.watcher._info_dict)
+        # Per cluster: another cluster's job 57 and its nodes are not this one's.
+        by_cluster: dict[str | None, list] = {}
+        for record in records:
+            by_cluster.setdefault(_other_cluster(record), []).append(record)
+        for cluster, group in by_cluster.items():
+            clusters = flag(cluster)
+            record_node_failures([r for r in group if r.state == JobState.NODE_FAIL.value], clusters)
+            record_requeues([r for r in group if r.restarts], watcher_for(cluster)._info_dict, clusters)
 
     def cancel(self, record) -> None:
         from .cluster import flag

@@ -253,16 +253,17 @@ def _answer(command: list[str]) -> str | None:
     return answer(command, SCHEDULER_TIMEOUT_S)
 
 
-def dead_nodes(nodelist: str) -> list[tuple[str, str]] | None:
+def dead_nodes(nodelist: str, clusters: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]] | None:
     """The nodes of ``nodelist`` Slurm holds down, failed or not responding, with its
-    reason; None when ``sinfo`` does not answer."""
+    reason; None when ``sinfo`` does not answer. ``clusters``: ``--clusters NAME`` for
+    another cluster's nodes (its node1 is not this cluster's node1)."""
     if not nodelist:
         return []
-    out = _answer(["sinfo", "--noheader", "--Node", "--nodes", nodelist, "--format=%N|%T|%E"])
+    out = _answer(["sinfo", "--noheader", "--Node", *clusters, "--nodes", nodelist, "--format=%N|%T|%E"])
     if out is None:
         return None
     dead = {}
-    for line in out.splitlines():
+    for line in _without_cluster_lines(out).splitlines():
         node, state, reason = (line.split("|") + ["", ""])[:3]
         # %T is e.g. "down*", "drained", "fail", "idle*": '*' means not responding.
         if any(word in state.lower() for word in ("down", "drain", "fail")) or state.endswith("*"):
