@@ -175,15 +175,26 @@ def materialise(manifest: Manifest, objects: Path, dest: Path, sharing: Sharing 
                 os.chown(tmp, -1, sharing.gid)
             os.replace(tmp, obj)
         elif sharing and ((st := os.stat(obj)).st_gid != sharing.gid or stat.S_IMODE(st.st_mode) != mode):
+            if st.st_gid != sharing.gid and st.st_mode & 0o040:
+                # Already another group's (a target shared with that one): giving it to
+                # this group would take it from the other's runs. This run gets a copy.
+                _copy(obj, target, mode, sharing)
+                continue
             os.chown(obj, -1, sharing.gid)
             os.chmod(obj, mode)
         try:
             os.link(obj, target)
         except OSError:  # another file system, or no hard links: a plain copy
-            shutil.copyfile(obj, target)
-            os.chmod(target, stat.S_IMODE(os.stat(obj).st_mode))
+            _copy(obj, target, stat.S_IMODE(os.stat(obj).st_mode), sharing)
     if manifest.hashes is not None:
         manifest.hashes.save()
+
+
+def _copy(obj: str, target: str, mode: int, sharing: Sharing | None) -> None:
+    shutil.copyfile(obj, target)
+    if sharing is not None:
+        os.chown(target, -1, sharing.gid)
+    os.chmod(target, mode)
 
 
 def _sha256(path: str | Path) -> str:

@@ -364,3 +364,26 @@ def test_targets_check_names_a_cache_others_can_write(tmp_path):
     assert "everyone can write it" in finding.detail and "chmod go-w" in finding.detail
     cache.chmod(0o700)
     assert _site_paths(Target(name="lab", env_cache=str(cache)))[0].status == "ok"
+
+
+@pytest.mark.root
+def test_a_file_shared_with_two_groups_stays_readable_by_each(tmp_path):
+    """Two targets shared with different groups submit the same file: the stored object
+    cannot belong to both groups, so the second run gets a copy of its own rather than
+    taking the object (and the first run's file, a link to it) from the first group."""
+    from hpctf.private import Sharing
+    from hpctf.snapshot import materialise, scan
+
+    first, second = (grp.getgrnam(name) for name in ("daemon", SHARED_GROUP if SHARED_GROUP != "daemon" else "bin"))
+    src = tmp_path / "project"
+    src.mkdir()
+    (src / "train.py").write_text("print('hi')\n")
+    runs = tmp_path / "runs"
+    for entry in (first, second):
+        materialise(scan(src), tmp_path / "objects", runs / entry.gr_name, Sharing(entry.gr_gid, entry.gr_name))
+    for entry in (first, second):
+        st = (runs / entry.gr_name / "train.py").stat()
+        assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (entry.gr_gid, 0o440), entry.gr_name
+    # A private run still links to the stored object.
+    materialise(scan(src), tmp_path / "objects", runs / "mine")
+    assert (runs / "mine" / "train.py").stat().st_nlink >= 2
