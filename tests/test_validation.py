@@ -210,3 +210,31 @@ def test_log_dir_with_a_line_break_is_refused(make_spec):
 @pytest.mark.parametrize("good", ["0", "16g", "4000", "2T"])
 def test_memory_forms(make_spec, good):
     assert make_spec(memory=good).memory == good
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        (dict(environment_variables={"X\n": "1"}), "environment_variables"),
+        (dict(secret_environment_variables=["TOKEN\n"]), "secret_environment_variables"),
+        (dict(partition="gpu\n"), "partition"),
+        (dict(memory="16G\n"), "memory"),
+        (dict(modules=["cuda/12\n"]), "modules"),
+        (dict(sbatch_options={"comment\n": "x"}), "sbatch_options"),
+    ],
+)
+def test_a_name_ending_in_a_line_break_is_refused(make_spec, fields, field):
+    """The patterns match whole values: a regex's $ also matches before a final newline,
+    which then reached the script (an unquoted mpirun -x NAME, #SBATCH lines)."""
+    with pytest.raises(SpecError) as caught:
+        make_spec(**fields)
+    assert any(f.startswith(field) for f in caught.value.fields), caught.value.fields
+
+
+def test_a_profiles_cluster_ending_in_a_line_break_is_refused(tmp_path):
+    from hpctf.targets import load_config
+
+    config = tmp_path / "config.toml"
+    config.write_text('[targets.multi]\ncluster = "alpha\\n"\n')
+    with pytest.raises(hpctf.HpctfError, match="targets.multi.cluster"):
+        load_config([config])

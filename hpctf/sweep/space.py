@@ -38,7 +38,7 @@ ARITY = {  # distribution -> how many arguments it takes
     "normal": (2, 2),
 }
 _SPEC = re.compile(r"^\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$", re.S)
-_NAME = re.compile(r"^(-{1,2})?[A-Za-z_][A-Za-z0-9_-]*$")
+_NAME = re.compile(r"^(-{1,2})?[A-Za-z_][A-Za-z0-9_-]*\Z")
 MAX_GRID = 100_000
 
 

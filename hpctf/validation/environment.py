@@ -11,8 +11,8 @@ from .checks import Checks
 if TYPE_CHECKING:
     from ..spec import TensorFlow
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MODULE = re.compile(r"^[A-Za-z0-9_.+\-/@:]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_MODULE = re.compile(r"^[A-Za-z0-9_.+\-/@:]+\Z")
 
 # Variables something sets for each task, which a value from --env would break: checked
 # by exact name, then by prefix. Everything else may be set, in particular the tuning

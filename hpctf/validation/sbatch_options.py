@@ -74,7 +74,7 @@ _LIMITED_SBATCH_FLAGS = (
     "wckey",
     "cluster-constraint",
 )
-_SBATCH_FLAG = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+_SBATCH_FLAG = re.compile(r"^[A-Za-z][A-Za-z0-9-]*\Z")
 
 
 def check_sbatch_options(c: Checks, options: Mapping[Any, Any]) -> None:

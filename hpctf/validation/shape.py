@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 BACKENDS = (None, "mpi", "ps")
 LAUNCHERS = ("srun", "mpirun")
-_PMI = re.compile(r"^[a-z][a-z0-9_]*$")
+_PMI = re.compile(r"^[a-z][a-z0-9_]*\Z")
 
 
 def check_shape(c: Checks, spec: TensorFlow) -> None:

@@ -13,10 +13,10 @@ from .sbatch_options import check_sbatch_options
 if TYPE_CHECKING:
     from ..spec import TensorFlow
 
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
-_NAME_LIST = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
-_MEMORY = re.compile(r"^[0-9]+[KMGTkmgt]?$")
-_CONSTRAINT = re.compile(r"^[A-Za-z0-9_.\-&|\[\]*:()!,]+$")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+\Z")
+_NAME_LIST = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*\Z")
+_MEMORY = re.compile(r"^[0-9]+[KMGTkmgt]?\Z")
+_CONSTRAINT = re.compile(r"^[A-Za-z0-9_.\-&|\[\]*:()!,]+\Z")
 
 
 def check_slurm(c: Checks, spec: TensorFlow) -> None:

@@ -29,7 +29,7 @@ CLUSTER_TIMEOUT_S = 20
 UNKNOWN = "unknown"  # a run recorded before hpctf kept clusters, where none answered
 DEFAULT_CONF = "/etc/slurm/slurm.conf"
 # Slurm's own rule for ClusterName: it lower-cases the name; letters, digits, _ and -.
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 _LINE = re.compile(r"^\s*ClusterName\s*=\s*(\S+)\s*$", re.MULTILINE)
 _CONF_LINE = re.compile(r"^\s*ClusterName\s*=\s*([^\s#]+)", re.MULTILINE | re.IGNORECASE)
 
