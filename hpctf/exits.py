@@ -193,8 +193,10 @@ def record_requeue(log_dir: str | Path, job_id: str, attempt: int, nodes: list[t
     else:
         unknown = None if nodes else "the nodes were back in service before hpctf asked"
     entry = {"attempt": attempt, "after": "NODE_FAIL", "nodes": nodes or [], "unknown": unknown}
+    from .private import open_private
+
     try:
-        with open(requeues_file(log_dir, job_id), "a") as f:
-            f.write(json.dumps(entry) + "\n")
+        with open_private(requeues_file(log_dir, job_id)) as f:  # owner-only, as every file hpctf writes
+            f.write((json.dumps(entry) + "\n").encode())
     except OSError:
         pass  # a log folder that is gone or read-only: nothing to keep it in

@@ -283,6 +283,24 @@ def test_the_cluster_name_is_asked_once_per_slurm_conf_and_kept_across_processes
     assert slurm_cluster.here() == "renamed" and len(calls.read_text().splitlines()) == 3
 
 
+def test_the_cluster_name_cache_is_private_under_umask_022(tmp_path, monkeypatch):
+    import stat
+
+    fake_scontrol(tmp_path, monkeypatch)
+    conf = tmp_path / "configless.conf"
+    conf.write_text("Include /etc/slurm/alpha.conf\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    monkeypatch.setenv("FAKE_CLUSTER", "alpha")
+    monkeypatch.setattr(slurm_cluster, "cache_file", lambda: tmp_path / "cache" / "hpctf" / "slurm-cluster.json")
+    old = os.umask(0o022)
+    try:
+        assert slurm_cluster.here() == "alpha"
+    finally:
+        os.umask(old)
+    cache = slurm_cluster.cache_file()
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600 and stat.S_IMODE(cache.parent.stat().st_mode) == 0o700
+
+
 def test_no_scontrol_means_no_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert slurm_cluster.here() is None and slurm_cluster.flag("beta") == []

@@ -155,3 +155,18 @@ def test_node_fail_is_not_taken_as_the_end_while_squeue_does_not_answer(tmp_path
     _standins(tmp_path, monkeypatch, "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1")
     watcher = _watch(tmp_path)
     assert "700002" not in watcher._info_dict and "700002" not in watcher._finished
+
+
+def test_the_requeues_file_is_owner_only_under_umask_022(tmp_path, monkeypatch):
+    import stat
+
+    _sinfo(tmp_path, monkeypatch, "printf '%s\\n' 'node2|down*|Not responding'")
+    run = _run(tmp_path)
+    old = os.umask(0o022)
+    try:
+        record_requeues([run], {"700002": {"RequeuedAfter": "NODE_FAIL", "RequeuedNodes": "node2"}})
+    finally:
+        os.umask(old)
+    kept = Path(run.log_dir) / "700002_requeues"
+    assert list(requeues(run.log_dir, run.job_id)) == [2]
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600

@@ -90,11 +90,11 @@ def _detect(key: str | None) -> str | None:
     if name is None or key is None:
         return name
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        from ...private import make_folder, write_file
+
+        make_folder(path.parent)  # owner-only, as the Slurm version cache beside it
         kept = {k: v for k, v in known.items() if os.path.exists(k.rsplit(":", 2)[0])}  # conf files still there
-        tmp.write_text(json.dumps({**kept, key: name}))
-        os.replace(tmp, path)
+        write_file(path, json.dumps({**kept, key: name}))
     except OSError:
         pass  # a read-only home only costs the next lookup
     return name
