@@ -168,9 +168,16 @@ def shared_by_hpctf(st: os.stat_result) -> bool:
     return stat.S_ISDIR(st.st_mode) and bool(st.st_mode & stat.S_ISGID)
 
 
-def tighten_tree(root: Path) -> int:
-    """Tighten ``root`` and everything under it, except group-shared run folders; how many
-    folders and files were changed. Files and folders of other users are left alone."""
+def shared_object(st: os.stat_result) -> bool:
+    """A stored snapshot file a group-shared run links to: read-only for its group
+    (0440, 0550) and nothing for others. The run's own files are these very inodes."""
+    return stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077 in (0o040, 0o050)
+
+
+def tighten_tree(root: Path, objects: bool = False) -> int:
+    """Tighten ``root`` and everything under it, except group-shared run folders (and,
+    in the ``objects`` store, the files such runs link to); how many folders and files
+    were changed. Files and folders of other users are left alone."""
     changed = 0
     uid = os.geteuid()
     for folder, dirnames, filenames in os.walk(root):
@@ -189,6 +196,8 @@ def tighten_tree(root: Path) -> int:
             path = Path(folder, name)
             try:
                 st = os.lstat(path)
+                if objects and shared_object(st):
+                    continue
                 if st.st_uid == uid and tighten(path, st):
                     changed += 1
             except OSError:
@@ -215,7 +224,7 @@ def tighten_home(home: Path) -> int:
             pass
     for name in HOME_TREES:
         if (home / name).is_dir():
-            changed += tighten_tree(home / name)
+            changed += tighten_tree(home / name, objects=name == "objects")
     return changed
 
 

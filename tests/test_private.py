@@ -387,3 +387,29 @@ def test_a_file_shared_with_two_groups_stays_readable_by_each(tmp_path):
     # A private run still links to the stored object.
     materialise(scan(src), tmp_path / "objects", runs / "mine")
     assert (runs / "mine" / "train.py").stat().st_nlink >= 2
+
+
+def test_tightening_the_data_folder_keeps_a_shared_runs_code_readable_by_its_group(tmp_path, umask_022):
+    """A shared run's code files are hard links to objects its group may read (0440): the
+    objects store is tightened when the data folder is found open, but not those."""
+    from hpctf.private import MARKER, Sharing
+    from hpctf.snapshot import materialise, scan
+
+    home = tmp_path / "home"
+    private_home(home)
+    src = tmp_path / "project"
+    src.mkdir()
+    (src / "train.py").write_text("print('hi')\n")
+    (src / "old.py").write_text("print('old')\n")
+    group = grp.getgrgid(os.getegid())
+    run = home / "runs" / "shared"
+    make_folder(run, Sharing(group.gr_gid, group.gr_name))
+    manifest = scan(src)
+    materialise(manifest, home / "objects", run / "code", Sharing(group.gr_gid, group.gr_name))
+    sha = manifest.files["old.py"][0]
+    left_open = home / "objects" / sha[:2] / sha
+    left_open.chmod(0o444)  # as an older hpctf left its objects: tightened
+    (home / MARKER).unlink()  # never checked: everything is looked at
+    private_home(home)
+    assert stat.S_IMODE((run / "code" / "train.py").stat().st_mode) == 0o440
+    assert stat.S_IMODE(left_open.stat().st_mode) == 0o400
