@@ -353,8 +353,10 @@ def _time_limit(record: RunRecord) -> str | None:
 def end_text(record: RunRecord) -> str:
     """'(exit code 3)', '(time limit 00:01:00 reached)', '(stopped by ...; exit code 143)'."""
     parts = [end_reason(record)] if end_reason(record) else []
-    if record.exit_code is not None or not parts:
+    if record.exit_code is not None:
         parts.append(f"exit code {record.exit_code}")
+    elif not parts:  # FAILED with Slurm's meaningless 0:0, or a code nobody recorded
+        parts.append("no exit code")
     return f"({'; '.join(parts)})"
 
 

@@ -62,6 +62,7 @@ def record(tmp_path: Path, state: str, exit_code: int | None, spec: dict | None 
     [
         ("COMPLETED", 0, {}, "(exit code 0)"),
         ("FAILED", 3, {}, "(exit code 3)"),
+        ("FAILED", None, {}, "(no exit code)"),
         ("TIMEOUT", None, {"time": "1"}, "(time limit 00:01:00 reached)"),
         ("TIMEOUT", None, {"time": "1-2:03:04"}, "(time limit 1-02:03:04 reached)"),
         ("TIMEOUT", 143, {"time": "90"}, "(time limit 01:30:00 reached; exit code 143)"),
