@@ -150,27 +150,40 @@ class Registry:
                 continue
             default = defaults[column]
             literal = f" DEFAULT {default!r}" if isinstance(default, int) and not isinstance(default, bool) else ""
+            # The clusters are asked first (scontrol may take a while, or be interrupted):
+            # the column and its values are then written in one transaction, so no run is
+            # ever left without a cluster by a process that stopped in between.
+            clusters = self._clusters_now() if column == "cluster" else {}
+            self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(f"ALTER TABLE runs ADD COLUMN {column}{literal}")
+                for target, cluster in clusters.items():
+                    self._db.execute(
+                        "UPDATE runs SET cluster = ? WHERE cluster IS NULL AND target = ?", (cluster, target)
+                    )
             except sqlite3.OperationalError as err:
+                self._db.execute("ROLLBACK")
                 if "duplicate column" not in str(err):  # another process added it first
                     raise
                 continue
-            if column == "cluster":
-                self._record_clusters()
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
-    def _record_clusters(self) -> None:
-        """Runs recorded before hpctf kept clusters get the cluster their executor answers
-        now (Slurm's ClusterName; ``local``), or ``unknown`` where none answers."""
+    def _clusters_now(self) -> dict[str, str]:
+        """For runs recorded before hpctf kept clusters: the cluster each target's executor
+        answers now (Slurm's ClusterName; ``local``), or ``unknown`` where none answers."""
         from . import executors
         from .executors.slurm.cluster import UNKNOWN
 
-        for (target,) in self._db.execute("SELECT DISTINCT target FROM runs WHERE cluster IS NULL").fetchall():
+        clusters = {}
+        for (target,) in self._db.execute("SELECT DISTINCT target FROM runs").fetchall():
             try:
-                cluster = executors.get(target).cluster()
+                clusters[target] = executors.get(target).cluster()
             except HpctfError:
-                cluster = UNKNOWN
-            self._db.execute("UPDATE runs SET cluster = ? WHERE cluster IS NULL AND target = ?", (cluster, target))
+                clusters[target] = UNKNOWN
+        return clusters
 
     def close(self) -> None:
         self._db.close()

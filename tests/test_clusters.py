@@ -217,6 +217,23 @@ def test_an_old_registry_gets_the_column_and_its_runs_the_first_answers_cluster(
     assert registry.get("41").job_id == "41" and registry.get("9").cluster == "local"
 
 
+def test_a_migration_stopped_while_asking_the_cluster_leaves_no_run_without_one(tmp_path, monkeypatch):
+    """Ctrl-C while scontrol is asked (a configless site whose controller is slow): the
+    column is not added without its values, and the next open migrates the runs."""
+    path = old_registry(tmp_path / "registry.sqlite")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(slurm_cluster, "here", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Registry(path)
+    at("alpha", monkeypatch)
+    registry = Registry(path)
+    assert sorted((r.job_id, r.cluster) for r in registry.runs()) == [("41", "alpha"), ("42", "alpha"), ("9", "local")]
+    assert registry.clusters() == ["alpha", "local"]
+
+
 def test_an_old_registry_is_migrated_once_by_the_first_of_two_processes(tmp_path, monkeypatch):
     path = old_registry(tmp_path / "registry.sqlite")
     at("alpha", monkeypatch)
