@@ -92,6 +92,11 @@ class HashCache:
         self._hits += 1
         return sha, exe
 
+    def unchanged(self, rel: str, st: os.stat_result) -> bool:
+        """Whether ``rel``'s stat data is still what this scan saw when it hashed it."""
+        entry = self._new.get(rel)
+        return entry is not None and entry[:5] == key_of(st)
+
     def record(self, rel: str, key: Key, sha: str, exe: bool) -> None:
         self._new[rel] = key + [sha, exe]
 

@@ -169,7 +169,14 @@ def materialise(manifest: Manifest, objects: Path, dest: Path, sharing: Sharing 
         if not os.path.exists(obj):  # a new object: stored read-only, never written again
             folder(f"{store}/{sha[:2]}")
             tmp = f"{store}/{sha[:2]}/.{name}.{os.getpid()}"
-            shutil.copyfile(os.path.join(manifest.source, rel), tmp)
+            path = os.path.join(manifest.source, rel)
+            shutil.copyfile(path, tmp)
+            if manifest.hashes is not None and not manifest.hashes.unchanged(rel, os.stat(path)):
+                # Written since the scan hashed it: the copy may not be what the hash says,
+                # and a wrong object would be linked by every later run of that hash.
+                if _sha256(tmp) != sha:
+                    os.unlink(tmp)
+                    raise HpctfError(f"{path} changed while it was being snapshotted: submit again")
             os.chmod(tmp, mode)
             if sharing:
                 os.chown(tmp, -1, sharing.gid)

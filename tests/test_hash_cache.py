@@ -315,3 +315,22 @@ def test_only_the_folders_written_last_are_kept(tmp_path, monkeypatch):
         time.sleep(0.01)  # distinct mtimes
     kept = {json.loads(f.read_bytes())["source"] for f in (home / "cache" / "hashes").iterdir()}
     assert kept == {str(f) for f in folders[2:]}
+
+
+def test_a_file_changed_between_the_scan_and_the_copy_is_not_stored_under_the_old_hash(tmp_path, tree):
+    """The object store is content-addressed: an object whose bytes are not its hash would
+    be linked by every later run of that hash (the stat cache would never notice)."""
+    home = tmp_path / "home"
+    manifest = snapshot.scan(tree, home=home)
+    target = tree / "train.py"
+    target.write_text("print('HI')\n")  # same size, written after the scan hashed it
+    with pytest.raises(snapshot.HpctfError, match="train.py changed while it was being snapshotted"):
+        snapshot.materialise(manifest, home / "objects", home / "runs" / "r1")
+    for obj in (home / "objects").rglob("*"):
+        if obj.is_file():
+            assert snapshot._sha256(obj) == obj.name.rstrip("x"), obj
+    # A file only touched (the same bytes) is stored as usual.
+    manifest = snapshot.scan(tree, home=home)
+    os.utime(target)
+    snapshot.materialise(manifest, home / "objects", home / "runs" / "r2")
+    assert (home / "runs" / "r2" / "train.py").read_text() == "print('HI')\n"
