@@ -19,6 +19,27 @@ def private_home(tmp_path: Path, monkeypatch) -> Path:
     return home
 
 
+def slurm_record(run_dir: Path, log_dir: Path, **fields) -> RunRecord:
+    """A Slurm run's history row (a 2x1 mpi job 21, PENDING) with ``fields`` changed; for
+    tests of what hpctf makes of a record without a scheduler."""
+    return RunRecord(
+        **{
+            "job_id": "21",
+            "target": "slurm",
+            "name": "t",
+            "backend": "mpi",
+            "shape": "2x1",
+            "run_dir": str(run_dir),
+            "log_dir": str(log_dir),
+            "command": "",
+            "submitted": time.time(),
+            "state": "PENDING",
+            "spec": "{}",
+            **fields,
+        }
+    )
+
+
 def record_run(
     home: Path, job_id: str, name: str = "train", target: str = "local", spec: str = "{}", sweep: str | None = None
 ) -> RunPaths:

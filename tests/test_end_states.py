@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,8 @@ from hpctf.exits import SCHEDULER_ENDS, reported_exit_code
 from hpctf.registry import RunRecord
 from hpctf.runs import end_reason, end_text, status_dict, status_rows
 from hpctf.states import JobState
+
+from .recorded import slurm_record
 
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 HPCTF = str(Path(sys.executable).with_name("hpctf"))
@@ -41,20 +42,7 @@ def test_every_finished_state_but_completed_and_failed_is_a_scheduler_end():
 def record(tmp_path: Path, state: str, exit_code: int | None, spec: dict | None = None) -> RunRecord:
     logs = tmp_path / "logs"
     logs.mkdir(exist_ok=True)
-    return RunRecord(
-        job_id="21",
-        target="slurm",
-        name="t",
-        backend="mpi",
-        shape="2x2",
-        run_dir=str(tmp_path),
-        log_dir=str(logs),
-        command="",
-        submitted=time.time(),
-        state=state,
-        exit_code=exit_code,
-        spec=json.dumps(spec or {}),
-    )
+    return slurm_record(tmp_path, logs, shape="2x2", state=state, exit_code=exit_code, spec=json.dumps(spec or {}))
 
 
 @pytest.mark.parametrize(

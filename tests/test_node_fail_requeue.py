@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 from hpctf.executors.slurm import record_requeues
@@ -14,6 +13,8 @@ from hpctf.executors.slurm.watch import count_attempts, last_requeues
 from hpctf.exits import requeues
 from hpctf.registry import RunRecord
 from hpctf.runs import restarts_text, state_detail, status_dict, status_rows
+
+from .recorded import slurm_record
 
 # As sacct --duplicates printed it on the test cluster after `cluster.sh kill-node node2`.
 NODE_FAIL_THEN_PENDING = (
@@ -50,16 +51,10 @@ def _sinfo(tmp_path, monkeypatch, body: str) -> Path:
 def _run(tmp_path, job_id="700002", state="PENDING", restarts=1, requeue=False) -> RunRecord:
     logs = tmp_path / f"logs{job_id}"
     logs.mkdir(exist_ok=True)
-    return RunRecord(
+    return slurm_record(
+        tmp_path,
+        logs,
         job_id=job_id,
-        target="slurm",
-        name="t",
-        backend="mpi",
-        shape="2x1",
-        run_dir=str(tmp_path),
-        log_dir=str(logs),
-        command="",
-        submitted=time.time(),
         state=state,
         nodes="node[1-2]",
         restarts=restarts,
