@@ -355,9 +355,9 @@ def test_a_handle_of_another_clusters_job_uses_that_clusters_watcher_and_pickles
     from hpctf.executors.slurm.watch import SlurmRun, watcher_for
 
     at("alpha", monkeypatch)
-    job = SlurmRun(tmp_path, "57", tasks=range(2), cluster="beta")
+    job = SlurmRun(tmp_path, "9057", tasks=range(2), cluster="beta")
     assert job.watcher is watcher_for("beta") and job.task(0).watcher is watcher_for("beta")
-    assert "57" in watcher_for("beta")._registered and "57" not in SlurmRun.watcher._registered
+    assert "9057" in watcher_for("beta")._registered and "9057" not in SlurmRun.watcher._registered
     again = pickle.loads(pickle.dumps(job))
     assert again.watcher is watcher_for("beta") and again.task(1).watcher is watcher_for("beta")
     assert SlurmRun(tmp_path, "58").watcher is SlurmRun.watcher
@@ -365,7 +365,7 @@ def test_a_handle_of_another_clusters_job_uses_that_clusters_watcher_and_pickles
     monkeypatch.setattr("subprocess.check_call", lambda argv, **kw: called.append(argv))
     again.cancel()  # the API handle's cancel too
     SlurmRun(tmp_path, "58").cancel()
-    assert called == [["scancel", "--clusters", "beta", "57"], ["scancel", "58"]]
+    assert called == [["scancel", "--clusters", "beta", "9057"], ["scancel", "58"]]
 
 
 def test_a_profiles_cluster_is_checked_and_goes_to_sbatch(tmp_path, monkeypatch, make_spec):

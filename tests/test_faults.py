@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -173,9 +174,20 @@ def test_a_node_dying_under_a_two_node_job(lab, tmp_path, project, requeue):
             assert "Restarts=1" in scontrol, scontrol  # Slurm's own count agrees
             human = hpctf_cli(lab, home, "status", job).stdout
             assert "PENDING (requeued after node node2 failed; attempt 2)" in human, human
+            # The --wait watcher sees the requeue on its own next refresh: wait for its line
+            # (read beside it) before cancelling, or the cancel may come first.
+            lines: list[str] = []
+            reader = threading.Thread(target=lambda: lines.extend(waiting.stderr), daemon=True)
+            reader.start()
+            line = f"job {job} PENDING (requeued after node node2 failed; attempt 2)"
+            deadline = time.monotonic() + 90
+            while not any(line in seen_line for seen_line in lines) and time.monotonic() < deadline:
+                time.sleep(0.5)
             assert hpctf_cli(lab, home, "cancel", job).returncode == 0
-            _, err = waiting.communicate(timeout=120)
-            assert f"job {job} PENDING (requeued after node node2 failed; attempt 2)" in err, err
+            waiting.wait(timeout=120)
+            reader.join(timeout=30)
+            err = "".join(lines)
+            assert line in err, err
             assert f"job {job} CANCELLED" in err and waiting.returncode != 0, err
         else:
             ended = wait_for(lab, home, job, {"NODE_FAIL", "FAILED", "CANCELLED", "COMPLETED"}, timeout=120)
