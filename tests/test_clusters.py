@@ -319,7 +319,10 @@ def test_the_cluster_name_cache_is_private_under_umask_022(tmp_path, monkeypatch
 
 
 def test_no_scontrol_means_no_cluster(tmp_path, monkeypatch):
+    """No slurm.conf to read and no scontrol to ask (the test cluster's SLURM_CONF, set in
+    this process by a Slurm test before, would name it)."""
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "absent.conf"))
     assert slurm_cluster.here() is None and slurm_cluster.flag("beta") == []
 
 
@@ -593,10 +596,13 @@ def test_a_profiles_cluster_goes_with_clusters_to_sbatch_sacct_squeue_and_scance
         def state() -> str:
             return json.loads(CliRunner().invoke(cli, ["status", job_id, "--json"]).output)["state"]
 
-        deadline = time.monotonic() + 60
+        # Other tests' jobs may hold the nodes for a while (the suite runs in random order).
+        deadline = time.monotonic() + 180
         while state() != "RUNNING" and time.monotonic() < deadline:
             time.sleep(1)
-        assert state() == "RUNNING"
+        why = real.run(["squeue", "--clusters", name, "-j", job_id, "-o", "%T %r"], capture_output=True, text=True)
+        queue = real.run(["squeue", "--clusters", name, "-o", "%i %T %r %N"], capture_output=True, text=True)
+        assert state() == "RUNNING", (why.stdout, queue.stdout)
         assert CliRunner().invoke(cli, ["cancel", job_id]).exit_code == 0
         deadline = time.monotonic() + 60
         while state() != "CANCELLED" and time.monotonic() < deadline:
