@@ -87,11 +87,16 @@ class Figure:
     baseline_samples: list[float] | None = None
     ratio: float | None = None  # default: median / baseline median
     ratio_samples: list[float] | None = None  # per-round ratios, for their spread
+    # samples[i] and baseline_samples[i] were taken in the same round (interleaved): the
+    # per-round ratios (ratio_samples) are worked out from them
+    paired: bool = False
     goal: Goal | None = None
     note: str = ""
     extra: dict = field(default_factory=dict)  # anything else worth keeping in the JSON
 
     def __post_init__(self) -> None:
+        if self.paired and self.ratio_samples is None and self.baseline_samples and len(self.samples) > 1:
+            self.ratio_samples = [a / b for a, b in zip(self.samples, self.baseline_samples, strict=True)]
         if self.ratio is None and self.baseline_samples:
             base = Stats.of(self.baseline_samples).median
             self.ratio = Stats.of(self.samples).median / base if base else None

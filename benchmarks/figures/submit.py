@@ -59,7 +59,7 @@ def measure(ctx: Context) -> list[Figure]:
             t["hpctf"],
             baseline='floor: `python -c "import submitit, jinja2"` + raw `sbatch --parsable` of the same script',
             baseline_samples=floor,
-            ratio_samples=[h / f for h, f in zip(t["hpctf"], floor, strict=True)],
+            paired=True,
             goal=ratio_at_most(1.5),
             note=(
                 "the floor includes importing submitit; "

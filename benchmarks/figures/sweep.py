@@ -157,7 +157,7 @@ def submit_figures(ctx: Context, env: dict[str, str], calls: Path, trials: int) 
                 f"(`--array=0-{trials - 1}%10`)"
             ),
             baseline_samples=floor,
-            ratio_samples=[h / f for h, f in zip(t["sweep"], floor, strict=True)],
+            paired=True,
             goal=ratio_at_most(1.5),
             note=(
                 "the plain alternative is the job array a user writes by hand: the same rendered script, "
@@ -172,7 +172,7 @@ def submit_figures(ctx: Context, env: dict[str, str], calls: Path, trials: int) 
             t["sweep"],
             baseline='`python -c "import submitit, jinja2, optuna"` + the same raw `sbatch --parsable`',
             baseline_samples=floor_optuna,
-            ratio_samples=[h / f for h, f in zip(t["sweep"], floor_optuna, strict=True)],
+            paired=True,
             note="a sweep's submit does not import Optuna (it checks it is installed; the first element makes a "
             "journal study; only a database study is made at submit); `import submitit, jinja2, optuna` alone: "
             f"{median(t['optuna']):.0f} ms",
@@ -192,7 +192,7 @@ def submit_figures(ctx: Context, env: dict[str, str], calls: Path, trials: int) 
             t["sweep"],
             baseline="`hpctf submit --sbatch hold` of the same program, one job",
             baseline_samples=t["submit"],
-            ratio_samples=[h / s for h, s in zip(t["sweep"], t["submit"], strict=True)],
+            paired=True,
         ),
         Figure(
             "sweep.submit.sbatch_calls",
@@ -349,7 +349,7 @@ def refresh_figures(ctx: Context, env: dict[str, str], calls: Path, array: dict,
                 t["status"],
                 baseline="the same raw `sacct -j ID`, fresh process",
                 baseline_samples=t["sacct"],
-                ratio_samples=[h / s for h, s in zip(t["status"], t["sacct"], strict=True)],
+                paired=True,
             ),
             Figure(
                 f"{key}.cli_json",
