@@ -449,27 +449,32 @@ FIRST_JOB_ID = "900000"
 
 @pytest.fixture(scope="module")
 def two_clusters(slurm):
-    """Two one-node clusters with accounting, ClusterName alpha and beta, numbering their
-    jobs from the same id; stopped at the end of the module."""
+    """Two one-node clusters, ClusterName alpha and beta, numbering their jobs from the same
+    id, with one slurmdbd (alpha's) for both: Slurm's multi-cluster set-up, where each
+    reaches the other with --clusters. Stopped at the end of the module, beta first."""
     from hpctf.executors.local.launch import free_port_base
 
     from .slurmlab import start_cluster, stop_cluster
 
     started = {}
     try:
-        for name in ("alpha", "beta"):
-            # Its daemons listen on P, P+1, P+2 and P+11: a base whose next 20 ports are free.
-            port = str(free_port_base(20, start=18000))
-            lab = f"/tmp/hpctf-lab-{name}"
-            started[name] = start_cluster(
-                LAB=lab, CLUSTER=name, ACCT="1", NODES="1", PORT=port, FIRST_JOB_ID=FIRST_JOB_ID
-            )
+        # Its daemons listen on P, P+1 (slurmdbd), P+2 and P+11: a base whose next 20 ports are free.
+        port = free_port_base(20, start=18000)
+        common = {"ACCT": "1", "NODES": "1", "FIRST_JOB_ID": FIRST_JOB_ID}
+        started["alpha"] = start_cluster(LAB="/tmp/hpctf-lab-alpha", CLUSTER="alpha", PORT=str(port), **common)
+        started["beta"] = start_cluster(
+            LAB="/tmp/hpctf-lab-beta",
+            CLUSTER="beta",
+            PORT=str(free_port_base(20, start=port + 100)),
+            DBD_PORT=str(port + 1),  # alpha's slurmdbd
+            **common,
+        )
     except Exception as err:  # noqa: BLE001 - a failure, never a skip
-        for cluster in started.values():
+        for cluster in reversed(started.values()):
             stop_cluster(cluster)
         pytest.fail(str(err))
     yield started
-    for cluster in started.values():
+    for cluster in reversed(started.values()):
         stop_cluster(cluster)
 
 
@@ -559,17 +564,21 @@ def test_two_clusters_under_one_home_each_act_on_their_own_job_of_the_shared_id(
 
 
 @pytest.mark.slurm
-def test_a_profiles_cluster_goes_with_clusters_to_sbatch_sacct_squeue_and_scancel(home, tmp_path, monkeypatch):
-    """The test cluster's own name in a profile, seen from a login node of another cluster
-    (as a multi-cluster site has it): every scheduler command names it with --clusters."""
+def test_a_profile_sends_the_job_to_another_cluster_of_the_same_slurmdbd(two_clusters, tmp_path, monkeypatch):
+    """On alpha's login node a profile names beta (Slurm's multi-cluster set-up): the job
+    runs on beta, and sbatch, sacct, squeue and scancel all ask beta with --clusters."""
     from hpctf import schedcall
+    from hpctf.executors.slurm import watch
 
-    name = slurm_cluster.here()
-    assert name, "the test cluster's slurm.conf names no cluster"
+    beta = two_clusters["beta"]
+    monkeypatch.setenv("SLURM_CONF", two_clusters["alpha"].env["SLURM_CONF"])
+    monkeypatch.setenv("HPCTF_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     config = tmp_path / "config.toml"
-    config.write_text(f'[targets.multi]\ncluster = "{name}"\n')
+    config.write_text('[targets.far]\ncluster = "beta"\n')
     monkeypatch.setenv("HPCTF_CONFIG", str(config))
-    at("elsewhere", monkeypatch)
+    # Only this test's jobs: other tests of this process watched jobs of made-up clusters.
+    monkeypatch.setattr(watch, "_WATCHERS", {(): watch.ClusterWatcher()})
     import subprocess as real
 
     asked: list[list[str]] = []
@@ -587,33 +596,36 @@ def test_a_profiles_cluster_goes_with_clusters_to_sbatch_sacct_squeue_and_scance
     src.mkdir()
     (src / "side.py").write_text(SIDE_PROGRAM)
     monkeypatch.chdir(src)
-    done = CliRunner().invoke(cli, ["submit", "--target", "multi", "side.py", "multi", "600"])
-    assert done.exit_code == 0, done.output
-    job_id = done.output.split()[2]
+
+    def hpctf(*args: str) -> str:
+        done = CliRunner().invoke(cli, list(args))
+        assert done.exit_code == 0, (args, done.output)
+        return done.output
+
+    def until(job_id: str, state: str) -> None:
+        deadline = time.monotonic() + 90
+        while (seen := json.loads(hpctf("status", job_id, "--json"))["state"]) != state:
+            assert time.monotonic() < deadline, f"job {job_id} still {seen}, not {state}"
+            time.sleep(1)
+
+    job_id = hpctf("submit", "--target", "far", "side.py", "far", "600").split()[2]
     try:
-        assert Registry().get(job_id).cluster == name
-
-        def state() -> str:
-            return json.loads(CliRunner().invoke(cli, ["status", job_id, "--json"]).output)["state"]
-
-        # Other tests' jobs may hold the nodes for a while (the suite runs in random order).
-        deadline = time.monotonic() + 180
-        while state() != "RUNNING" and time.monotonic() < deadline:
-            time.sleep(1)
-        why = real.run(["squeue", "--clusters", name, "-j", job_id, "-o", "%T %r"], capture_output=True, text=True)
-        queue = real.run(["squeue", "--clusters", name, "-o", "%i %T %r %N"], capture_output=True, text=True)
-        assert state() == "RUNNING", (why.stdout, queue.stdout)
-        assert CliRunner().invoke(cli, ["cancel", job_id]).exit_code == 0
-        deadline = time.monotonic() + 60
-        while state() != "CANCELLED" and time.monotonic() < deadline:
-            time.sleep(1)
-        assert state() == "CANCELLED"
+        assert Registry().get(job_id).cluster == "beta"
+        until(job_id, "RUNNING")
+        assert beta.job_state(job_id)[0] == "RUNNING"  # beta's own controller runs it
+        deadline = time.monotonic() + 30
+        while "side" not in (log := hpctf("logs", job_id)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert log.strip() == f"side far cluster beta job {job_id}"
+        hpctf("cancel", job_id)
+        until(job_id, "CANCELLED")
+        assert beta.wait(job_id, timeout=30)[0] == "CANCELLED"
     finally:
-        real.run(["scancel", job_id], capture_output=True)
-    by_command = {}
+        beta.run("scancel", job_id, check=False)
+    by_command: dict[str, list[list[str]]] = {}
     for argv in asked:
         by_command.setdefault(Path(argv[0]).name, []).append(argv)
-    assert f"--clusters={name}" in by_command["sbatch"][0]
+    assert "--clusters=beta" in by_command["sbatch"][0], by_command["sbatch"]
     for command in ("sacct", "scancel"):
-        assert by_command[command] and all(argv[argv.index("--clusters") + 1] == name for argv in by_command[command])
-    assert all(argv[argv.index("--clusters") + 1] == name for argv in by_command.get("squeue", []))
+        assert by_command[command] and all(argv[argv.index("--clusters") + 1] == "beta" for argv in by_command[command])
+    assert all(argv[argv.index("--clusters") + 1] == "beta" for argv in by_command.get("squeue", []))

@@ -23,6 +23,11 @@
 #                              Two labs running at once need different HPCTF_LAB dirs and base
 #                              ports at least 100 apart.
 #   HPCTF_LAB_CLUSTER [hpctf]  Slurm's ClusterName (two labs may share one name or not)
+#   HPCTF_LAB_DBD_PORT []      use the slurmdbd of a running lab at this port instead of starting
+#                              one (with MariaDB): Slurm's multi-cluster set-up, one slurmdbd for
+#                              several clusters, which reach each other with --clusters/-M.
+#                              Needs its own HPCTF_LAB_CLUSTER; start it after that lab, stop it
+#                              before.
 #   HPCTF_LAB_FIRST_JOB_ID [1] first job id (give a second lab other ids than the first)
 #   HPCTF_LAB_KEEP    [0]      1 = keep jobs, job ids, accounting DB and logs across restarts
 #   HPCTF_LAB_TIMEOUT [60]     seconds to wait for idle nodes (and for apt/dpkg held by others)
@@ -55,6 +60,10 @@ CLUSTER=${HPCTF_LAB_CLUSTER:-hpctf}
 CTLD_PORT=$PORT
 DBD_PORT=$((PORT + 1))
 DB_PORT=$((PORT + 2))
+SHARED_DBD=${HPCTF_LAB_DBD_PORT:-} # another lab's slurmdbd: this lab starts none
+OWN_DBD=0                          # 1: this lab runs slurmdbd and MariaDB
+if [ "$ACCT" = 1 ] && [ -z "$SHARED_DBD" ]; then OWN_DBD=1; fi
+[ -z "$SHARED_DBD" ] || DBD_PORT=$SHARED_DBD
 node_port() { echo $((PORT + 10 + $1)); }
 # munged is shared by every lab on the machine (one key, one socket); the lab that had to start
 # it records that here, and the last lab to stop takes it down again.
@@ -131,6 +140,10 @@ check_knobs() {
 	[ "$NODES" -ge 1 ] && [ "$NODES" -le 89 ] || die "HPCTF_LAB_NODES must be 1..89"
 	[ "$CPUS" -ge 1 ] && [ "$MEM" -ge "$CPUS" ] || die "HPCTF_LAB_CPUS must be >= 1 and <= HPCTF_LAB_MEM"
 	[ "$PORT" -ge 1024 ] && [ "$PORT" -le 65400 ] || die "HPCTF_LAB_PORT must be 1024..65400"
+	if [ -n "$SHARED_DBD" ]; then
+		[[ $SHARED_DBD =~ ^[0-9]+$ ]] || die "HPCTF_LAB_DBD_PORT must be a port number, got '$SHARED_DBD'"
+		[ "$ACCT" = 1 ] || die "HPCTF_LAB_DBD_PORT needs HPCTF_LAB_ACCT=1 (it is the accounting)"
+	fi
 	[[ $SLURMD_TIMEOUT =~ ^[0-9]+$ ]] && [ "$SLURMD_TIMEOUT" -ge 5 ] || die "HPCTF_LAB_SLURMD_TIMEOUT must be a number >= 5"
 	# Slurm config files cannot quote paths; unix sockets (MariaDB, PMIx) have a 108-byte limit.
 	[[ $CLUSTER =~ ^[a-z][a-z0-9_]{0,39}$ ]] || die "HPCTF_LAB_CLUSTER must be lower-case letters, digits and _: '$CLUSTER'"
@@ -348,7 +361,7 @@ EOF
 		echo "::1 localhost ip6-localhost ip6-loopback"
 	} >"$LAB/etc/hosts"
 
-	if [ "$ACCT" = 1 ]; then
+	if [ "$OWN_DBD" = 1 ]; then
 		cat >"$LAB/etc/my.cnf" <<EOF
 [mariadbd]
 # runs as root: a lab dir below a 0700 directory (pytest's tmp dirs) is not reachable for the mysql user
@@ -449,6 +462,16 @@ start_accounting() {
 	die "slurmdbd does not answer (log: $LAB/log/slurmdbd.log)"
 }
 
+# Another lab's slurmdbd must answer before slurmctld starts (it takes the TRES list from it).
+wait_for_dbd() {
+	local i
+	for i in $(seq 100); do
+		sq sacctmgr -n list cluster >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	die "no slurmdbd answers at port $SHARED_DBD (HPCTF_LAB_DBD_PORT: start that lab first)"
+}
+
 spawn_ctld() {
 	# slurmctld sees the nodes' /etc/hosts too (mount namespace only): Slurm 24.11 answers an srun
 	# started inside a job (e.g. by Open MPI 5's mpirun) at that node's *name*, and retries for
@@ -490,7 +513,7 @@ diagnose() {
 
 # Every expected daemon: "NAME COMM" lines.
 daemons() {
-	[ "$ACCT" = 1 ] && printf '%s\n' "mariadbd mariadbd" "slurmdbd slurmdbd"
+	[ "$OWN_DBD" = 1 ] && printf '%s\n' "mariadbd mariadbd" "slurmdbd slurmdbd"
 	echo "slurmctld slurmctld"
 	node_names | sed 's/.*/slurmd-& slurmd/'
 }
@@ -651,7 +674,7 @@ do_stop() { # do_stop [restart]: with "restart", munged stays up for the start t
 # What a running cluster was started with; any difference (including an edited cluster.sh) means
 # "restart" rather than "already running".
 settings() {
-	echo "nodes=$NODES cpus=$CPUS mem=$MEM gpus=$GPUS acct=$ACCT port=$PORT slurmd_timeout=$SLURMD_TIMEOUT v=$(slurm_vnum)" \
+	echo "nodes=$NODES cpus=$CPUS mem=$MEM gpus=$GPUS acct=$ACCT dbd=$DBD_PORT port=$PORT slurmd_timeout=$SLURMD_TIMEOUT v=$(slurm_vnum)" \
 		"script=$(cksum <"${BASH_SOURCE[0]}" | cut -d' ' -f1)"
 }
 
@@ -680,7 +703,9 @@ cmd_start() {
 	vnum=$(slurm_vnum)
 	[ "$vnum" -ge 2205 ] || die "unsupported Slurm version: $(slurmctld -V)"
 
-	for p in "$CTLD_PORT" "$DBD_PORT" "$DB_PORT" $(for n in $(seq 1 "$NODES"); do node_port "$n"; done); do
+	local own_ports=("$CTLD_PORT" "$DBD_PORT" "$DB_PORT")
+	[ -z "$SHARED_DBD" ] || own_ports=("$CTLD_PORT")
+	for p in "${own_ports[@]}" $(for n in $(seq 1 "$NODES"); do node_port "$n"; done); do
 		port_in_use "$p" && die "port $p is in use (another lab? choose another HPCTF_LAB_PORT)"
 	done
 
@@ -693,7 +718,8 @@ cmd_start() {
 	write_configs "$vnum"
 
 	start_munge
-	[ "$ACCT" = 1 ] && start_accounting
+	if [ "$OWN_DBD" = 1 ]; then start_accounting; fi
+	if [ -n "$SHARED_DBD" ]; then wait_for_dbd; fi
 	start_slurm
 	wait_ready
 	for n in $(node_names); do readlink "/proc/$(cat "$RUN/slurmd-$n.pid")/ns/mnt"; done >"$RUN/mntns"
@@ -718,6 +744,9 @@ cmd_status() {
 		say "settings: $(cat "$RUN/settings")"
 		NODES=$(sed -n 's/.*nodes=\([0-9]*\).*/\1/p' "$RUN/settings")
 		ACCT=$(sed -n 's/.*acct=\([0-9]*\).*/\1/p' "$RUN/settings")
+		DBD_PORT=$(sed -n 's/.*dbd=\([0-9]*\).*/\1/p' "$RUN/settings")
+		OWN_DBD=0 # another lab's slurmdbd is not this lab's to report
+		if [ "$ACCT" = 1 ] && [ "$DBD_PORT" = $((PORT + 1)) ]; then OWN_DBD=1; fi
 	fi
 	while read -r name comm; do
 		if alive "$name" "$comm"; then
