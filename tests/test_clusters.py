@@ -449,9 +449,9 @@ FIRST_JOB_ID = "900000"
 
 @pytest.fixture(scope="module")
 def two_clusters(slurm):
-    """Two one-node clusters, ClusterName alpha and beta, numbering their jobs from the same
-    id, with one slurmdbd (alpha's) for both: Slurm's multi-cluster set-up, where each
-    reaches the other with --clusters. Stopped at the end of the module, beta first."""
+    """Two one-node clusters, ClusterName alpha (no GPU) and beta (one), numbering their jobs
+    from the same id, with one slurmdbd (alpha's) for both: Slurm's multi-cluster set-up,
+    where each reaches the other with --clusters. Stopped at the end of the module, beta first."""
     from hpctf.executors.local.launch import free_port_base
 
     from .slurmlab import start_cluster, stop_cluster
@@ -461,12 +461,15 @@ def two_clusters(slurm):
         # Its daemons listen on P, P+1 (slurmdbd), P+2 and P+11: a base whose next 20 ports are free.
         port = free_port_base(20, start=18000)
         common = {"ACCT": "1", "NODES": "1", "FIRST_JOB_ID": FIRST_JOB_ID}
-        started["alpha"] = start_cluster(LAB="/tmp/hpctf-lab-alpha", CLUSTER="alpha", PORT=str(port), **common)
+        started["alpha"] = start_cluster(
+            LAB="/tmp/hpctf-lab-alpha", CLUSTER="alpha", PORT=str(port), GPUS="0", **common
+        )
         started["beta"] = start_cluster(
             LAB="/tmp/hpctf-lab-beta",
             CLUSTER="beta",
             PORT=str(free_port_base(20, start=port + 100)),
             DBD_PORT=str(port + 1),  # alpha's slurmdbd
+            GPUS="1",
             **common,
         )
     except Exception as err:  # noqa: BLE001 - a failure, never a skip
@@ -629,3 +632,30 @@ def test_a_profile_sends_the_job_to_another_cluster_of_the_same_slurmdbd(two_clu
     for command in ("sacct", "scancel"):
         assert by_command[command] and all(argv[argv.index("--clusters") + 1] == "beta" for argv in by_command[command])
     assert all(argv[argv.index("--clusters") + 1] == "beta" for argv in by_command.get("squeue", []))
+
+
+@pytest.mark.slurm
+def test_targets_check_compares_a_profile_with_the_cluster_it_names(two_clusters, tmp_path):
+    """On alpha (no GPU), a profile asking for a GPU on beta (one per node) is checked
+    against beta's partitions and nodes, and against alpha's without `cluster`."""
+    config = tmp_path / "config.toml"
+    config.write_text('[targets.far]\ncluster = "beta"\ngpus_per_node = 1\n\n[targets.near]\ngpus_per_node = 1\n')
+    env = {**two_clusters["alpha"].env, "HPCTF_CONFIG": str(config), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def check(name: str) -> tuple[int, dict[str, dict]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "hpctf.cli", "targets", "check", name, "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        report = json.loads(done.stdout)
+        return done.returncode, {f["check"]: f for f in report["findings"]}
+
+    code, far = check("far")
+    assert code == 0 and far["gpus"]["status"] == "ok" and far["cluster"]["status"] == "ok", far
+    assert far["partition"]["status"] == "ok", far
+    code, near = check("near")
+    assert code == 1 and near["gpus"]["status"] == "MISMATCH", near
+    assert "the nodes have no GRES" in near["gpus"]["detail"], near

@@ -3,7 +3,10 @@
 Every check runs, and every mismatch is reported with what the cluster has instead, so a
 new profile is fixed in one pass. Asks only the scheduler's own commands (``scontrol``,
 ``sinfo``, ``srun --mpi=list``, ``sacctmgr`` where accounting exists), each with a
-timeout: a dead ``slurmctld`` makes them hang, not fail.
+timeout: a dead ``slurmctld`` makes them hang, not fail. A profile that names another
+cluster (``cluster = "beta"``) is compared with that cluster: partitions, nodes and its
+configuration are asked with ``--clusters``; ``srun --mpi=list`` says what this login
+node's srun can start.
 """
 
 from __future__ import annotations
@@ -28,6 +31,16 @@ def _run(*command: str) -> tuple[int, str]:
     if reply.failure == TIMED_OUT:
         return 124, f"{' '.join(command)}: no answer in {TIMEOUT_S}s (is slurmctld up?)"
     return reply.returncode, (reply.stdout + reply.stderr).strip()
+
+
+def _ask(target: Target, command: str, *args: str) -> tuple[int, str]:
+    """``command`` of the profile's cluster: with ``--clusters NAME`` where the profile names
+    another cluster than this login node's (multi-cluster sites: scontrol and sinfo reach its
+    controller through slurmdbd), less the ``CLUSTER: NAME`` line that option may add."""
+    from .cluster import flag
+
+    code, out = _run(command, *flag(target.cluster), *args)
+    return code, "\n".join(line for line in out.splitlines() if not line.startswith("CLUSTER: "))
 
 
 def parse_fields(line: str) -> dict[str, str]:
@@ -81,7 +94,7 @@ def srun_mpi_list() -> str | None:
 
 def check_slurm(target: Target) -> list[Finding]:
     findings: list[Finding] = []
-    code, out = _run("scontrol", "show", "partition", "-o")
+    code, out = _ask(target, "scontrol", "show", "partition", "-o")
     if code != 0:
         return [Finding("scheduler", MISMATCH, f"cannot ask Slurm for its partitions: {out}")]
     partitions = {f.get("PartitionName"): f for f in map(parse_fields, out.splitlines()) if f.get("PartitionName")}
@@ -125,7 +138,7 @@ def _ps_partition(name: str, partitions: dict[str, dict[str, str]]) -> Finding:
 def _hetjobs(target: Target) -> Finding:
     """Slurm starts heterogeneous jobs (parameter servers on a partition of their own:
     ``ps_partition``, ``--ps-partition``/``--ps-nodes``) from the backfill scheduler only."""
-    code, out = _run("scontrol", "show", "config")
+    code, out = _ask(target, "scontrol", "show", "config")
     found = re.search(r"^\s*SchedulerType\s*=\s*(\S+)", out or "", re.M) if code == 0 else None
     if found is None:
         return Finding("hetjob", SKIPPED, f"cannot read SchedulerType from `scontrol show config`: {out or code}")
@@ -163,7 +176,7 @@ def _gpus(target: Target, partition: str | None) -> Finding:
     # Without a usable partition, look at every node: a wrong GPU type is still reported.
     where = ("-p", partition) if partition else ()
     scope = partition or "the cluster"
-    code, out = _run("sinfo", "-N", "-h", *where, "-o", "%N|%G")
+    code, out = _ask(target, "sinfo", "-N", "-h", *where, "-o", "%N|%G")
     if code != 0:
         return Finding("gpus", MISMATCH, f"sinfo failed: {out}")
     wanted = gres_spec(target.gres_name, target.gpu_type, target.gpus_per_node or 1)
@@ -202,7 +215,7 @@ def _gpu_request(target: Target) -> Finding:
     version = detect()
     shown = f"{version[0]}.{version[1]:02d}.{version[2]}" if version else "unknown"
     if target.gpu_request == "gpus-per-node":
-        code, out = _run("scontrol", "show", "config")
+        code, out = _ask(target, "scontrol", "show", "config")
         select = re.search(r"SelectType\s*=\s*(\S+)", out or "")
         ok = (
             version is not None
