@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from hpctf.executors.slurm.watch import ClusterWatcher, started_while_recorded_pending
 
 HEADER = "JobID|State|ExitCode|NodeList|Start|End\n"
@@ -50,17 +52,14 @@ def _sacct_printing(tmp_path, monkeypatch, output: str) -> None:
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
 
 
-def test_the_watcher_says_running_for_a_job_whose_steps_accounting_has(tmp_path, monkeypatch):
-    _sacct_printing(tmp_path, monkeypatch, STEPS_BEFORE_THE_START)
+@pytest.mark.parametrize(
+    "output, job_id, state",
+    [(STEPS_BEFORE_THE_START, "4", "RUNNING"), (REQUEUED_AND_WAITING, "7", "PENDING")],
+    ids=["steps-listed", "requeued-waiting"],
+)
+def test_the_watcher_reads_the_state_the_steps_imply(tmp_path, monkeypatch, output, job_id, state):
+    _sacct_printing(tmp_path, monkeypatch, output)
     watcher = ClusterWatcher()
-    watcher.watch("4", tmp_path)
+    watcher.watch(job_id, tmp_path)
     watcher.update()
-    assert watcher.get_state("4", mode="cache") == "RUNNING"
-
-
-def test_the_watcher_keeps_a_requeued_job_pending(tmp_path, monkeypatch):
-    _sacct_printing(tmp_path, monkeypatch, REQUEUED_AND_WAITING)
-    watcher = ClusterWatcher()
-    watcher.watch("7", tmp_path)
-    watcher.update()
-    assert watcher.get_state("7", mode="cache") == "PENDING"
+    assert watcher.get_state(job_id, mode="cache") == state
