@@ -300,6 +300,9 @@ cluster = "{cluster}"
 partition = "gpus"
 gpu_type = "a100"
 pmi = "pmi_bogus"
+
+[targets.elsewhere]
+partition = "gpus"
 cluster = "nowhere"
 
 [targets.short]
@@ -340,7 +343,12 @@ def test_targets_check_against_the_cluster_reports_every_mismatch(slurm, tmp_pat
     assert wrong["gpus"][0] == "MISMATCH" and "gpu:a100:1" in wrong["gpus"][1] and "gpu:tesla:2" in wrong["gpus"][1]
     assert wrong["pmi"][0] == "MISMATCH" and "pmix" in wrong["pmi"][1]
     assert good["cluster"] == ("ok", f"{lab_cluster} exists")
-    assert wrong["cluster"] == ("MISMATCH", "no cluster 'nowhere' in the accounting database")
+    # A cluster the database does not know: its partitions cannot be asked, and this
+    # cluster's are not compared instead; accounting says why.
+    code, elsewhere = check("elsewhere")
+    assert code == 1 and set(elsewhere) == {"scheduler", "cluster"}, elsewhere
+    assert elsewhere["scheduler"][0] == "MISMATCH" and "No cluster 'nowhere'" in elsewhere["scheduler"][1]
+    assert elsewhere["cluster"] == ("MISMATCH", "no cluster 'nowhere' in the accounting database")
 
     # A partition with a time limit (made for this test, not kept by slurmctld's state).
     slurm.run("scontrol", "create", "PartitionName=hpctf-short", "Nodes=node1", "MaxTime=60", "State=UP")
@@ -363,7 +371,7 @@ def test_targets_check_against_the_cluster_reports_every_mismatch(slurm, tmp_pat
         env={**slurm.env, "HPCTF_CONFIG": "/nonexistent"},
         timeout=120,
     )
-    assert human.returncode == 1 and "4 mismatch(es)" in human.stdout
+    assert human.returncode == 1 and "3 mismatch(es)" in human.stdout  # partition, gpus, pmi
 
 
 def test_the_sample_site_file_in_examples_loads_and_renders_every_target(make_spec):

@@ -95,8 +95,8 @@ def srun_mpi_list() -> str | None:
 def check_slurm(target: Target) -> list[Finding]:
     findings: list[Finding] = []
     code, out = _ask(target, "scontrol", "show", "partition", "-o")
-    if code != 0:
-        return [Finding("scheduler", MISMATCH, f"cannot ask Slurm for its partitions: {out}")]
+    if code != 0:  # nothing else can be compared; accounting may say why (an unknown cluster)
+        return [Finding("scheduler", MISMATCH, f"cannot ask Slurm for its partitions: {out}"), *_accounting(target)]
     partitions = {f.get("PartitionName"): f for f in map(parse_fields, out.splitlines()) if f.get("PartitionName")}
 
     name = target.partition or next((n for n, f in partitions.items() if f.get("Default") == "YES"), None)
