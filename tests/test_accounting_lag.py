@@ -32,6 +32,9 @@ def test_a_pending_record_with_steps_is_a_started_job():
 
 def test_steps_of_an_earlier_attempt_do_not_start_the_next_one():
     assert started_while_recorded_pending(REQUEUED_AND_WAITING) == set()
+    # even listed late, under the waiting attempt's record (which has no start time)
+    late = REQUEUED_AND_WAITING + "7.batch|CANCELLED|0:15|node1|2026-12-04T04:00:00|2026-12-04T04:01:00\n"
+    assert started_while_recorded_pending(late) == set()
 
 
 def test_array_elements_and_het_components_are_judged_each():

@@ -422,6 +422,28 @@ def test_requeues_and_dead_nodes_are_read_from_each_runs_own_cluster(tmp_path, m
     assert beta[beta.index("--clusters") + 1] == "beta"
 
 
+def test_targets_check_asks_the_profiles_cluster_with_clusters(monkeypatch):
+    """scontrol and sinfo get --clusters for a profile naming another cluster; the
+    ``CLUSTER: beta`` line that option may add is not read as output."""
+    from hpctf.executors.slurm import check
+    from hpctf.targets import Target
+
+    at("alpha", monkeypatch)
+    asked = []
+
+    def run(*command):
+        asked.append(command)
+        return 0, "CLUSTER: beta\nnode1|gpu:tesla:1"
+
+    monkeypatch.setattr(check, "_run", run)
+    finding = check._gpus(Target(name="far", cluster="beta", gpus_per_node=1), None)
+    assert asked == [("sinfo", "--clusters", "beta", "-N", "-h", "-o", "%N|%G")]
+    assert (finding.status, finding.detail) == ("ok", "1 node(s) of the cluster have gpu:1")
+    asked.clear()
+    check._gpus(Target(name="near", cluster="alpha", gpus_per_node=1), None)  # this cluster: no flag
+    assert asked == [("sinfo", "-N", "-h", "-o", "%N|%G")]
+
+
 def test_scancel_of_another_clusters_job_names_it(monkeypatch):
     from hpctf import executors
 
@@ -608,7 +630,9 @@ def test_a_profile_sends_the_job_to_another_cluster_of_the_same_slurmdbd(two_clu
     def until(job_id: str, state: str) -> None:
         deadline = time.monotonic() + 90
         while (seen := json.loads(hpctf("status", job_id, "--json"))["state"]) != state:
-            assert time.monotonic() < deadline, f"job {job_id} still {seen}, not {state}"
+            if time.monotonic() > deadline:
+                queue = beta.run("squeue", "-o", "%i %T %r %N", check=False).stdout  # beta's own view
+                raise AssertionError(f"job {job_id} still {seen}, not {state}; beta's queue:\n{queue}")
             time.sleep(1)
 
     job_id = hpctf("submit", "--target", "far", "side.py", "far", "600").split()[2]
@@ -650,6 +674,7 @@ def test_targets_check_compares_a_profile_with_the_cluster_it_names(two_clusters
             env=env,
             timeout=120,
         )
+        assert done.stdout.startswith("{"), (done.stdout, done.stderr)
         report = json.loads(done.stdout)
         return done.returncode, {f["check"]: f for f in report["findings"]}
 

@@ -93,7 +93,8 @@ def wait_for(lab, home, job_id, states: set[str], timeout: float = 120, env: dic
 def recorded_codes(home: Path, job_id: str) -> set[int]:
     """The exit codes a run wrote into its log folder: the batch script's and each failed task's."""
     files = [*home.glob(f"runs/*/logs/{job_id}_exitcode"), *home.glob(f"runs/*/logs/{job_id}_*_failed")]
-    return {int(path.read_text().split()[0]) for path in files}
+    texts = [path.read_text().split() for path in files]
+    return {int(words[0]) for words in texts if words and words[0].lstrip("-").isdigit()}  # one being written: not yet
 
 
 def test_status_stays_right_when_sacct_fails(lab, tmp_path, project):

@@ -143,6 +143,7 @@ check_knobs() {
 	if [ -n "$SHARED_DBD" ]; then
 		[[ $SHARED_DBD =~ ^[0-9]+$ ]] || die "HPCTF_LAB_DBD_PORT must be a port number, got '$SHARED_DBD'"
 		[ "$ACCT" = 1 ] || die "HPCTF_LAB_DBD_PORT needs HPCTF_LAB_ACCT=1 (it is the accounting)"
+		[ "$SHARED_DBD" != $((PORT + 1)) ] || die "HPCTF_LAB_DBD_PORT is this lab's own slurmdbd port; leave it unset"
 	fi
 	[[ $SLURMD_TIMEOUT =~ ^[0-9]+$ ]] && [ "$SLURMD_TIMEOUT" -ge 5 ] || die "HPCTF_LAB_SLURMD_TIMEOUT must be a number >= 5"
 	# Slurm config files cannot quote paths; unix sockets (MariaDB, PMIx) have a 108-byte limit.
@@ -462,11 +463,18 @@ start_accounting() {
 	die "slurmdbd does not answer (log: $LAB/log/slurmdbd.log)"
 }
 
-# Another lab's slurmdbd must answer before slurmctld starts (it takes the TRES list from it).
+# Another lab's slurmdbd must answer before slurmctld starts (it takes the TRES list from it),
+# and no other running controller may have this lab's ClusterName there: two controllers of one
+# name would write into one cluster's tables.
 wait_for_dbd() {
-	local i
+	local i known
 	for i in $(seq 100); do
-		sq sacctmgr -n list cluster >/dev/null 2>&1 && return 0
+		if known=$(sq sacctmgr -n -P list cluster format=cluster,controlport 2>/dev/null); then
+			if grep -q "^$CLUSTER|[1-9]" <<<"$known" && ! grep -qx "$CLUSTER|$CTLD_PORT" <<<"$known"; then
+				die "cluster $CLUSTER is already in the slurmdbd at port $SHARED_DBD: give this lab another HPCTF_LAB_CLUSTER"
+			fi
+			return 0
+		fi
 		sleep 0.1
 	done
 	die "no slurmdbd answers at port $SHARED_DBD (HPCTF_LAB_DBD_PORT: start that lab first)"
@@ -674,7 +682,7 @@ do_stop() { # do_stop [restart]: with "restart", munged stays up for the start t
 # What a running cluster was started with; any difference (including an edited cluster.sh) means
 # "restart" rather than "already running".
 settings() {
-	echo "nodes=$NODES cpus=$CPUS mem=$MEM gpus=$GPUS acct=$ACCT dbd=$DBD_PORT port=$PORT slurmd_timeout=$SLURMD_TIMEOUT v=$(slurm_vnum)" \
+	echo "nodes=$NODES cpus=$CPUS mem=$MEM gpus=$GPUS acct=$ACCT own_dbd=$OWN_DBD dbd=$DBD_PORT port=$PORT slurmd_timeout=$SLURMD_TIMEOUT v=$(slurm_vnum)" \
 		"script=$(cksum <"${BASH_SOURCE[0]}" | cut -d' ' -f1)"
 }
 
@@ -744,9 +752,7 @@ cmd_status() {
 		say "settings: $(cat "$RUN/settings")"
 		NODES=$(sed -n 's/.*nodes=\([0-9]*\).*/\1/p' "$RUN/settings")
 		ACCT=$(sed -n 's/.*acct=\([0-9]*\).*/\1/p' "$RUN/settings")
-		DBD_PORT=$(sed -n 's/.*dbd=\([0-9]*\).*/\1/p' "$RUN/settings")
-		OWN_DBD=0 # another lab's slurmdbd is not this lab's to report
-		if [ "$ACCT" = 1 ] && [ "$DBD_PORT" = $((PORT + 1)) ]; then OWN_DBD=1; fi
+		OWN_DBD=$(sed -n 's/.*own_dbd=\([0-9]*\).*/\1/p' "$RUN/settings") # another lab's is not ours to report
 	fi
 	while read -r name comm; do
 		if alive "$name" "$comm"; then

@@ -20,6 +20,7 @@ from ...schedcall import MISSING, TIMED_OUT, call
 from ...slurmtime import time_limit_seconds
 from ...targets import MODULE_INITS, Target, gres_spec
 from .. import MISMATCH, OK, SKIPPED, Finding
+from .cluster import flag, without_cluster_lines
 
 TIMEOUT_S = 20
 
@@ -37,10 +38,8 @@ def _ask(target: Target, command: str, *args: str) -> tuple[int, str]:
     """``command`` of the profile's cluster: with ``--clusters NAME`` where the profile names
     another cluster than this login node's (multi-cluster sites: scontrol and sinfo reach its
     controller through slurmdbd), less the ``CLUSTER: NAME`` line that option may add."""
-    from .cluster import flag
-
     code, out = _run(command, *flag(target.cluster), *args)
-    return code, "\n".join(line for line in out.splitlines() if not line.startswith("CLUSTER: "))
+    return code, without_cluster_lines(out)
 
 
 def parse_fields(line: str) -> dict[str, str]:
@@ -95,8 +94,11 @@ def srun_mpi_list() -> str | None:
 def check_slurm(target: Target) -> list[Finding]:
     findings: list[Finding] = []
     code, out = _ask(target, "scontrol", "show", "partition", "-o")
-    if code != 0:  # nothing else can be compared; accounting may say why (an unknown cluster)
-        return [Finding("scheduler", MISMATCH, f"cannot ask Slurm for its partitions: {out}"), *_accounting(target)]
+    if code != 0:
+        findings = [Finding("scheduler", MISMATCH, f"cannot ask Slurm for its partitions: {out}")]
+        # The profile's cluster may be unknown to accounting: say so, and compare nothing
+        # with this cluster's partitions instead.
+        return findings + (_accounting(target) if target.cluster else [])
     partitions = {f.get("PartitionName"): f for f in map(parse_fields, out.splitlines()) if f.get("PartitionName")}
 
     name = target.partition or next((n for n, f in partitions.items() if f.get("Default") == "YES"), None)

@@ -106,6 +106,13 @@ def here() -> str | None:
     return _detect(_conf_key())
 
 
+def without_cluster_lines(output: str) -> str:
+    """Output of a command asked with ``--clusters`` less its ``CLUSTER: NAME`` lines
+    (squeue prints one above its header, 22.05 even with --noheader; not every release
+    or command may)."""
+    return "".join(line for line in output.splitlines(keepends=True) if not line.startswith("CLUSTER: "))
+
+
 def flag(cluster: str | None) -> list[str]:
     """``["--clusters", cluster]`` for a cluster other than this one (multi-cluster sites);
     nothing for this one, a run recorded without a cluster, or where no Slurm answers."""

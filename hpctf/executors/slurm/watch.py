@@ -21,6 +21,7 @@ from ...runfolder import RunFolder
 from ...schedcall import answer, call
 from ...states import JobState
 from .arrays import array_fields, elements
+from .cluster import flag, without_cluster_lines
 from .hetjobs import components, het_job_id, join_components, with_early_line
 
 SCHEDULER_TIMEOUT_S = 30  # sacct/squeue hang while slurmctld is down
@@ -113,7 +114,7 @@ class ClusterWatcher(SlurmInfoWatcher):
             ["squeue", "--noheader", "--states=all", "--format=%i|%T", *self.clusters, "--jobs", ",".join(failed)]
         )
         if out is not None:
-            out = _without_cluster_lines(out)
+            out = without_cluster_lines(out)
         if out is None:
             for job_id in failed:
                 info.pop(job_id)  # not known to be over yet: asked again next time
@@ -176,7 +177,8 @@ class ClusterWatcher(SlurmInfoWatcher):
         self.accounting = True
         info = self.read_info(_ranges_first(out, header=True))
         for job_id in started_while_recorded_pending(out):
-            if info.get(job_id, {}).get("State") == "PENDING":
+            # not an array's own line: it stands for the elements that have not started
+            if job_id not in self.arrays and info.get(job_id, {}).get("State") == "PENDING":
                 info[job_id] = {**info[job_id], "State": "RUNNING"}
         self.hets.update(join_components(info, ids))  # heterogeneous jobs: sacct lists ID+0, ID+1 ...
         for job_id, attempts in count_attempts(out).items():
@@ -198,7 +200,7 @@ class ClusterWatcher(SlurmInfoWatcher):
         if out.failure:
             return None
         seen: dict[str, dict[str, str]] = {}
-        for line in _ranges_first(_without_cluster_lines(out.stdout)).splitlines():
+        for line in _ranges_first(without_cluster_lines(out.stdout)).splitlines():
             job_id, state, nodes = (line.split("|") + ["", ""])[:3]
             for one in expand_array_ids(job_id.strip()):  # an array's waiting elements: 7_[3-9%2]
                 seen[one] = {"JobID": one, "State": state.strip(), "NodeList": nodes.strip()}
@@ -266,7 +268,7 @@ def dead_nodes(nodelist: str, clusters: list[str] | tuple[str, ...] = ()) -> lis
     if out is None:
         return None
     dead = {}
-    for line in _without_cluster_lines(out).splitlines():
+    for line in without_cluster_lines(out).splitlines():
         node, state, reason = (line.split("|") + ["", ""])[:3]
         # %T is e.g. "down*", "drained", "fail", "idle*": '*' means not responding.
         if any(word in state.lower() for word in ("down", "drain", "fail")) or state.endswith("*"):
@@ -300,7 +302,7 @@ def queue_info(job_ids: list[str], clusters: list[str] | tuple[str, ...] = ()) -
         return None
     info: dict[str, QueueInfo] = {}
     now = time.time()
-    for line in _without_cluster_lines(out).splitlines():
+    for line in without_cluster_lines(out).splitlines():
         job_id, state, reason, start = (line.split("|") + ["", "", ""])[:4]
         expected = slurm_time(start.strip())
         if expected is not None and not now - 60 <= expected <= now + NO_ESTIMATE_S:
@@ -314,12 +316,6 @@ def queue_info(job_ids: list[str], clusters: list[str] | tuple[str, ...] = ()) -
         if job_id not in info and parts:
             info[job_id] = parts[min(parts)]
     return info
-
-
-def _without_cluster_lines(output: str) -> str:
-    """squeue's output less a ``CLUSTER: NAME`` line: asked with ``--clusters`` it prints
-    one above its header (22.05 leaves it out with --noheader too; not every release may)."""
-    return "".join(line for line in output.splitlines(keepends=True) if not line.startswith("CLUSTER: "))
 
 
 def _ranges_first(output: str, header: bool = False) -> str:
@@ -366,22 +362,25 @@ def _records(sacct_output: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def started_while_recorded_pending(sacct_output: str) -> set[str]:
-    """Jobs whose latest record in ``sacct --parsable2`` output says PENDING while a step of
-    that record is listed (``ID.batch``, ``ID.0``). No step runs before its job started:
-    slurmdbd has the steps but not yet the job's own start, as when it is behind (for
-    seconds on a quiet test cluster; a busy one, or another cluster's jobs asked with
-    ``--clusters``, can be longer). Such a job is running."""
-    pending: set[str] = set()  # jobs whose latest record so far says PENDING
+    """Jobs whose latest record in the watcher's ``sacct --parsable2`` output (JobID, State,
+    ExitCode, NodeList, Start, End) says PENDING with a start
+    time while a step of that record is listed (``ID.batch``, ``ID.0``). No step runs
+    before its job started: slurmdbd has the steps and the start time but not yet the
+    job's state, as when it is behind (for seconds on a quiet test cluster; a busy one, or
+    another cluster's jobs asked with ``--clusters``, can be longer). Such a job is
+    running. A requeued job waiting again has no start time (``Unknown``): a late step of
+    its earlier attempt does not make it running."""
+    pending: set[str] = set()  # jobs whose latest record so far says PENDING, with a start
     started: set[str] = set()
     for line in sacct_output.splitlines()[1:]:
-        job_id, _, rest = line.partition("|")
-        job, dot, _step = job_id.strip().partition(".")
+        job_id, state, _code, _nodes, start, *_ = (line + "|" * 5).split("|")
+        job, dot, _ = job_id.strip().partition(".")
         if not job:
             continue
         if not dot:  # a record of the job itself (with --duplicates, one per attempt)
             started.discard(job)
             pending.discard(job)
-            if rest.split("|")[0] == "PENDING":
+            if state.strip() == "PENDING" and start.strip() not in ("", "Unknown", "None"):
                 pending.add(job)
         elif job in pending:  # a step of that record: listed after it
             started.add(job)
@@ -428,8 +427,6 @@ def watcher_for(cluster: str | None) -> ClusterWatcher:
     run recorded without a cluster or where no Slurm answers; else one that asks with
     ``--clusters NAME`` (multi-cluster sites), so another cluster's job 57 is never looked
     up as this one's."""
-    from .cluster import flag
-
     clusters = tuple(flag(cluster)) if cluster else ()
     if clusters not in _WATCHERS:
         _WATCHERS[clusters] = ClusterWatcher(clusters=clusters)
@@ -481,8 +478,6 @@ class SlurmRun(submitit.SlurmJob, ExitCodeResults, RunFolder):
 
     def cancel(self, check: bool = True) -> None:
         """submitit's ``scancel JOB``, with ``--clusters`` for another cluster's job."""
-        from .cluster import flag
-
         clusters = flag(self.__dict__.get("cluster"))
         if not clusters:
             return super().cancel(check)
