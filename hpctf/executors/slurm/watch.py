@@ -176,10 +176,6 @@ class ClusterWatcher(SlurmInfoWatcher):
             return None
         self.accounting = True
         info = self.read_info(_ranges_first(out, header=True))
-        for job_id in started_while_recorded_pending(out):
-            # not an array's own line: it stands for the elements that have not started
-            if job_id not in self.arrays and info.get(job_id, {}).get("State") == "PENDING":
-                info[job_id] = {**info[job_id], "State": "RUNNING"}
         self.hets.update(join_components(info, ids))  # heterogeneous jobs: sacct lists ID+0, ID+1 ...
         for job_id, attempts in count_attempts(out).items():
             if job_id in info:
@@ -359,32 +355,6 @@ def _records(sacct_output: str) -> dict[str, list[tuple[str, str]]]:
             fields = rest.split("|")
             records.setdefault(job_id.strip(), []).append((fields[0], fields[2] if len(fields) > 2 else ""))
     return records
-
-
-def started_while_recorded_pending(sacct_output: str) -> set[str]:
-    """Jobs whose latest record in the watcher's ``sacct --parsable2`` output (JobID, State,
-    ExitCode, NodeList, Start, End) says PENDING with a start
-    time while a step of that record is listed (``ID.batch``, ``ID.0``). No step runs
-    before its job started: slurmdbd has the steps and the start time but not yet the
-    job's state, as when it is behind (for seconds on a quiet test cluster; a busy one, or
-    another cluster's jobs asked with ``--clusters``, can be longer). Such a job is
-    running. A requeued job waiting again has no start time (``Unknown``): a late step of
-    its earlier attempt does not make it running."""
-    pending: set[str] = set()  # jobs whose latest record so far says PENDING, with a start
-    started: set[str] = set()
-    for line in sacct_output.splitlines()[1:]:
-        job_id, state, _code, _nodes, start, *_ = (line + "|" * 5).split("|")
-        job, dot, _ = job_id.strip().partition(".")
-        if not job:
-            continue
-        if not dot:  # a record of the job itself (with --duplicates, one per attempt)
-            started.discard(job)
-            pending.discard(job)
-            if state.strip() == "PENDING" and start.strip() not in ("", "Unknown", "None"):
-                pending.add(job)
-        elif job in pending:  # a step of that record: listed after it
-            started.add(job)
-    return started
 
 
 def count_attempts(sacct_output: str) -> dict[str, int]:
