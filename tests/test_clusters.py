@@ -684,3 +684,34 @@ def test_targets_check_compares_a_profile_with_the_cluster_it_names(two_clusters
     code, near = check("near")
     assert code == 1 and near["gpus"]["status"] == "MISMATCH", near
     assert "the nodes have no GRES" in near["gpus"]["detail"], near
+
+
+def test_targets_check_reads_the_named_clusters_release_and_asks_its_configuration_once(monkeypatch):
+    """The gpu_request line of another cluster's profile gives that cluster's Slurm release
+    (from its `scontrol show config`), not this login node's; the configuration is asked
+    once for the two checks that read it."""
+    from hpctf.executors.slurm import check
+    from hpctf.targets import Target
+
+    at("alpha", monkeypatch)
+    config = "SLURM_VERSION           = 24.11.5\nSchedulerType = sched/backfill\nSelectType = select/cons_tres\n"
+    answers = {
+        ("scontrol", "show", "partition", "-o"): "PartitionName=debug Default=YES Nodes=node1 State=UP\n",
+        ("scontrol", "show", "config"): config,
+    }
+    asked = []
+
+    def run(*command):
+        asked.append(command)
+        plain = tuple(word for word in command if word not in ("--clusters", "beta"))
+        return 0, answers.get(plain, "")
+
+    monkeypatch.setattr(check, "_run", run)
+    monkeypatch.setattr("hpctf.executors.slurm.version.detect", lambda: (22, 5, 8))  # this login node's
+    far = {f.check: f for f in check.check_slurm(Target(name="far", cluster="beta", gpu_request="gpus-per-node"))}
+    gpu_request = far["gpu_request"]
+    assert gpu_request.status == check.OK and "this is Slurm 24.11.5 with select/cons_tres" in gpu_request.detail
+    assert far["hetjob"].status == check.OK
+    assert [c for c in asked if "config" in c] == [("scontrol", "--clusters", "beta", "show", "config")]
+    near = {f.check: f for f in check.check_slurm(Target(name="near"))}
+    assert near["gpu_request"].detail == "--gres=gpu:N (Slurm 22.05.8)"

@@ -116,8 +116,9 @@ def check_slurm(target: Target) -> list[Finding]:
     findings.append(_gpus(target, name if partition else None))
     if target.ps_partition is not None:
         findings.append(_ps_partition(target.ps_partition, partitions))
-    findings.append(_hetjobs(target))
-    findings.extend(_scheduler_details(target))
+    config = _ask(target, "scontrol", "show", "config")  # asked once: two checks read it
+    findings.append(_hetjobs(target, config))
+    findings.extend(_scheduler_details(target, config))
     findings.extend(_site_paths(target))
     return findings
 
@@ -137,10 +138,11 @@ def _ps_partition(name: str, partitions: dict[str, dict[str, str]]) -> Finding:
     return Finding("ps_partition", OK, detail)
 
 
-def _hetjobs(target: Target) -> Finding:
+def _hetjobs(target: Target, config: tuple[int, str]) -> Finding:
     """Slurm starts heterogeneous jobs (parameter servers on a partition of their own:
-    ``ps_partition``, ``--ps-partition``/``--ps-nodes``) from the backfill scheduler only."""
-    code, out = _ask(target, "scontrol", "show", "config")
+    ``ps_partition``, ``--ps-partition``/``--ps-nodes``) from the backfill scheduler only.
+    ``config``: ``scontrol show config``'s exit code and output."""
+    code, out = config
     found = re.search(r"^\s*SchedulerType\s*=\s*(\S+)", out or "", re.M) if code == 0 else None
     if found is None:
         return Finding("hetjob", SKIPPED, f"cannot read SchedulerType from `scontrol show config`: {out or code}")
@@ -200,8 +202,8 @@ def _gpus(target: Target, partition: str | None) -> Finding:
     )
 
 
-def _scheduler_details(target: Target) -> list[Finding]:
-    findings = [_gpu_request(target)]
+def _scheduler_details(target: Target, config: tuple[int, str]) -> list[Finding]:
+    findings = [_gpu_request(target, config)]
     if target.launcher != "mpirun":
         findings.append(_pmi(target))
     findings.extend(_accounting(target))
@@ -211,14 +213,18 @@ def _scheduler_details(target: Target) -> list[Finding]:
     return findings
 
 
-def _gpu_request(target: Target) -> Finding:
+def _gpu_request(target: Target, config: tuple[int, str]) -> Finding:
     from .version import detect
 
-    version = detect()
+    code, out = config
+    if flag(target.cluster):  # another cluster's release, from its own configuration
+        found = re.search(r"^\s*SLURM_VERSION\s*=\s*(\d+)\.(\d+)\.(\d+)", out if code == 0 else "", re.M)
+        version = tuple(int(part) for part in found.groups()) if found else None
+    else:
+        version = detect()
     shown = f"{version[0]}.{version[1]:02d}.{version[2]}" if version else "unknown"
     if target.gpu_request == "gpus-per-node":
-        code, out = _ask(target, "scontrol", "show", "config")
-        select = re.search(r"SelectType\s*=\s*(\S+)", out or "")
+        select = re.search(r"SelectType\s*=\s*(\S+)", out if code == 0 else "")
         ok = (
             version is not None
             and version[:2] >= (19, 5)
